@@ -1,0 +1,57 @@
+//! Jittered exponential backoff between attempts.
+
+use std::time::Duration;
+
+/// Delays that start at `start`, double after each consecutive failure and stop
+/// growing at `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Backoff {
+    start: Duration,
+    limit: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(start: Duration, limit: Duration) -> Self {
+        Backoff { start, limit }
+    }
+
+    /// The delay before the next attempt after `failures` consecutive failures
+    /// (1 or more), without jitter.
+    pub(crate) fn nominal(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.start
+            .checked_mul(1u32 << doublings)
+            .map_or(self.limit, |d| d.min(self.limit))
+    }
+
+    /// The nominal delay with "equal jitter": a uniform pick between half of it
+    /// and all of it. Jitter spreads the retries of many emitters that failed at
+    /// once; keeping half keeps the backoff meaningful.
+    pub(crate) fn delay(&self, failures: u32) -> Duration {
+        let nominal = self.nominal(failures);
+        let half = nominal / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_then_caps() {
+        let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let secs: Vec<u64> = (1..=8).map(|n| b.nominal(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(b.nominal(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_whole() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        for n in 1..10 {
+            let d = b.delay(n);
+            assert!(d >= b.nominal(n) / 2 && d <= b.nominal(n), "{d:?}");
+        }
+    }
+}

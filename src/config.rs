@@ -1,0 +1,349 @@
+//! Per-emitter configuration: an infallible, consuming builder whose values are
+//! checked once, by `attach`, into a [`ValidatedConfig`] the worker can trust.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::http::header::{HeaderName, HeaderValue};
+use awc::http::Uri;
+
+use crate::backoff::Backoff;
+use crate::error::ConfigError;
+use crate::tls;
+
+/// Default header identifier: headers are `x-webhooks-event`, `x-webhooks-delivery`, …
+pub const DEFAULT_HEADER_IDENTIFIER: &str = "Webhooks";
+/// Default number of attempts per event, the first one included.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Default time allowed for connecting, sending and receiving the response head.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default first backoff delay.
+pub const DEFAULT_BACKOFF_START: Duration = Duration::from_secs(1);
+/// Default largest backoff delay.
+pub const DEFAULT_BACKOFF_LIMIT: Duration = Duration::from_secs(60);
+/// Default bound of an emitter's queue (events waiting, the one in flight included).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// Default number of dead letters kept per emitter.
+pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = 1_000;
+
+/// How one emitter delivers: where, signed with what, how patiently.
+///
+/// Every setter is infallible; `attach` validates the whole and returns an
+/// [`AttachError`](crate::AttachError) naming what is wrong. `Debug` never shows
+/// the secret nor the values of additional headers (they are often credentials).
+///
+/// ```
+/// use std::time::Duration;
+/// use webhooks_emitter::Config;
+///
+/// let config = Config::new("https://example.com/hooks")
+///     .secret("supersecret")
+///     .header_identifier("Yourapp")
+///     .request_timeout(Duration::from_secs(5))
+///     .max_retries(3)
+///     .backoff(Duration::from_secs(1), Duration::from_secs(60))
+///     .additional_header("authorization", "bearer 4242");
+/// assert!(!format!("{config:?}").contains("supersecret"));
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    url: String,
+    secret: Option<String>,
+    header_identifier: String,
+    request_timeout: Duration,
+    max_retries: u32,
+    backoff_start: Duration,
+    backoff_limit: Duration,
+    additional_headers: Vec<(String, String)>,
+    allow_insecure: bool,
+    queue_capacity: usize,
+    dead_letter_capacity: usize,
+}
+
+impl Config {
+    /// A configuration that POSTs to `url` with every default (see the crate docs' table).
+    pub fn new(url: impl Into<String>) -> Self {
+        Config {
+            url: url.into(),
+            secret: None,
+            header_identifier: DEFAULT_HEADER_IDENTIFIER.to_owned(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff_start: DEFAULT_BACKOFF_START,
+            backoff_limit: DEFAULT_BACKOFF_LIMIT,
+            additional_headers: Vec::new(),
+            allow_insecure: false,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
+        }
+    }
+
+    /// Signs each body with HMAC-SHA256 under this secret, sent as
+    /// `x-<identifier>-signature: sha256:<base32hex>`. No signature header without it.
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// The `<identifier>` in `x-<identifier>-event` and its siblings (default `Webhooks`).
+    /// Header names are sent lowercase, as HTTP/2 requires.
+    pub fn header_identifier(mut self, identifier: impl Into<String>) -> Self {
+        self.header_identifier = identifier.into();
+        self
+    }
+
+    /// Time allowed for one attempt to get a response head (default 5 s); past it
+    /// the attempt fails with a timeout.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Attempts per event in total, the first one included (default 3). After the
+    /// last failed attempt the event becomes a dead letter.
+    pub fn max_retries(mut self, attempts: u32) -> Self {
+        self.max_retries = attempts;
+        self
+    }
+
+    /// Backoff between attempts: `start`, doubling after each consecutive failure,
+    /// capped at `limit`, with jitter (each delay is between half and all of its
+    /// nominal value). Reset after a success. Default 1 s to 60 s.
+    pub fn backoff(mut self, start: Duration, limit: Duration) -> Self {
+        self.backoff_start = start;
+        self.backoff_limit = limit;
+        self
+    }
+
+    /// Adds a header to every request, e.g. `authorization`. It may replace
+    /// `content-type` or `user-agent`, but not the `x-<identifier>-*` headers,
+    /// `host`, `content-length`, `transfer-encoding` or `connection`.
+    pub fn additional_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.additional_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Accepts invalid TLS certificates (self-signed, expired, wrong host).
+    /// For development only: it removes the protection TLS gives.
+    pub fn allow_insecure(mut self) -> Self {
+        self.allow_insecure = true;
+        self
+    }
+
+    /// Bound of this emitter's queue (default 10,000). An event that arrives when
+    /// it is full becomes a dead letter with reason "queue full".
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// How many dead letters this emitter keeps (default 1,000); the oldest is
+    /// evicted, with a warning, to make room. `0` keeps none (each is still reported).
+    pub fn dead_letter_capacity(mut self, capacity: usize) -> Self {
+        self.dead_letter_capacity = capacity;
+        self
+    }
+
+    /// Checks every setting and prepares what each request needs.
+    pub(crate) fn validate(self) -> Result<ValidatedConfig, ConfigError> {
+        let (url, display_url) = parse_url(&self.url)?;
+        let headers = HeaderNames::new(&self.header_identifier)?;
+        let secret = match self.secret {
+            Some(s) if s.is_empty() => return Err(ConfigError::EmptySecret),
+            Some(s) => Some(Secret(Arc::from(s.into_bytes()))),
+            None => None,
+        };
+        for (setting, zero) in [
+            ("request_timeout", self.request_timeout.is_zero()),
+            ("max_retries", self.max_retries == 0),
+            ("backoff start", self.backoff_start.is_zero()),
+            ("queue_capacity", self.queue_capacity == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::Zero { setting });
+            }
+        }
+        if self.backoff_limit < self.backoff_start {
+            return Err(ConfigError::BackoffLimitBelowStart {
+                start: self.backoff_start,
+                limit: self.backoff_limit,
+            });
+        }
+        let additional_headers = self
+            .additional_headers
+            .iter()
+            .map(|(name, value)| validate_header(&headers, name, value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = tls::client_config(self.allow_insecure).map_err(ConfigError::Tls)?;
+        Ok(ValidatedConfig {
+            url,
+            display_url,
+            secret,
+            headers,
+            request_timeout: self.request_timeout,
+            max_retries: self.max_retries,
+            backoff: Backoff::new(self.backoff_start, self.backoff_limit),
+            additional_headers,
+            tls,
+            queue_capacity: self.queue_capacity,
+            dead_letter_capacity: self.dead_letter_capacity,
+        })
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.additional_headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Config")
+            .field("url", &redact_url(&self.url))
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("header_identifier", &self.header_identifier)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &(self.backoff_start..=self.backoff_limit))
+            .field("additional_headers (values redacted)", &header_names)
+            .field("allow_insecure", &self.allow_insecure)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("dead_letter_capacity", &self.dead_letter_capacity)
+            .finish()
+    }
+}
+
+/// A signing key. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub(crate) struct Secret(Arc<[u8]>);
+
+impl Secret {
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The three header names derived from the header identifier.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderNames {
+    pub event: HeaderName,
+    pub delivery: HeaderName,
+    pub signature: HeaderName,
+}
+
+impl HeaderNames {
+    fn new(identifier: &str) -> Result<Self, ConfigError> {
+        let valid = !identifier.is_empty()
+            && identifier.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let name = |suffix: &str| {
+            let lower = identifier.to_ascii_lowercase();
+            HeaderName::from_bytes(format!("x-{lower}-{suffix}").as_bytes())
+        };
+        match (valid, name("event"), name("delivery"), name("signature")) {
+            (true, Ok(event), Ok(delivery), Ok(signature)) => Ok(HeaderNames {
+                event,
+                delivery,
+                signature,
+            }),
+            _ => Err(ConfigError::InvalidHeaderIdentifier {
+                identifier: identifier.escape_debug().to_string(),
+            }),
+        }
+    }
+
+    fn contains(&self, name: &HeaderName) -> bool {
+        [&self.event, &self.delivery, &self.signature].contains(&name)
+    }
+}
+
+/// A configuration `attach` has accepted: parsed URL, header names and values.
+#[derive(Debug)]
+pub(crate) struct ValidatedConfig {
+    pub url: Uri,
+    /// The URL with credentials redacted, for logs.
+    pub display_url: String,
+    pub secret: Option<Secret>,
+    pub headers: HeaderNames,
+    pub request_timeout: Duration,
+    pub max_retries: u32,
+    pub backoff: Backoff,
+    pub additional_headers: Vec<(HeaderName, HeaderValue)>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub queue_capacity: usize,
+    pub dead_letter_capacity: usize,
+}
+
+fn parse_url(raw: &str) -> Result<(Uri, String), ConfigError> {
+    let display = redact_url(raw);
+    let invalid = |reason: String| ConfigError::InvalidUrl {
+        url: display.clone(),
+        reason,
+    };
+    let uri: Uri = raw.parse().map_err(|e: awc::http::uri::InvalidUri| invalid(e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(invalid(format!("scheme `{other}` is not http or https"))),
+        None => return Err(invalid("no scheme; expected http:// or https://".into())),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("no host".into()));
+    }
+    Ok((uri, display))
+}
+
+/// Replaces the `user:password@` part of a URL, if any, with `***@`, so that
+/// URLs can be logged and shown in errors.
+pub(crate) fn redact_url(raw: &str) -> String {
+    let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
+        return raw.escape_debug().to_string();
+    };
+    let authority_end = raw[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| scheme_end + i);
+    match raw[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..scheme_end], &raw[scheme_end + at..])
+            .escape_debug()
+            .to_string(),
+        None => raw.escape_debug().to_string(),
+    }
+}
+
+const RESERVED_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+
+fn validate_header(
+    reserved: &HeaderNames,
+    name: &str,
+    value: &str,
+) -> Result<(HeaderName, HeaderValue), ConfigError> {
+    let shown = name.escape_debug().to_string();
+    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
+        name: shown.clone(),
+        reason: "header names are tokens: letters, digits and !#$%&'*+-.^_`|~",
+    })?;
+    if reserved.contains(&header) || RESERVED_HEADERS.contains(&header.as_str()) {
+        return Err(ConfigError::ReservedHeader { name: shown });
+    }
+    let value = HeaderValue::from_str(value).map_err(|_| ConfigError::InvalidHeaderValue { name: shown })?;
+    Ok((header, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials_in_urls() {
+        assert_eq!(redact_url("https://u:p@host/x@y"), "https://***@host/x@y");
+        assert_eq!(redact_url("https://host/path"), "https://host/path");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn header_identifier_is_lowercased() {
+        let names = HeaderNames::new("Yourapp").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(names.signature.as_str(), "x-yourapp-signature");
+    }
+}

@@ -1,0 +1,115 @@
+//! Dead letters: events an emitter gave up on, kept (bounded) for inspection
+//! and redelivery.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::event::Event;
+use crate::report::Failure;
+
+/// Why an event became a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// Every attempt failed; the last failure is kept.
+    AttemptsExhausted {
+        /// Why the last attempt failed.
+        last_failure: Failure,
+    },
+    /// The emitter's queue was full when the event arrived.
+    QueueFull,
+}
+
+impl std::fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeadLetterReason::AttemptsExhausted { last_failure } => {
+                write!(f, "attempts exhausted; last failure: {last_failure}")
+            }
+            DeadLetterReason::QueueFull => f.write_str("queue full"),
+        }
+    }
+}
+
+/// An event an emitter gave up on.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Id of this dead letter within its emitter, for `redeliver`.
+    pub id: u64,
+    /// The event, with its payload and request id.
+    pub event: Arc<Event>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it was given up.
+    pub reason: DeadLetterReason,
+    /// When it was given up.
+    pub at: SystemTime,
+}
+
+/// The bounded store of one emitter's dead letters, oldest first.
+#[derive(Debug)]
+pub(crate) struct DeadLetters {
+    capacity: usize,
+    next_id: u64,
+    letters: VecDeque<DeadLetter>,
+}
+
+impl DeadLetters {
+    pub(crate) fn new(capacity: usize) -> Self {
+        DeadLetters {
+            capacity,
+            next_id: 1,
+            letters: VecDeque::new(),
+        }
+    }
+
+    /// Stores a new dead letter, evicting the oldest if the store is full.
+    pub(crate) fn push(&mut self, event: Arc<Event>, attempts: u32, reason: DeadLetterReason) {
+        let letter = DeadLetter {
+            id: self.next_id,
+            event,
+            attempts,
+            reason,
+            at: SystemTime::now(),
+        };
+        self.next_id += 1;
+        self.keep(letter);
+    }
+
+    /// Puts back a dead letter that could not be redelivered, keeping its id.
+    pub(crate) fn restore(&mut self, letter: DeadLetter) {
+        self.keep(letter);
+    }
+
+    fn keep(&mut self, letter: DeadLetter) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.letters.len() >= self.capacity {
+            if let Some(evicted) = self.letters.pop_front() {
+                tracing::warn!(
+                    dead_letter = evicted.id,
+                    event = evicted.event.name(),
+                    request_id = %evicted.event.request_id(),
+                    capacity = self.capacity,
+                    "dead letter store full; oldest dead letter evicted"
+                );
+            }
+        }
+        self.letters.push_back(letter);
+    }
+
+    pub(crate) fn list(&self) -> Vec<DeadLetter> {
+        self.letters.iter().cloned().collect()
+    }
+
+    pub(crate) fn take(&mut self, id: u64) -> Option<DeadLetter> {
+        let index = self.letters.iter().position(|l| l.id == id)?;
+        self.letters.remove(index)
+    }
+
+    pub(crate) fn take_all(&mut self) -> Vec<DeadLetter> {
+        self.letters.drain(..).collect()
+    }
+}

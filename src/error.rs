@@ -1,0 +1,188 @@
+//! Typed errors, one enum per concern. None of them ever carries a secret or a
+//! header value: they name the setting that is wrong and why.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Why a [`Config`](crate::Config) was refused by `attach`.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL cannot be parsed, is not http/https, or has no host.
+    #[error("invalid url `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL with any credentials replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An additional header's name is not a valid HTTP header name.
+    #[error("invalid header name `{name}`: {reason}")]
+    InvalidHeaderName {
+        /// The offending name (names are not secret).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An additional header's value contains CR, LF or another byte HTTP forbids.
+    /// The value itself is not shown: it is often a credential.
+    #[error("invalid value for header `{name}`: only visible ASCII, space and tab are allowed (value not shown)")]
+    InvalidHeaderValue {
+        /// The header whose value was refused.
+        name: String,
+    },
+    /// An additional header would replace one the emitter sets itself.
+    #[error("header `{name}` is set by the emitter and cannot be overridden")]
+    ReservedHeader {
+        /// The reserved header name.
+        name: String,
+    },
+    /// The header identifier does not make valid header names.
+    #[error("invalid header identifier `{identifier}`: use letters, digits and `-` only")]
+    InvalidHeaderIdentifier {
+        /// The identifier that was refused.
+        identifier: String,
+    },
+    /// A duration or count that must be positive is zero.
+    #[error("`{setting}` must be greater than zero")]
+    Zero {
+        /// The setting's name, as the builder method spells it.
+        setting: &'static str,
+    },
+    /// The backoff limit is smaller than the first delay.
+    #[error("backoff limit ({limit:?}) must not be smaller than its start ({start:?})")]
+    BackoffLimitBelowStart {
+        /// First delay.
+        start: Duration,
+        /// Largest delay.
+        limit: Duration,
+    },
+    /// The secret is empty, which would sign every request with a guessable key.
+    #[error("secret must not be empty")]
+    EmptySecret,
+    /// The TLS client configuration could not be built.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
+
+/// Why `attach` or `attach_many` refused an emitter.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// An emitter with this id is already attached; detach it first.
+    #[error("an emitter with id `{id}` is already attached")]
+    AlreadyExists {
+        /// The duplicate id.
+        id: String,
+    },
+    /// The emitter id is empty.
+    #[error("emitter id must not be empty")]
+    EmptyId,
+    /// `attach_many` was given no event names.
+    #[error("emitter `{id}` must be attached to at least one event")]
+    NoEvents {
+        /// The emitter's id.
+        id: String,
+    },
+    /// An event name is empty or not visible ASCII.
+    #[error(transparent)]
+    InvalidEventName(#[from] EventNameError),
+    /// The configuration is invalid.
+    #[error("emitter `{id}`: {source}")]
+    InvalidConfig {
+        /// The emitter's id.
+        id: String,
+        /// What is wrong.
+        source: ConfigError,
+    },
+    /// `shutdown` was called; no emitter can be attached any more.
+    #[error("the emitter is shut down")]
+    ShutDown,
+    /// The actor system behind the handle has stopped.
+    #[error("the emitter's actor system is not running")]
+    NotRunning,
+}
+
+/// An event name that cannot travel in a header.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("invalid event name `{name}`: {reason}")]
+pub struct EventNameError {
+    /// The name, with control characters escaped.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Why `emit` refused an event. A refused event was sent nowhere.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The event name is empty or not visible ASCII.
+    #[error(transparent)]
+    InvalidEventName(#[from] EventNameError),
+    /// The caller's request id is empty, too long, or not visible ASCII.
+    #[error("invalid request id: {reason}")]
+    InvalidRequestId {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The payload could not be serialized to JSON.
+    #[error("payload could not be serialized to JSON: {0}")]
+    Serialize(String),
+    /// The serialized payload is larger than the configured limit.
+    #[error("payload is {size} bytes, above the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Size of the serialized payload.
+        size: usize,
+        /// The limit set by `WebhooksEmitterBuilder::max_payload_bytes`.
+        limit: usize,
+    },
+    /// `shutdown` was called; new events are refused.
+    #[error("the emitter is shutting down; event refused")]
+    ShuttingDown,
+    /// The actor system behind the handle has stopped.
+    #[error("the emitter's actor system is not running")]
+    NotRunning,
+}
+
+/// Why a control call (`pause`, `restart`, `detach`, dead-letter calls) failed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// No emitter with this id is attached.
+    #[error("no emitter with id `{id}` is attached")]
+    UnknownEmitter {
+        /// The id that was asked for.
+        id: String,
+    },
+    /// The emitter has no dead letter with this id.
+    #[error("emitter `{id}` has no dead letter {dead_letter}")]
+    UnknownDeadLetter {
+        /// The emitter's id.
+        id: String,
+        /// The dead letter id that was asked for.
+        dead_letter: u64,
+    },
+    /// The emitter's queue is full; the dead letter was kept.
+    #[error("emitter `{id}` has a full queue; dead letter kept")]
+    QueueFull {
+        /// The emitter's id.
+        id: String,
+    },
+    /// The actor system behind the handle has stopped.
+    #[error("the emitter's actor system is not running")]
+    NotRunning,
+}
+
+impl From<actix::MailboxError> for ControlError {
+    fn from(_: actix::MailboxError) -> Self {
+        ControlError::NotRunning
+    }
+}
+
+impl From<actix::MailboxError> for AttachError {
+    fn from(_: actix::MailboxError) -> Self {
+        AttachError::NotRunning
+    }
+}

@@ -1,0 +1,61 @@
+//! Outgoing webhooks that arrive in order, signed, retried and never silently
+//! lost, on actix actors. A port of Elixir's `webhooks_emitter`, wire-compatible
+//! with it.
+//!
+//! Attach emitters (an endpoint and its [`Config`]) to event names, then
+//! [`emit`](WebhooksEmitter::emit) events from anywhere. Each emitter is an actor
+//! with its own queue: it delivers one event at a time, in emit order, retries a
+//! failure with jittered exponential backoff, and after the last attempt keeps
+//! the event as a [`DeadLetter`]. Every outcome is published as a
+//! [`DeliveryReport`].
+//!
+//! ```no_run
+//! use webhooks_emitter::{Config, WebhooksEmitter};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let emitter = WebhooksEmitter::start_in_background();
+//! let config = Config::new("https://host.tld/hooks").secret("supersecret");
+//! emitter.attach("my_emitter", "order.created", config).await?;
+//! let request_id = emitter.emit("order.created", &serde_json::json!({"id": 1}), None)?;
+//! # Ok(()) }
+//! ```
+//!
+//! | setting | default |
+//! | --- | --- |
+//! | header identifier | `Webhooks` |
+//! | attempts per event (`max_retries`) | 3 in total |
+//! | request timeout | 5 s |
+//! | backoff | 1 s, doubling, capped at 60 s, equal jitter; reset after a success |
+//! | queue bound per emitter | 10,000 events |
+//! | dead letters kept per emitter | 1,000 |
+//! | largest payload | 1 MiB |
+//! | success | any 2xx; redirects are not followed and count as failures |
+
+mod background;
+mod backoff;
+mod config;
+mod dead_letter;
+mod delivery;
+mod emitter;
+mod error;
+mod event;
+mod queue;
+mod registry;
+mod report;
+mod shutdown;
+mod signature;
+mod tls;
+mod worker;
+
+pub use config::{
+    Config, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,
+    DEFAULT_HEADER_IDENTIFIER, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
+};
+pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use delivery::USER_AGENT_VALUE;
+pub use emitter::{WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REPORT_CAPACITY};
+pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError};
+pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
+pub use report::{DeliveryReport, DropReason, Failure, Outcome};
+pub use shutdown::{ShutdownReport, Undelivered};
+pub use signature::{sign, SIGNATURE_PREFIX};

@@ -1,0 +1,237 @@
+//! The registry actor: emitter ids to worker actors, event names to the workers
+//! attached to them. Every `emit` passes through it, so an emit that follows an
+//! `attach` or a `detach` is routed with that change already made, and every
+//! event a detached worker received is in its mailbox before its `Stop`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+use tokio::sync::broadcast;
+
+use crate::config::ValidatedConfig;
+use crate::error::{AttachError, ControlError};
+use crate::event::Event;
+use crate::report::{DeliveryReport, DropReason, Reporter};
+use crate::shutdown::{ShutdownReport, Undelivered};
+use crate::worker::{Drain, Enqueue, SetPaused, Stop, Worker};
+
+struct Attached {
+    worker: Addr<Worker>,
+    events: Vec<Arc<str>>,
+    paused: bool,
+}
+
+/// Maps names to workers; owns the workers' lifecycle.
+pub(crate) struct Registry {
+    emitters: HashMap<String, Attached>,
+    routes: HashMap<Arc<str>, Vec<Addr<Worker>>>,
+    reports: broadcast::Sender<DeliveryReport>,
+    shut_down: bool,
+}
+
+impl Registry {
+    pub(crate) fn new(reports: broadcast::Sender<DeliveryReport>) -> Self {
+        Registry {
+            emitters: HashMap::new(),
+            routes: HashMap::new(),
+            reports,
+            shut_down: false,
+        }
+    }
+
+    fn attached(&self, id: &str) -> Result<&Attached, ControlError> {
+        self.emitters
+            .get(id)
+            .ok_or_else(|| ControlError::UnknownEmitter { id: id.to_owned() })
+    }
+
+    /// Removes `id` from the maps; the caller stops its worker.
+    fn remove(&mut self, id: &str) -> Option<Attached> {
+        let attached = self.emitters.remove(id)?;
+        for event in &attached.events {
+            if let Some(workers) = self.routes.get_mut(event) {
+                workers.retain(|w| w != &attached.worker);
+                if workers.is_empty() {
+                    self.routes.remove(event);
+                }
+            }
+        }
+        Some(attached)
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+/// Attach a new worker under `id` for `events` (already validated and deduplicated).
+#[derive(Message)]
+#[rtype(result = "Result<(), AttachError>")]
+pub(crate) struct Attach {
+    pub id: String,
+    pub events: Vec<Arc<str>>,
+    pub config: Arc<ValidatedConfig>,
+}
+
+impl Handler<Attach> for Registry {
+    type Result = Result<(), AttachError>;
+
+    fn handle(&mut self, msg: Attach, _: &mut Context<Self>) -> Self::Result {
+        if self.shut_down {
+            return Err(AttachError::ShutDown);
+        }
+        if self.emitters.contains_key(&msg.id) {
+            return Err(AttachError::AlreadyExists { id: msg.id });
+        }
+        let reporter = Reporter::new(Arc::from(msg.id.as_str()), self.reports.clone());
+        let worker = Worker::new(msg.config, reporter).start();
+        for event in &msg.events {
+            self.routes.entry(event.clone()).or_default().push(worker.clone());
+        }
+        tracing::info!(emitter = %msg.id, events = ?msg.events, "emitter attached");
+        self.emitters.insert(
+            msg.id,
+            Attached {
+                worker,
+                events: msg.events,
+                paused: false,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Route an event to every worker attached to its name.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Emit(pub Arc<Event>);
+
+impl Handler<Emit> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, Emit(event): Emit, _: &mut Context<Self>) {
+        if let Some(workers) = self.routes.get(event.name()) {
+            for worker in workers {
+                worker.do_send(Enqueue(event.clone()));
+            }
+        }
+    }
+}
+
+/// Detach `id`: stop its worker and return what it still had queued.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Arc<Event>>, ControlError>")]
+pub(crate) struct Detach(pub String);
+
+impl Handler<Detach> for Registry {
+    type Result = ResponseFuture<Result<Vec<Arc<Event>>, ControlError>>;
+
+    fn handle(&mut self, Detach(id): Detach, _: &mut Context<Self>) -> Self::Result {
+        let Some(attached) = self.remove(&id) else {
+            return Box::pin(async move { Err(ControlError::UnknownEmitter { id }) });
+        };
+        tracing::info!(emitter = %id, "emitter detached");
+        let stopped = attached.worker.send(Stop(DropReason::Detached));
+        Box::pin(async move { Ok(stopped.await?) })
+    }
+}
+
+/// Pause (`true`) or restart (`false`) `id`.
+#[derive(Message)]
+#[rtype(result = "Result<(), ControlError>")]
+pub(crate) struct SetEmitterPaused {
+    pub id: String,
+    pub paused: bool,
+}
+
+impl Handler<SetEmitterPaused> for Registry {
+    type Result = Result<(), ControlError>;
+
+    fn handle(&mut self, msg: SetEmitterPaused, _: &mut Context<Self>) -> Self::Result {
+        let attached = self
+            .emitters
+            .get_mut(&msg.id)
+            .ok_or(ControlError::UnknownEmitter { id: msg.id })?;
+        attached.paused = msg.paused;
+        attached.worker.do_send(SetPaused(msg.paused));
+        Ok(())
+    }
+}
+
+/// Ids of the emitters that are attached and not paused, sorted.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub(crate) struct ListRunning;
+
+impl Handler<ListRunning> for Registry {
+    type Result = MessageResult<ListRunning>;
+
+    fn handle(&mut self, _: ListRunning, _: &mut Context<Self>) -> Self::Result {
+        let mut ids: Vec<String> = self
+            .emitters
+            .iter()
+            .filter(|(_, a)| !a.paused)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        MessageResult(ids)
+    }
+}
+
+/// The worker of `id`, for calls that go to it directly (dead letters).
+#[derive(Message)]
+#[rtype(result = "Result<Addr<Worker>, ControlError>")]
+pub(crate) struct Lookup(pub String);
+
+impl Handler<Lookup> for Registry {
+    type Result = Result<Addr<Worker>, ControlError>;
+
+    fn handle(&mut self, Lookup(id): Lookup, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.attached(&id)?.worker.clone())
+    }
+}
+
+/// Refuse new attachments, let every queue drain until `deadline`, then stop
+/// every worker and return what was left.
+#[derive(Message)]
+#[rtype(result = "ShutdownReport")]
+pub(crate) struct Shutdown {
+    pub deadline: Duration,
+}
+
+impl Handler<Shutdown> for Registry {
+    type Result = ResponseActFuture<Self, ShutdownReport>;
+
+    fn handle(&mut self, Shutdown { deadline }: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        self.shut_down = true;
+        let drains = join_all(self.emitters.values().map(|a| a.worker.send(Drain)));
+        let drained = async move { actix::clock::timeout(deadline, drains).await.is_ok() };
+        Box::pin(drained.into_actor(self).then(|drained, registry, _| {
+            let ids: Vec<String> = registry.emitters.keys().cloned().collect();
+            let stops = ids.into_iter().filter_map(|id| {
+                let attached = registry.remove(&id)?;
+                let stopped = attached.worker.send(Stop(DropReason::Shutdown));
+                Some(async move { (id, stopped.await.unwrap_or_default()) })
+            });
+            let stops = join_all(stops.collect::<Vec<_>>());
+            async move {
+                let undelivered = stops
+                    .await
+                    .into_iter()
+                    .flat_map(|(id, events)| {
+                        let emitter_id: Arc<str> = Arc::from(id);
+                        events.into_iter().map(move |event| Undelivered {
+                            emitter_id: emitter_id.clone(),
+                            event,
+                        })
+                    })
+                    .collect();
+                ShutdownReport { drained, undelivered }
+            }
+            .into_actor(registry)
+        }))
+    }
+}

@@ -1,0 +1,119 @@
+//! Delivery reports: every outcome of every event at every emitter, published
+//! on a broadcast channel so that users and tests wait on facts, not on sleeps.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::broadcast;
+
+use crate::dead_letter::DeadLetterReason;
+use crate::event::Event;
+
+/// What happened to one event at one emitter.
+#[derive(Debug, Clone)]
+pub struct DeliveryReport {
+    /// The emitter's id.
+    pub emitter_id: Arc<str>,
+    /// The event (name, payload, request id).
+    pub event: Arc<Event>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// When it happened.
+    pub at: SystemTime,
+}
+
+/// The outcome in a [`DeliveryReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The endpoint answered 2xx.
+    Delivered {
+        /// The 2xx status.
+        status: u16,
+        /// Attempts it took, this one included.
+        attempts: u32,
+        /// Time of the successful attempt, from sending to the response head.
+        latency: Duration,
+    },
+    /// An attempt failed; the event will be tried again after `retry_in`.
+    AttemptFailed {
+        /// Which attempt failed (1 is the first).
+        attempt: u32,
+        /// Why.
+        failure: Failure,
+        /// Backoff before the next attempt.
+        retry_in: Duration,
+    },
+    /// The event was given up and stored as a dead letter.
+    DeadLettered {
+        /// Attempts made (0 when the queue was full).
+        attempts: u32,
+        /// Why it was given up.
+        reason: DeadLetterReason,
+    },
+    /// The event was still queued when its emitter went away; it was not delivered,
+    /// or (if it was in flight) its outcome is unknown.
+    Dropped {
+        /// Why the emitter went away.
+        reason: DropReason,
+    },
+}
+
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The endpoint answered with a status outside 2xx. Redirects (3xx) are not
+    /// followed and land here too.
+    #[error("endpoint answered HTTP {status}")]
+    Status {
+        /// The status code.
+        status: u16,
+    },
+    /// No response head within the request timeout.
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    /// The connection could not be made (refused, DNS, TLS handshake).
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The request failed after connecting (connection reset, protocol error).
+    #[error("request failed: {0}")]
+    Request(String),
+}
+
+/// Why queued events were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The emitter was detached.
+    Detached,
+    /// `shutdown` reached its deadline before the queue drained.
+    Shutdown,
+}
+
+/// Publishes reports for one emitter.
+#[derive(Debug, Clone)]
+pub(crate) struct Reporter {
+    emitter_id: Arc<str>,
+    sender: broadcast::Sender<DeliveryReport>,
+}
+
+impl Reporter {
+    pub(crate) fn new(emitter_id: Arc<str>, sender: broadcast::Sender<DeliveryReport>) -> Self {
+        Reporter { emitter_id, sender }
+    }
+
+    pub(crate) fn emitter_id(&self) -> &Arc<str> {
+        &self.emitter_id
+    }
+
+    pub(crate) fn report(&self, event: &Arc<Event>, outcome: Outcome) {
+        // No subscriber is fine: reports are an observation channel, not a queue.
+        let _ = self.sender.send(DeliveryReport {
+            emitter_id: self.emitter_id.clone(),
+            event: event.clone(),
+            outcome,
+            at: SystemTime::now(),
+        });
+    }
+}
