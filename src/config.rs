@@ -194,7 +194,11 @@ impl Config {
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let header_names: Vec<&str> = self.additional_headers.iter().map(|(n, _)| n.as_str()).collect();
+        let header_names: Vec<&str> = self
+            .additional_headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         f.debug_struct("Config")
             .field("url", &redact_url(&self.url))
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
@@ -237,7 +241,9 @@ pub(crate) struct HeaderNames {
 impl HeaderNames {
     fn new(identifier: &str) -> Result<Self, ConfigError> {
         let valid = !identifier.is_empty()
-            && identifier.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && identifier
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         let name = |suffix: &str| {
             let lower = identifier.to_ascii_lowercase();
             HeaderName::from_bytes(format!("x-{lower}-{suffix}").as_bytes())
@@ -282,7 +288,9 @@ fn parse_url(raw: &str) -> Result<(Uri, String), ConfigError> {
         url: display.clone(),
         reason,
     };
-    let uri: Uri = raw.parse().map_err(|e: awc::http::uri::InvalidUri| invalid(e.to_string()))?;
+    let uri: Uri = raw
+        .parse()
+        .map_err(|e: awc::http::uri::InvalidUri| invalid(e.to_string()))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
         Some(other) => return Err(invalid(format!("scheme `{other}` is not http or https"))),
@@ -319,14 +327,16 @@ fn validate_header(
     value: &str,
 ) -> Result<(HeaderName, HeaderValue), ConfigError> {
     let shown = name.escape_debug().to_string();
-    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
-        name: shown.clone(),
-        reason: "header names are tokens: letters, digits and !#$%&'*+-.^_`|~",
-    })?;
+    let header =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
+            name: shown.clone(),
+            reason: "header names are tokens: letters, digits and !#$%&'*+-.^_`|~",
+        })?;
     if reserved.contains(&header) || RESERVED_HEADERS.contains(&header.as_str()) {
         return Err(ConfigError::ReservedHeader { name: shown });
     }
-    let value = HeaderValue::from_str(value).map_err(|_| ConfigError::InvalidHeaderValue { name: shown })?;
+    let value = HeaderValue::from_str(value)
+        .map_err(|_| ConfigError::InvalidHeaderValue { name: shown })?;
     Ok((header, value))
 }
 

@@ -16,7 +16,9 @@ use crate::config::Config;
 use crate::dead_letter::DeadLetter;
 use crate::error::{AttachError, ControlError, EmitError};
 use crate::event::{validate_event_name, Event, RequestId};
-use crate::registry::{Attach, Detach, Emit, ListRunning, Lookup, Registry, SetEmitterPaused, Shutdown};
+use crate::registry::{
+    Attach, Detach, Emit, ListRunning, Lookup, Registry, SetEmitterPaused, Shutdown,
+};
 use crate::report::DeliveryReport;
 use crate::shutdown::ShutdownReport;
 use crate::worker::{ListDeadLetters, Redeliver};
@@ -120,7 +122,8 @@ impl WebhooksEmitterBuilder {
     pub fn start_in_background(self) -> WebhooksEmitter {
         let (reports, _) = broadcast::channel(self.report_capacity);
         let for_registry = reports.clone();
-        let (background, registry) = BackgroundSystem::spawn(move || Registry::new(for_registry).start());
+        let (background, registry) =
+            BackgroundSystem::spawn(move || Registry::new(for_registry).start());
         self.handle(registry, reports, Some(background))
     }
 
@@ -172,7 +175,12 @@ impl WebhooksEmitter {
 
     /// Attaches emitter `id` to several event names; it gets each event emitted
     /// under any of them, in emit order. Repeated names count once.
-    pub async fn attach_many<I, S>(&self, id: impl Into<String>, events: I, config: Config) -> Result<(), AttachError>
+    pub async fn attach_many<I, S>(
+        &self,
+        id: impl Into<String>,
+        events: I,
+        config: Config,
+    ) -> Result<(), AttachError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -195,7 +203,10 @@ impl WebhooksEmitter {
         }
         let config = config
             .validate()
-            .map_err(|source| AttachError::InvalidConfig { id: id.clone(), source })?;
+            .map_err(|source| AttachError::InvalidConfig {
+                id: id.clone(),
+                source,
+            })?;
         self.inner
             .registry
             .send(Attach {
@@ -251,7 +262,10 @@ impl WebhooksEmitter {
 
     async fn set_paused(&self, id: &str, paused: bool) -> Result<(), ControlError> {
         let id = id.to_owned();
-        self.inner.registry.send(SetEmitterPaused { id, paused }).await?
+        self.inner
+            .registry
+            .send(SetEmitterPaused { id, paused })
+            .await?
     }
 
     /// Removes emitter `id` and stops it. Returns the events it still had queued
@@ -263,7 +277,11 @@ impl WebhooksEmitter {
 
     /// Ids of the attached emitters that are not paused, sorted.
     pub async fn list_emitters(&self) -> Vec<String> {
-        self.inner.registry.send(ListRunning).await.unwrap_or_default()
+        self.inner
+            .registry
+            .send(ListRunning)
+            .await
+            .unwrap_or_default()
     }
 
     /// Whether emitter `id` is attached and not paused.
@@ -279,7 +297,11 @@ impl WebhooksEmitter {
     /// Queues dead letter `dead_letter` of emitter `id` again, at the tail, with
     /// fresh attempts. On a full queue it stays a dead letter.
     pub async fn redeliver(&self, id: &str, dead_letter: u64) -> Result<(), ControlError> {
-        self.worker(id).await?.send(Redeliver(Some(dead_letter))).await?.map(drop)
+        self.worker(id)
+            .await?
+            .send(Redeliver(Some(dead_letter)))
+            .await?
+            .map(drop)
     }
 
     /// Queues every dead letter of emitter `id` again, oldest first; returns how

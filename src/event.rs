@@ -22,7 +22,9 @@ impl RequestId {
     /// A new random (UUIDv4) id.
     pub fn generate() -> Self {
         let mut buf = uuid::Uuid::encode_buffer();
-        RequestId(Arc::from(&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf)))
+        RequestId(Arc::from(
+            &*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf),
+        ))
     }
 
     /// Accepts a caller's id: 1 to 256 visible ASCII characters, so that it can
@@ -149,7 +151,13 @@ mod tests {
     fn caller_ids_must_fit_in_a_header() {
         assert!(RequestId::parse("req-42").is_ok());
         for bad in ["", "a\r\nx-injected: 1", "with space", &"x".repeat(257)] {
-            assert!(matches!(RequestId::parse(bad), Err(EmitError::InvalidRequestId { .. })), "{bad:?}");
+            assert!(
+                matches!(
+                    RequestId::parse(bad),
+                    Err(EmitError::InvalidRequestId { .. })
+                ),
+                "{bad:?}"
+            );
         }
     }
 

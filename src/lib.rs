@@ -49,11 +49,14 @@ mod worker;
 
 pub use config::{
     Config, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,
-    DEFAULT_HEADER_IDENTIFIER, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_HEADER_IDENTIFIER, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use delivery::USER_AGENT_VALUE;
-pub use emitter::{WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REPORT_CAPACITY};
+pub use emitter::{
+    WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REPORT_CAPACITY,
+};
 pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError};
 pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
 pub use report::{DeliveryReport, DropReason, Failure, Outcome};

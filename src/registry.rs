@@ -89,7 +89,10 @@ impl Handler<Attach> for Registry {
         let reporter = Reporter::new(Arc::from(msg.id.as_str()), self.reports.clone());
         let worker = Worker::new(msg.config, reporter).start();
         for event in &msg.events {
-            self.routes.entry(event.clone()).or_default().push(worker.clone());
+            self.routes
+                .entry(event.clone())
+                .or_default()
+                .push(worker.clone());
         }
         tracing::info!(emitter = %msg.id, events = ?msg.events, "emitter attached");
         self.emitters.insert(
@@ -229,7 +232,10 @@ impl Handler<Shutdown> for Registry {
                         })
                     })
                     .collect();
-                ShutdownReport { drained, undelivered }
+                ShutdownReport {
+                    drained,
+                    undelivered,
+                }
             }
             .into_actor(registry)
         }))

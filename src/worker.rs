@@ -87,12 +87,19 @@ impl Worker {
         let config = self.config.clone();
         let started = Instant::now();
         let attempt = async move { delivery::attempt(&client, &config, &event).await };
-        ctx.spawn(attempt.into_actor(self).map(move |result, worker, ctx| {
-            worker.on_attempt_done(result, started, ctx)
-        }));
+        ctx.spawn(
+            attempt
+                .into_actor(self)
+                .map(move |result, worker, ctx| worker.on_attempt_done(result, started, ctx)),
+        );
     }
 
-    fn on_attempt_done(&mut self, result: Result<u16, Failure>, started: Instant, ctx: &mut Context<Self>) {
+    fn on_attempt_done(
+        &mut self,
+        result: Result<u16, Failure>,
+        started: Instant,
+        ctx: &mut Context<Self>,
+    ) {
         self.state = State::Idle;
         self.head_attempts += 1;
         let attempts = self.head_attempts;
@@ -103,7 +110,14 @@ impl Worker {
                 if let Some(event) = self.queue.ack() {
                     tracing::debug!(emitter = self.id(), event = event.name(), request_id = %event.request_id(), status, attempts, "delivered");
                     let latency = started.elapsed();
-                    self.reporter.report(&event, Outcome::Delivered { status, attempts, latency });
+                    self.reporter.report(
+                        &event,
+                        Outcome::Delivered {
+                            status,
+                            attempts,
+                            latency,
+                        },
+                    );
                 }
             }
             Err(failure) if attempts >= self.config.max_retries => {
@@ -111,7 +125,9 @@ impl Worker {
                 self.head_attempts = 0;
                 if let Some(event) = self.queue.fail() {
                     tracing::error!(emitter = self.id(), event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempts, %failure, "attempts exhausted; event dead-lettered");
-                    let reason = DeadLetterReason::AttemptsExhausted { last_failure: failure };
+                    let reason = DeadLetterReason::AttemptsExhausted {
+                        last_failure: failure,
+                    };
                     self.dead_letter(event, attempts, reason);
                 }
             }
@@ -120,7 +136,14 @@ impl Worker {
                 let retry_in = self.config.backoff.delay(self.consecutive_failures);
                 if let Some(event) = self.queue.peek().cloned() {
                     tracing::warn!(emitter = self.id(), event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempt = attempts, %failure, ?retry_in, "attempt failed; will retry");
-                    self.reporter.report(&event, Outcome::AttemptFailed { attempt: attempts, failure, retry_in });
+                    self.reporter.report(
+                        &event,
+                        Outcome::AttemptFailed {
+                            attempt: attempts,
+                            failure,
+                            retry_in,
+                        },
+                    );
                 }
                 let timer = ctx.run_later(retry_in, |worker, ctx| {
                     worker.state = State::Idle;
@@ -134,8 +157,13 @@ impl Worker {
     }
 
     fn dead_letter(&mut self, event: Arc<Event>, attempts: u32, reason: DeadLetterReason) {
-        self.reporter
-            .report(&event, Outcome::DeadLettered { attempts, reason: reason.clone() });
+        self.reporter.report(
+            &event,
+            Outcome::DeadLettered {
+                attempts,
+                reason: reason.clone(),
+            },
+        );
         self.dead_letters.push(event, attempts, reason);
     }
 }
@@ -178,7 +206,13 @@ impl Handler<SetPaused> for Worker {
 
     fn handle(&mut self, SetPaused(paused): SetPaused, ctx: &mut Context<Self>) {
         self.paused = paused;
-        tracing::info!(emitter = self.id(), paused, queued = self.queue.len(), "emitter {}", if paused { "paused" } else { "resumed" });
+        tracing::info!(
+            emitter = self.id(),
+            paused,
+            queued = self.queue.len(),
+            "emitter {}",
+            if paused { "paused" } else { "resumed" }
+        );
         self.pump(ctx);
     }
 }
@@ -200,7 +234,12 @@ impl Handler<Stop> for Worker {
             self.reporter.report(event, Outcome::Dropped { reason });
         }
         if !dropped.is_empty() {
-            tracing::warn!(emitter = self.id(), dropped = dropped.len(), ?reason, "emitter stopped with events still queued");
+            tracing::warn!(
+                emitter = self.id(),
+                dropped = dropped.len(),
+                ?reason,
+                "emitter stopped with events still queued"
+            );
         }
         ctx.stop();
         MessageResult(dropped)
@@ -251,13 +290,16 @@ impl Handler<Redeliver> for Worker {
     type Result = Result<usize, ControlError>;
 
     fn handle(&mut self, Redeliver(which): Redeliver, ctx: &mut Context<Self>) -> Self::Result {
-        let letters = match which {
-            Some(id) => vec![self.dead_letters.take(id).ok_or_else(|| ControlError::UnknownDeadLetter {
-                id: self.id().to_owned(),
-                dead_letter: id,
-            })?],
-            None => self.dead_letters.take_all(),
-        };
+        let letters =
+            match which {
+                Some(id) => vec![self.dead_letters.take(id).ok_or_else(|| {
+                    ControlError::UnknownDeadLetter {
+                        id: self.id().to_owned(),
+                        dead_letter: id,
+                    }
+                })?],
+                None => self.dead_letters.take_all(),
+            };
         let mut queued = 0;
         let mut letters = letters.into_iter();
         for letter in letters.by_ref() {
@@ -266,11 +308,17 @@ impl Handler<Redeliver> for Worker {
                 self.dead_letters.restore(letter);
                 letters.for_each(|l| self.dead_letters.restore(l));
                 self.pump(ctx);
-                return Err(ControlError::QueueFull { id: self.id().to_owned() });
+                return Err(ControlError::QueueFull {
+                    id: self.id().to_owned(),
+                });
             }
             queued += 1;
         }
-        tracing::info!(emitter = self.id(), queued, "dead letters queued for redelivery");
+        tracing::info!(
+            emitter = self.id(),
+            queued,
+            "dead letters queued for redelivery"
+        );
         self.pump(ctx);
         Ok(queued)
     }

@@ -1,0 +1,228 @@
+//! A scriptable actix-web receiver on 127.0.0.1 and helpers that wait on
+//! reports. The receiver runs on its own thread with its own actix System, so
+//! the same helper serves `#[actix_web::test]` and `#[tokio::test]`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::header::HeaderMap;
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use tokio::sync::{broadcast, mpsc};
+use webhooks_emitter::{Config, DeliveryReport, Outcome};
+
+/// How long any wait may take before the test fails instead of hanging. Far
+/// above what a passing run needs, even on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What the receiver answers to one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Answer at once with this status.
+    Status(u16),
+    /// Wait, then answer 200 (to make the emitter time out).
+    Delay(Duration),
+    /// Answer 302 with a Location header.
+    Redirect,
+}
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub method: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON: {e}"))
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    seen: mpsc::UnboundedSender<Received>,
+}
+
+/// A real HTTP server on loopback that records every request and answers as
+/// scripted (200 once the script is used up).
+pub struct Receiver {
+    pub addr: SocketAddr,
+    requests: mpsc::UnboundedReceiver<Received>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    server: ServerHandle,
+}
+
+impl Receiver {
+    /// Starts on 127.0.0.1, on a free port.
+    pub fn start() -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts on `addr` (to come back on the port of a stopped receiver).
+    pub fn start_on(addr: SocketAddr) -> Self {
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let (seen, requests) = mpsc::unbounded_channel();
+        let shared = Shared {
+            script: script.clone(),
+            seen,
+        };
+        let (started_tx, started) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(web::Data::new(shared.clone()))
+                        .default_service(web::to(answer))
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(0)
+                .bind(addr);
+                match server {
+                    Ok(server) => {
+                        let addr = server.addrs()[0];
+                        let server = server.run();
+                        let _ = started_tx.send(Ok((addr, server.handle())));
+                        let _ = server.await;
+                    }
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                    }
+                }
+            })
+        });
+        let (addr, server) = started
+            .recv()
+            .expect("receiver thread died")
+            .unwrap_or_else(|e| panic!("receiver could not bind {addr}: {e}"));
+        Receiver {
+            addr,
+            requests,
+            script,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:<port><path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Answers the next requests with `replies`, in order, then 200.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.script.lock().unwrap().extend(replies);
+    }
+
+    /// Answers the next requests with these statuses, then 200.
+    pub fn script_statuses(&self, statuses: impl IntoIterator<Item = u16>) {
+        self.script(statuses.into_iter().map(Reply::Status));
+    }
+
+    /// The next request received, failing the test after [`DEADLINE`].
+    pub async fn next(&mut self) -> Received {
+        tokio::time::timeout(DEADLINE, self.requests.recv())
+            .await
+            .expect("no request reached the receiver in time")
+            .expect("receiver stopped")
+    }
+
+    /// The next `n` requests.
+    pub async fn take(&mut self, n: usize) -> Vec<Received> {
+        let mut all = Vec::with_capacity(n);
+        for _ in 0..n {
+            all.push(self.next().await);
+        }
+        all
+    }
+
+    /// A request received already, if any, without waiting.
+    pub fn try_next(&mut self) -> Option<Received> {
+        self.requests.try_recv().ok()
+    }
+
+    /// Stops the server; its port then refuses connections.
+    pub async fn stop(self) -> SocketAddr {
+        self.server.stop(false).await;
+        self.addr
+    }
+}
+
+async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    let _ = shared.seen.send(Received {
+        path: req.path().to_owned(),
+        method: req.method().to_string(),
+        headers: req.headers().clone(),
+        body,
+    });
+    let reply = shared.script.lock().unwrap().pop_front();
+    match reply {
+        None => HttpResponse::Ok().finish(),
+        Some(Reply::Status(code)) => {
+            HttpResponse::build(StatusCode::from_u16(code).unwrap()).finish()
+        }
+        Some(Reply::Delay(delay)) => {
+            actix_web::rt::time::sleep(delay).await;
+            HttpResponse::Ok().finish()
+        }
+        Some(Reply::Redirect) => HttpResponse::Found()
+            .insert_header(("location", "http://127.0.0.1:9/elsewhere"))
+            .finish(),
+    }
+}
+
+/// A config with test-friendly timings: 10–40 ms backoff, 10 s timeout.
+pub fn fast_config(url: impl Into<String>) -> Config {
+    Config::new(url)
+        .backoff(Duration::from_millis(10), Duration::from_millis(40))
+        .request_timeout(Duration::from_secs(10))
+}
+
+/// The next report, failing the test after [`DEADLINE`] or if reports were lost.
+pub async fn next_report(reports: &mut broadcast::Receiver<DeliveryReport>) -> DeliveryReport {
+    tokio::time::timeout(DEADLINE, reports.recv())
+        .await
+        .expect("no report in time")
+        .expect("report channel lagged or closed")
+}
+
+/// The next report whose outcome is final for its event (delivered,
+/// dead-lettered or dropped), skipping failed attempts.
+pub async fn next_final(reports: &mut broadcast::Receiver<DeliveryReport>) -> DeliveryReport {
+    loop {
+        let report = next_report(reports).await;
+        if !matches!(report.outcome, Outcome::AttemptFailed { .. }) {
+            return report;
+        }
+    }
+}
+
+/// Waits for `n` final reports and returns them in arrival order.
+pub async fn finals(
+    reports: &mut broadcast::Receiver<DeliveryReport>,
+    n: usize,
+) -> Vec<DeliveryReport> {
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        all.push(next_final(reports).await);
+    }
+    all
+}
+
+/// An address on loopback where nothing listens (a port bound, then released).
+pub fn refused_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
