@@ -15,8 +15,17 @@ use webhooks_emitter::{sign, Config, Outcome, WebhooksEmitter};
 const SECRET: &str = "quickstart-secret";
 
 /// The receiving side: checks the signature, refuses the very first request.
-async fn receive(req: HttpRequest, body: web::Bytes, refused_once: web::Data<AtomicBool>) -> HttpResponse {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    refused_once: web::Data<AtomicBool>,
+) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+    };
     let signature_ok = header("x-webhooks-signature") == sign(SECRET.as_bytes(), &body);
     println!(
         "  receiver  <- {} {} delivery={} signature={}",
@@ -67,21 +76,37 @@ async fn main() -> std::io::Result<()> {
         ("order.created", json!({"order": 2, "total": "42.00"})),
     ];
     for (name, payload) in &events {
-        let id = emitter.emit(name, payload, None).map_err(std::io::Error::other)?;
+        let id = emitter
+            .emit(name, payload, None)
+            .map_err(std::io::Error::other)?;
         println!("emitted   {name} as {id}");
     }
 
     let mut finished = 0;
     while finished < events.len() {
-        let Ok(report) = reports.recv().await else { break };
+        let Ok(report) = reports.recv().await else {
+            break;
+        };
         let what = format!("{} {}", report.event.name(), report.event.request_id());
         match report.outcome {
-            Outcome::Delivered { status, attempts, latency } => {
+            Outcome::Delivered {
+                status,
+                attempts,
+                latency,
+            } => {
                 finished += 1;
-                println!("delivered {what}: HTTP {status} after {attempts} attempt(s), {latency:.1?}");
+                println!(
+                    "delivered {what}: HTTP {status} after {attempts} attempt(s), {latency:.1?}"
+                );
             }
-            Outcome::AttemptFailed { attempt, failure, retry_in } => {
-                println!("failed    {what}: attempt {attempt}: {failure}; retrying in {retry_in:.0?}");
+            Outcome::AttemptFailed {
+                attempt,
+                failure,
+                retry_in,
+            } => {
+                println!(
+                    "failed    {what}: attempt {attempt}: {failure}; retrying in {retry_in:.0?}"
+                );
             }
             other => {
                 finished += 1;
