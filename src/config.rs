@@ -8,8 +8,14 @@ use std::time::Duration;
 use awc::http::header::{HeaderName, HeaderValue};
 use awc::http::Uri;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
 use crate::backoff::Backoff;
 use crate::error::ConfigError;
+use crate::standard_webhooks::{
+    parse_standard_secret, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP,
+};
 use crate::tls;
 
 /// Default header identifier: headers are `x-webhooks-event`, `x-webhooks-delivery`, …
@@ -59,6 +65,16 @@ pub struct Config {
     allow_insecure: bool,
     queue_capacity: usize,
     dead_letter_capacity: usize,
+    standard_secrets: Vec<String>,
+    timestamped_signature: bool,
+    auth: Option<Auth>,
+}
+
+/// Credentials sent in the `authorization` header.
+#[derive(Clone)]
+enum Auth {
+    Bearer(String),
+    Basic { user: String, password: String },
 }
 
 impl Config {
@@ -76,7 +92,46 @@ impl Config {
             allow_insecure: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
+            standard_secrets: Vec::new(),
+            timestamped_signature: false,
+            auth: None,
         }
+    }
+
+    /// Signs each request the Standard Webhooks way with `secret`
+    /// (`whsec_<base64>`): headers `webhook-id` (the request id, unchanged),
+    /// `webhook-timestamp` (the attempt's Unix time) and `webhook-signature`
+    /// (`v1,<base64>`). Call it again to add a key: every key signs and the
+    /// signatures are space-separated, so a receiver can rotate keys without
+    /// downtime. Combines with [`secret`](Self::secret): both sets of headers are sent.
+    pub fn standard_webhooks(mut self, secret: impl Into<String>) -> Self {
+        self.standard_secrets.push(secret.into());
+        self
+    }
+
+    /// Adds `x-<identifier>-timestamp` (Unix seconds, the attempt's) to each
+    /// request and makes the legacy signature cover `"{timestamp}.{body}"`, so
+    /// receivers can refuse replays. Off by default: the Elixir original signs
+    /// the body alone. Needs [`secret`](Self::secret) to have an effect.
+    pub fn timestamped_signature(mut self) -> Self {
+        self.timestamped_signature = true;
+        self
+    }
+
+    /// Sends `authorization: Bearer <token>`. Replaces a previous `basic_auth`.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Some(Auth::Bearer(token.into()));
+        self
+    }
+
+    /// Sends `authorization: Basic <base64(user:password)>`. Replaces a previous
+    /// `bearer_token`.
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Some(Auth::Basic {
+            user: user.into(),
+            password: password.into(),
+        });
+        self
     }
 
     /// Signs each body with HMAC-SHA256 under this secret, sent as
@@ -118,7 +173,9 @@ impl Config {
 
     /// Adds a header to every request, e.g. `authorization`. It may replace
     /// `content-type` or `user-agent`, but not the `x-<identifier>-*` headers,
-    /// `host`, `content-length`, `transfer-encoding` or `connection`.
+    /// `host`, `content-length`, `transfer-encoding` or `connection`, nor the
+    /// Standard Webhooks headers when they are used, nor `authorization` when
+    /// [`bearer_token`](Self::bearer_token) or [`basic_auth`](Self::basic_auth) sets it.
     pub fn additional_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.additional_headers.push((name.into(), value.into()));
         self
@@ -148,7 +205,7 @@ impl Config {
     /// Checks every setting and prepares what each request needs.
     pub(crate) fn validate(self) -> Result<ValidatedConfig, ConfigError> {
         let (url, display_url) = parse_url(&self.url)?;
-        let headers = HeaderNames::new(&self.header_identifier)?;
+        let headers = HeaderNames::new(&self.header_identifier, !self.standard_secrets.is_empty())?;
         let secret = match self.secret {
             Some(s) if s.is_empty() => return Err(ConfigError::EmptySecret),
             Some(s) => Some(Secret(Arc::from(s.into_bytes()))),
@@ -170,11 +227,21 @@ impl Config {
                 limit: self.backoff_limit,
             });
         }
+        let standard_keys = self
+            .standard_secrets
+            .iter()
+            .map(|s| parse_standard_secret(s).map(|key| Secret(Arc::from(key))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let authorization = self.auth.as_ref().map(Auth::header_value).transpose()?;
         let additional_headers = self
             .additional_headers
             .iter()
-            .map(|(name, value)| validate_header(&headers, name, value))
+            .map(|(name, value)| validate_header(&headers, authorization.is_some(), name, value))
             .collect::<Result<Vec<_>, _>>()?;
+        let timestamp_header = match (self.timestamped_signature, &secret) {
+            (true, Some(_)) => Some(headers.timestamp.clone()),
+            _ => None,
+        };
         let tls = tls::client_config(self.allow_insecure).map_err(ConfigError::Tls)?;
         Ok(ValidatedConfig {
             url,
@@ -185,6 +252,9 @@ impl Config {
             max_retries: self.max_retries,
             backoff: Backoff::new(self.backoff_start, self.backoff_limit),
             additional_headers,
+            standard_keys,
+            timestamp_header,
+            authorization,
             tls,
             queue_capacity: self.queue_capacity,
             dead_letter_capacity: self.dead_letter_capacity,
@@ -207,10 +277,56 @@ impl fmt::Debug for Config {
             .field("max_retries", &self.max_retries)
             .field("backoff", &(self.backoff_start..=self.backoff_limit))
             .field("additional_headers (values redacted)", &header_names)
+            .field("standard_webhooks_keys", &self.standard_secrets.len())
+            .field("timestamped_signature", &self.timestamped_signature)
+            .field("auth", &self.auth)
             .field("allow_insecure", &self.allow_insecure)
             .field("queue_capacity", &self.queue_capacity)
             .field("dead_letter_capacity", &self.dead_letter_capacity)
             .finish()
+    }
+}
+
+impl Auth {
+    fn header_value(&self) -> Result<HeaderValue, ConfigError> {
+        let (what, text) = match self {
+            Auth::Bearer(token) => {
+                if token.is_empty() {
+                    return Err(ConfigError::InvalidCredentials {
+                        what: "bearer token",
+                        reason: "it is empty",
+                    });
+                }
+                ("bearer token", format!("Bearer {token}"))
+            }
+            Auth::Basic { user, password } => {
+                if user.contains(':') {
+                    return Err(ConfigError::InvalidCredentials {
+                        what: "basic auth",
+                        reason: "the user name must not contain `:`",
+                    });
+                }
+                let encoded = BASE64.encode(format!("{user}:{password}"));
+                ("basic auth", format!("Basic {encoded}"))
+            }
+        };
+        let mut value =
+            HeaderValue::from_str(&text).map_err(|_| ConfigError::InvalidCredentials {
+                what,
+                reason: "only visible ASCII, space and tab are allowed",
+            })?;
+        // Keeps the value out of actix/awc debug output and HTTP/2 header tables.
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Auth::Bearer(_) => "Bearer([redacted])",
+            Auth::Basic { .. } => "Basic([redacted])",
+        })
     }
 }
 
@@ -230,16 +346,19 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The three header names derived from the header identifier.
+/// The header names derived from the header identifier, and whether the
+/// Standard Webhooks headers are in use (then they are reserved too).
 #[derive(Debug, Clone)]
 pub(crate) struct HeaderNames {
     pub event: HeaderName,
     pub delivery: HeaderName,
     pub signature: HeaderName,
+    pub timestamp: HeaderName,
+    standard: bool,
 }
 
 impl HeaderNames {
-    fn new(identifier: &str) -> Result<Self, ConfigError> {
+    fn new(identifier: &str, standard: bool) -> Result<Self, ConfigError> {
         let valid = !identifier.is_empty()
             && identifier
                 .bytes()
@@ -248,11 +367,19 @@ impl HeaderNames {
             let lower = identifier.to_ascii_lowercase();
             HeaderName::from_bytes(format!("x-{lower}-{suffix}").as_bytes())
         };
-        match (valid, name("event"), name("delivery"), name("signature")) {
-            (true, Ok(event), Ok(delivery), Ok(signature)) => Ok(HeaderNames {
+        match (
+            valid,
+            name("event"),
+            name("delivery"),
+            name("signature"),
+            name("timestamp"),
+        ) {
+            (true, Ok(event), Ok(delivery), Ok(signature), Ok(timestamp)) => Ok(HeaderNames {
                 event,
                 delivery,
                 signature,
+                timestamp,
+                standard,
             }),
             _ => Err(ConfigError::InvalidHeaderIdentifier {
                 identifier: identifier.escape_debug().to_string(),
@@ -261,7 +388,20 @@ impl HeaderNames {
     }
 
     fn contains(&self, name: &HeaderName) -> bool {
-        [&self.event, &self.delivery, &self.signature].contains(&name)
+        [
+            &self.event,
+            &self.delivery,
+            &self.signature,
+            &self.timestamp,
+        ]
+        .contains(&name)
+            || (self.standard
+                && [
+                    HEADER_WEBHOOK_ID,
+                    HEADER_WEBHOOK_TIMESTAMP,
+                    HEADER_WEBHOOK_SIGNATURE,
+                ]
+                .contains(&name.as_str()))
     }
 }
 
@@ -277,6 +417,12 @@ pub(crate) struct ValidatedConfig {
     pub max_retries: u32,
     pub backoff: Backoff,
     pub additional_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Standard Webhooks keys; each signs every request.
+    pub standard_keys: Vec<Secret>,
+    /// `x-<identifier>-timestamp`, when the legacy signature is timestamped.
+    pub timestamp_header: Option<HeaderName>,
+    /// The `authorization` value from `bearer_token` or `basic_auth`.
+    pub authorization: Option<HeaderValue>,
     pub tls: Arc<rustls::ClientConfig>,
     pub queue_capacity: usize,
     pub dead_letter_capacity: usize,
@@ -323,6 +469,7 @@ const RESERVED_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encodin
 
 fn validate_header(
     reserved: &HeaderNames,
+    auth_is_set: bool,
     name: &str,
     value: &str,
 ) -> Result<(HeaderName, HeaderValue), ConfigError> {
@@ -332,7 +479,8 @@ fn validate_header(
             name: shown.clone(),
             reason: "header names are tokens: letters, digits and !#$%&'*+-.^_`|~",
         })?;
-    if reserved.contains(&header) || RESERVED_HEADERS.contains(&header.as_str()) {
+    let set_by_auth = auth_is_set && header == awc::http::header::AUTHORIZATION;
+    if set_by_auth || reserved.contains(&header) || RESERVED_HEADERS.contains(&header.as_str()) {
         return Err(ConfigError::ReservedHeader { name: shown });
     }
     let value = HeaderValue::from_str(value)
@@ -353,7 +501,7 @@ mod tests {
 
     #[test]
     fn header_identifier_is_lowercased() {
-        let names = HeaderNames::new("Yourapp").unwrap_or_else(|e| panic!("{e}"));
+        let names = HeaderNames::new("Yourapp", false).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(names.signature.as_str(), "x-yourapp-signature");
     }
 }

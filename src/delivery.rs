@@ -3,12 +3,17 @@
 use std::time::Duration;
 
 use awc::error::{ConnectError, SendRequestError};
-use awc::http::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use awc::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
 use crate::config::ValidatedConfig;
 use crate::event::Event;
 use crate::report::Failure;
-use crate::signature::sign;
+use crate::signature::{sign, sign_timestamped};
+use crate::standard_webhooks::{
+    sign_standard, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP,
+};
 
 /// `WebHooks-Emitter/<crate version>`, as the Elixir original sends it.
 pub const USER_AGENT_VALUE: &str = concat!("WebHooks-Emitter/", env!("CARGO_PKG_VERSION"));
@@ -45,11 +50,31 @@ pub(crate) async fn attempt(
         .insert_header((USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE)))
         .insert_header((config.headers.event.clone(), event.name()))
         .insert_header((config.headers.delivery.clone(), event.request_id().as_str()));
+    let timestamp = unix_now();
     if let Some(secret) = &config.secret {
-        request = request.insert_header((
-            config.headers.signature.clone(),
-            sign(secret.expose(), event.payload()),
-        ));
+        let signature = match &config.timestamp_header {
+            Some(header) => {
+                request = request.insert_header((header.clone(), timestamp.to_string()));
+                sign_timestamped(secret.expose(), timestamp, event.payload())
+            }
+            None => sign(secret.expose(), event.payload()),
+        };
+        request = request.insert_header((config.headers.signature.clone(), signature));
+    }
+    if !config.standard_keys.is_empty() {
+        let id = event.request_id().as_str();
+        let signatures: Vec<String> = config
+            .standard_keys
+            .iter()
+            .map(|key| sign_standard(key.expose(), id, timestamp, event.payload()))
+            .collect();
+        request = request
+            .insert_header((HEADER_WEBHOOK_ID, id))
+            .insert_header((HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string()))
+            .insert_header((HEADER_WEBHOOK_SIGNATURE, signatures.join(" ")));
+    }
+    if let Some(authorization) = &config.authorization {
+        request = request.insert_header((AUTHORIZATION, authorization.clone()));
     }
     for (name, value) in &config.additional_headers {
         request = request.insert_header((name.clone(), value.clone()));
@@ -83,4 +108,11 @@ fn classify(error: SendRequestError, timeout: Duration) -> Failure {
         SendRequestError::Connect(e) => Failure::Connect(e.to_string()),
         other => Failure::Request(other.to_string()),
     }
+}
+
+/// Seconds since the Unix epoch, as signed timestamps carry them.
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

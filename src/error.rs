@@ -61,6 +61,22 @@ pub enum ConfigError {
     /// The secret is empty, which would sign every request with a guessable key.
     #[error("secret must not be empty")]
     EmptySecret,
+    /// A Standard Webhooks secret is not `whsec_` followed by a base64 key of
+    /// at least 16 bytes. The secret itself is not shown.
+    #[error("invalid Standard Webhooks secret: {reason} (secret not shown)")]
+    InvalidStandardSecret {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A bearer token or basic-auth credential contains a byte HTTP forbids in a
+    /// header (CR, LF, other control characters), or the user name has a `:`.
+    #[error("invalid {what}: {reason} (value not shown)")]
+    InvalidCredentials {
+        /// `bearer token` or `basic auth`.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The TLS client configuration could not be built.
     #[error("TLS setup failed: {0}")]
     Tls(String),

@@ -44,8 +44,11 @@ mod registry;
 mod report;
 mod shutdown;
 mod signature;
+mod standard_webhooks;
 mod tls;
 mod worker;
+
+pub mod verify;
 
 pub use config::{
     Config, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,
@@ -61,4 +64,8 @@ pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameErro
 pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
 pub use report::{DeliveryReport, DropReason, Failure, Outcome};
 pub use shutdown::{ShutdownReport, Undelivered};
-pub use signature::{sign, SIGNATURE_PREFIX};
+pub use signature::{sign, sign_timestamped, SIGNATURE_PREFIX};
+pub use standard_webhooks::{
+    parse_standard_secret, sign_standard, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE,
+    HEADER_WEBHOOK_TIMESTAMP, MIN_STANDARD_KEY_BYTES, STANDARD_SECRET_PREFIX,
+};

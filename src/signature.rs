@@ -1,5 +1,7 @@
 //! The legacy (Elixir-compatible) signature: HMAC-SHA256 of the body, RFC 4648
-//! base32hex, lowercase, unpadded, prefixed with `sha256:`.
+//! base32hex, lowercase, unpadded, prefixed with `sha256:`. With the opt-in
+//! timestamp, the MAC covers `"{timestamp}.{body}"` instead, so a captured
+//! request cannot be replayed later.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -16,16 +18,43 @@ pub const SIGNATURE_PREFIX: &str = "sha256:";
 /// assert_eq!(sig.len(), "sha256:".len() + 52);
 /// ```
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    encode(legacy_mac(secret, None, body))
+}
+
+/// The signature with the opt-in timestamp: the MAC covers
+/// `"{timestamp}.{body}"`, where `timestamp` is the Unix time in seconds sent in
+/// `x-<identifier>-timestamp`.
+///
+/// ```
+/// let plain = webhooks_emitter::sign(b"k", b"{}");
+/// let stamped = webhooks_emitter::sign_timestamped(b"k", 1_700_000_000, b"{}");
+/// assert_ne!(plain, stamped);
+/// assert_eq!(stamped, webhooks_emitter::sign(b"k", b"1700000000.{}"));
+/// ```
+pub fn sign_timestamped(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    encode(legacy_mac(secret, Some(timestamp), body))
+}
+
+/// The keyed MAC of the legacy scheme, ready to finalize or verify.
+pub(crate) fn legacy_mac(secret: &[u8], timestamp: Option<i64>, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        // HMAC takes keys of any length; this arm cannot be reached.
         .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    if let Some(timestamp) = timestamp {
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+    }
     mac.update(body);
+    mac
+}
+
+/// The base32hex alphabet of legacy signatures.
+pub(crate) const LEGACY_ALPHABET: base32::Alphabet =
+    base32::Alphabet::Rfc4648HexLower { padding: false };
+
+fn encode(mac: Hmac<Sha256>) -> String {
     let digest = mac.finalize().into_bytes();
     let mut value = String::with_capacity(SIGNATURE_PREFIX.len() + 52);
     value.push_str(SIGNATURE_PREFIX);
-    value.push_str(&base32::encode(
-        base32::Alphabet::Rfc4648HexLower { padding: false },
-        &digest,
-    ));
+    value.push_str(&base32::encode(LEGACY_ALPHABET, &digest));
     value
 }
