@@ -44,8 +44,8 @@ struct Record {
     capacity: usize,
     ttl: Duration,
     entries: HashMap<String, Entry>,
-    /// Ids in the order they were last stamped; an item whose stamp no longer
-    /// matches its entry is stale and skipped.
+    /// Ids in the order they were claimed; an item whose stamp no longer
+    /// matches its entry (released, then claimed again) is stale and skipped.
     order: VecDeque<(String, Instant)>,
 }
 
@@ -81,7 +81,7 @@ impl IdempotencyStore {
                 AlreadySeen::InProgress
             });
         }
-        record.stamp(id, false, now);
+        record.claim(id, now);
         Ok(Claim {
             store: self.clone(),
             id: id.to_owned(),
@@ -116,11 +116,11 @@ impl IdempotencyStore {
 }
 
 impl Record {
-    fn stamp(&mut self, id: &str, processed: bool, now: Instant) {
+    fn claim(&mut self, id: &str, now: Instant) {
         self.entries.insert(
             id.to_owned(),
             Entry {
-                processed,
+                processed: false,
                 stamped: now,
             },
         );
@@ -128,11 +128,13 @@ impl Record {
         self.prune(now);
     }
 
-    /// Forgets expired ids, and the oldest ones beyond the capacity.
+    /// Forgets expired ids, and the oldest ones beyond the capacity. Released
+    /// ids leave stale items in `order`; they are bounded at twice the capacity.
     fn prune(&mut self, now: Instant) {
         while let Some((_, stamped)) = self.order.front() {
             let expired = now.duration_since(*stamped) > self.ttl;
-            if !expired && self.order.len() <= self.capacity {
+            let over = self.entries.len() > self.capacity || self.order.len() > 2 * self.capacity;
+            if !expired && !over {
                 break;
             }
             if let Some((id, stamped)) = self.order.pop_front() {
@@ -171,11 +173,13 @@ impl Claim {
         &self.id
     }
 
-    /// Records the id as processed: later deliveries with it are duplicates.
+    /// Records the id as processed: later deliveries with it are duplicates
+    /// until the time-to-live, counted from the claim, runs out.
     pub fn done(mut self) {
         self.done = true;
-        let now = Instant::now();
-        self.store.lock().stamp(&self.id, true, now);
+        if let Some(entry) = self.store.lock().entries.get_mut(&self.id) {
+            entry.processed = true;
+        }
     }
 }
 
