@@ -13,6 +13,7 @@ use base64::Engine;
 
 use crate::backoff::Backoff;
 use crate::error::ConfigError;
+use crate::ssrf::{SsrfGuard, TargetPolicy};
 use crate::standard_webhooks::{
     parse_standard_secret, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP,
 };
@@ -32,6 +33,12 @@ pub const DEFAULT_BACKOFF_LIMIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 /// Default number of dead letters kept per emitter.
 pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = 1_000;
+/// Default longest wait a `Retry-After` header can impose.
+pub const DEFAULT_RETRY_AFTER_LIMIT: Duration = Duration::from_secs(10 * 60);
+/// Environment variable read by [`Config::from_env`] for the URL.
+pub const ENV_WEBHOOK_URL: &str = "WEBHOOK_URL";
+/// Environment variable read by [`Config::from_env`] for a bearer token.
+pub const ENV_WEBHOOK_API_KEY: &str = "WEBHOOK_API_KEY";
 
 /// How one emitter delivers: where, signed with what, how patiently.
 ///
@@ -68,6 +75,26 @@ pub struct Config {
     standard_secrets: Vec<String>,
     timestamped_signature: bool,
     auth: Option<Auth>,
+    max_in_flight: usize,
+    retry_after_limit: Duration,
+    auto_disable: AutoDisable,
+    envelope: bool,
+    ssrf_guard: Option<SsrfGuard>,
+}
+
+/// When an emitter pauses itself because its endpoint keeps failing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AutoDisable {
+    pub dead_letters: Option<u32>,
+    pub failing_for: Option<Duration>,
+}
+
+/// What the whole [`WebhooksEmitter`](crate::WebhooksEmitter) adds to each
+/// config at `attach`: a base URL for relative URLs, a default SSRF guard.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Defaults {
+    pub base_url: Option<String>,
+    pub ssrf_guard: Option<SsrfGuard>,
 }
 
 /// Credentials sent in the `authorization` header.
@@ -95,7 +122,77 @@ impl Config {
             standard_secrets: Vec::new(),
             timestamped_signature: false,
             auth: None,
+            max_in_flight: 1,
+            retry_after_limit: DEFAULT_RETRY_AFTER_LIMIT,
+            auto_disable: AutoDisable::default(),
+            envelope: false,
+            ssrf_guard: None,
         }
+    }
+
+    /// A configuration from the environment, for twelve-factor deployments:
+    /// `WEBHOOK_URL` (required) and `WEBHOOK_API_KEY` (optional, sent as a
+    /// bearer token). Other settings keep their defaults and can be chained.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_with(|var| std::env::var(var).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with another source of variables.
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let url = lookup(ENV_WEBHOOK_URL).ok_or(ConfigError::MissingEnv {
+            var: ENV_WEBHOOK_URL,
+        })?;
+        let config = Config::new(url);
+        Ok(match lookup(ENV_WEBHOOK_API_KEY) {
+            Some(key) => config.bearer_token(key),
+            None => config,
+        })
+    }
+
+    /// Lets up to `n` requests of this emitter be in flight at once (default 1).
+    /// Above 1, events are no longer delivered in emit order: each keeps its own
+    /// attempts and backoff, and a failing event no longer holds back the others.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Longest wait a `Retry-After` header (on 429 or 503) can impose before the
+    /// next attempt (default 10 minutes). The wait is never shorter than the
+    /// scheduled backoff.
+    pub fn retry_after_limit(mut self, limit: Duration) -> Self {
+        self.retry_after_limit = limit;
+        self
+    }
+
+    /// Pauses the emitter after `n` consecutive dead letters (off by default).
+    /// It is reported as [`Outcome::EmitterPaused`](crate::Outcome::EmitterPaused);
+    /// `restart` resumes it.
+    pub fn auto_disable_after_dead_letters(mut self, n: u32) -> Self {
+        self.auto_disable.dead_letters = Some(n);
+        self
+    }
+
+    /// Pauses the emitter once it has failed for `duration` without a single
+    /// success (off by default). Reported like
+    /// [`auto_disable_after_dead_letters`](Self::auto_disable_after_dead_letters).
+    pub fn auto_disable_after_failing_for(mut self, duration: Duration) -> Self {
+        self.auto_disable.failing_for = Some(duration);
+        self
+    }
+
+    /// Wraps each payload as `{"id": <request id>, "timestamp": <RFC 3339 emit
+    /// time>, "event": <name>, "data": <payload>}` instead of sending it as is.
+    pub fn envelope(mut self) -> Self {
+        self.envelope = true;
+        self
+    }
+
+    /// Refuses targets on non-public addresses (see [`SsrfGuard`]). Overrides a
+    /// guard set on the whole emitter.
+    pub fn ssrf_guard(mut self, guard: SsrfGuard) -> Self {
+        self.ssrf_guard = Some(guard);
+        self
     }
 
     /// Signs each request the Standard Webhooks way with `secret`
@@ -203,8 +300,16 @@ impl Config {
     }
 
     /// Checks every setting and prepares what each request needs.
-    pub(crate) fn validate(self) -> Result<ValidatedConfig, ConfigError> {
-        let (url, display_url) = parse_url(&self.url)?;
+    pub(crate) fn validate(self, defaults: &Defaults) -> Result<ValidatedConfig, ConfigError> {
+        let absolute = absolute_url(&self.url, defaults.base_url.as_deref())?;
+        let (url, display_url) = parse_url(&absolute)?;
+        let target_policy = match self.ssrf_guard.as_ref().or(defaults.ssrf_guard.as_ref()) {
+            Some(guard) => Some(guard.validate()?),
+            None => None,
+        };
+        if let Some(policy) = &target_policy {
+            check_literal_target(policy, &url, &display_url)?;
+        }
         let headers = HeaderNames::new(&self.header_identifier, !self.standard_secrets.is_empty())?;
         let secret = match self.secret {
             Some(s) if s.is_empty() => return Err(ConfigError::EmptySecret),
@@ -216,6 +321,11 @@ impl Config {
             ("max_retries", self.max_retries == 0),
             ("backoff start", self.backoff_start.is_zero()),
             ("queue_capacity", self.queue_capacity == 0),
+            ("max_in_flight", self.max_in_flight == 0),
+            (
+                "auto_disable_after_dead_letters",
+                self.auto_disable.dead_letters == Some(0),
+            ),
         ] {
             if zero {
                 return Err(ConfigError::Zero { setting });
@@ -255,6 +365,11 @@ impl Config {
             standard_keys,
             timestamp_header,
             authorization,
+            max_in_flight: self.max_in_flight,
+            retry_after_limit: self.retry_after_limit,
+            auto_disable: self.auto_disable,
+            envelope: self.envelope,
+            target_policy,
             tls,
             queue_capacity: self.queue_capacity,
             dead_letter_capacity: self.dead_letter_capacity,
@@ -280,6 +395,11 @@ impl fmt::Debug for Config {
             .field("standard_webhooks_keys", &self.standard_secrets.len())
             .field("timestamped_signature", &self.timestamped_signature)
             .field("auth", &self.auth)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("retry_after_limit", &self.retry_after_limit)
+            .field("auto_disable", &self.auto_disable)
+            .field("envelope", &self.envelope)
+            .field("ssrf_guard", &self.ssrf_guard)
             .field("allow_insecure", &self.allow_insecure)
             .field("queue_capacity", &self.queue_capacity)
             .field("dead_letter_capacity", &self.dead_letter_capacity)
@@ -423,9 +543,53 @@ pub(crate) struct ValidatedConfig {
     pub timestamp_header: Option<HeaderName>,
     /// The `authorization` value from `bearer_token` or `basic_auth`.
     pub authorization: Option<HeaderValue>,
+    pub max_in_flight: usize,
+    pub retry_after_limit: Duration,
+    pub auto_disable: AutoDisable,
+    pub envelope: bool,
+    /// Set when an SSRF guard applies.
+    pub target_policy: Option<TargetPolicy>,
     pub tls: Arc<rustls::ClientConfig>,
     pub queue_capacity: usize,
     pub dead_letter_capacity: usize,
+}
+
+/// Joins a relative URL (`/api/hooks`) to the emitter's base URL, keeping the
+/// base's path as a prefix: `http://h/v1` + `/hooks` = `http://h/v1/hooks`.
+fn absolute_url(raw: &str, base: Option<&str>) -> Result<String, ConfigError> {
+    if !raw.starts_with('/') {
+        return Ok(raw.to_owned());
+    }
+    match base {
+        Some(base) => Ok(format!("{}{raw}", base.trim_end_matches('/'))),
+        None => Err(ConfigError::InvalidUrl {
+            url: redact_url(raw),
+            reason: "a relative URL needs a base URL: WebhooksEmitter::builder().base_url(…)"
+                .into(),
+        }),
+    }
+}
+
+/// Refuses a URL whose host is an IP literal the guard refuses. Host names are
+/// checked when they are resolved, on every connection.
+fn check_literal_target(
+    policy: &TargetPolicy,
+    url: &Uri,
+    display_url: &str,
+) -> Result<(), ConfigError> {
+    let host = url.host().unwrap_or_default();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    match literal
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .and_then(|ip| policy.refuses(ip))
+    {
+        Some(reason) => Err(ConfigError::BlockedTarget {
+            url: display_url.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn parse_url(raw: &str) -> Result<(Uri, String), ConfigError> {

@@ -19,6 +19,11 @@ pub enum DeadLetterReason {
     },
     /// The emitter's queue was full when the event arrived.
     QueueFull,
+    /// The failure cannot be cured by retrying (the SSRF guard refused the target).
+    NotRetryable {
+        /// The failure.
+        failure: Failure,
+    },
 }
 
 impl std::fmt::Display for DeadLetterReason {
@@ -28,6 +33,7 @@ impl std::fmt::Display for DeadLetterReason {
                 write!(f, "attempts exhausted; last failure: {last_failure}")
             }
             DeadLetterReason::QueueFull => f.write_str("queue full"),
+            DeadLetterReason::NotRetryable { failure } => write!(f, "not retryable: {failure}"),
         }
     }
 }
@@ -98,6 +104,10 @@ impl DeadLetters {
             }
         }
         self.letters.push_back(letter);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.letters.len()
     }
 
     pub(crate) fn list(&self) -> Vec<DeadLetter> {

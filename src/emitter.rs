@@ -12,16 +12,19 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::background::BackgroundSystem;
-use crate::config::Config;
+use crate::config::{Config, Defaults};
 use crate::dead_letter::DeadLetter;
 use crate::error::{AttachError, ControlError, EmitError};
 use crate::event::{validate_event_name, Event, RequestId};
 use crate::registry::{
-    Attach, Detach, Emit, ListRunning, Lookup, Registry, SetEmitterPaused, Shutdown,
+    Attach, Detach, Emit, ListRunning, Lookup, Registry, SetEmitterPaused, Shutdown, StatsAll,
 };
 use crate::report::DeliveryReport;
 use crate::shutdown::ShutdownReport;
-use crate::worker::{ListDeadLetters, Redeliver};
+use crate::ssrf::SsrfGuard;
+use crate::stats::EmitterStats;
+use crate::test_delivery::TestDelivery;
+use crate::worker::{ListDeadLetters, Redeliver, SendTest, Stats};
 
 /// Default largest serialized payload `emit` accepts: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -57,6 +60,7 @@ struct Inner {
     reports: broadcast::Sender<DeliveryReport>,
     accepting: AtomicBool,
     max_payload_bytes: usize,
+    defaults: Defaults,
     /// Present when the actors run on the crate's own thread; stopped on drop.
     background: Option<BackgroundSystem>,
 }
@@ -75,6 +79,7 @@ impl Drop for Inner {
 pub struct WebhooksEmitterBuilder {
     max_payload_bytes: usize,
     report_capacity: usize,
+    defaults: Defaults,
 }
 
 impl Default for WebhooksEmitterBuilder {
@@ -82,11 +87,26 @@ impl Default for WebhooksEmitterBuilder {
         WebhooksEmitterBuilder {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             report_capacity: DEFAULT_REPORT_CAPACITY,
+            defaults: Defaults::default(),
         }
     }
 }
 
 impl WebhooksEmitterBuilder {
+    /// Lets configs use relative URLs (`/api/hooks`), joined to `base_url`
+    /// with its path kept as a prefix: `http://internal:8080/v1` + `/hooks` is
+    /// `http://internal:8080/v1/hooks`. For internal webhooks.
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.defaults.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Applies an SSRF guard to every emitter whose config sets none.
+    pub fn ssrf_guard(mut self, guard: SsrfGuard) -> Self {
+        self.defaults.ssrf_guard = Some(guard);
+        self
+    }
+
     /// Largest serialized payload `emit` accepts (default 1 MiB); above it `emit`
     /// returns [`EmitError::PayloadTooLarge`].
     pub fn max_payload_bytes(mut self, limit: usize) -> Self {
@@ -139,6 +159,7 @@ impl WebhooksEmitterBuilder {
                 reports,
                 accepting: AtomicBool::new(true),
                 max_payload_bytes: self.max_payload_bytes,
+                defaults: self.defaults,
                 background,
             }),
         }
@@ -201,12 +222,13 @@ impl WebhooksEmitter {
         if names.is_empty() {
             return Err(AttachError::NoEvents { id });
         }
-        let config = config
-            .validate()
-            .map_err(|source| AttachError::InvalidConfig {
-                id: id.clone(),
-                source,
-            })?;
+        let config =
+            config
+                .validate(&self.inner.defaults)
+                .map_err(|source| AttachError::InvalidConfig {
+                    id: id.clone(),
+                    source,
+                })?;
         self.inner
             .registry
             .send(Attach {
@@ -308,6 +330,25 @@ impl WebhooksEmitter {
     /// many. On a full queue, those that did not fit stay dead letters.
     pub async fn redeliver_all(&self, id: &str) -> Result<usize, ControlError> {
         self.worker(id).await?.send(Redeliver(None)).await?
+    }
+
+    /// Counters of emitter `id`: queued, in flight, delivered, failures, dead
+    /// letters, last status and latency, paused.
+    pub async fn stats(&self, id: &str) -> Result<EmitterStats, ControlError> {
+        Ok(self.worker(id).await?.send(Stats).await?)
+    }
+
+    /// [`stats`](Self::stats) of every attached emitter, sorted by id.
+    pub async fn stats_all(&self) -> Vec<EmitterStats> {
+        self.inner.registry.send(StatsAll).await.unwrap_or_default()
+    }
+
+    /// Sends one `webhook_test` event (`{"test": true, "emitter": id}`) to
+    /// emitter `id` now, signed like its other requests but outside its queue
+    /// and without retries, and returns what the endpoint answered: for a "test
+    /// this webhook" button. Works while the emitter is paused.
+    pub async fn test(&self, id: &str) -> Result<TestDelivery, ControlError> {
+        Ok(self.worker(id).await?.send(SendTest).await?)
     }
 
     async fn worker(&self, id: &str) -> Result<Addr<crate::worker::Worker>, ControlError> {

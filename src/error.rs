@@ -77,6 +77,26 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// An SSRF guard's allowed subnet is not CIDR notation.
+    #[error("invalid subnet `{subnet}` in the SSRF guard: expected CIDR, e.g. 10.0.0.0/8")]
+    InvalidSubnet {
+        /// The subnet as given.
+        subnet: String,
+    },
+    /// The SSRF guard refuses the URL's IP address.
+    #[error("target `{url}` refused by the SSRF guard: {reason}")]
+    BlockedTarget {
+        /// The URL with any credentials replaced by `***`.
+        url: String,
+        /// The category of the refused address.
+        reason: &'static str,
+    },
+    /// `Config::from_env` found a required variable unset or not Unicode.
+    #[error("environment variable `{var}` is not set")]
+    MissingEnv {
+        /// The variable's name.
+        var: &'static str,
+    },
     /// The TLS client configuration could not be built.
     #[error("TLS setup failed: {0}")]
     Tls(String),

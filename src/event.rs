@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -89,6 +90,7 @@ pub struct Event {
     name: Arc<str>,
     payload: Bytes,
     request_id: RequestId,
+    emitted_at: SystemTime,
 }
 
 impl Event {
@@ -97,7 +99,13 @@ impl Event {
             name,
             payload,
             request_id,
+            emitted_at: SystemTime::now(),
         }
+    }
+
+    /// When `emit` was called: the envelope's `timestamp`.
+    pub fn emitted_at(&self) -> SystemTime {
+        self.emitted_at
     }
 
     /// The event name, e.g. `order.created`.

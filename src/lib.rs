@@ -44,7 +44,10 @@ mod registry;
 mod report;
 mod shutdown;
 mod signature;
+mod ssrf;
 mod standard_webhooks;
+mod stats;
+mod test_delivery;
 mod tls;
 mod worker;
 
@@ -53,7 +56,7 @@ pub mod verify;
 pub use config::{
     Config, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,
     DEFAULT_HEADER_IDENTIFIER, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL,
 };
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use delivery::USER_AGENT_VALUE;
@@ -62,10 +65,13 @@ pub use emitter::{
 };
 pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError};
 pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
-pub use report::{DeliveryReport, DropReason, Failure, Outcome};
+pub use report::{DeliveryReport, DropReason, Failure, Outcome, PauseReason};
 pub use shutdown::{ShutdownReport, Undelivered};
 pub use signature::{sign, sign_timestamped, SIGNATURE_PREFIX};
+pub use ssrf::SsrfGuard;
 pub use standard_webhooks::{
     parse_standard_secret, sign_standard, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE,
     HEADER_WEBHOOK_TIMESTAMP, MIN_STANDARD_KEY_BYTES, STANDARD_SECRET_PREFIX,
 };
+pub use stats::EmitterStats;
+pub use test_delivery::{TestDelivery, TEST_EVENT};

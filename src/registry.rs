@@ -16,7 +16,8 @@ use crate::error::{AttachError, ControlError};
 use crate::event::Event;
 use crate::report::{DeliveryReport, DropReason, Reporter};
 use crate::shutdown::{ShutdownReport, Undelivered};
-use crate::worker::{Drain, Enqueue, SetPaused, Stop, Worker};
+use crate::stats::EmitterStats;
+use crate::worker::{Drain, Enqueue, SelfPaused, SetPaused, Stats, Stop, Worker};
 
 struct Attached {
     worker: Addr<Worker>,
@@ -79,7 +80,7 @@ pub(crate) struct Attach {
 impl Handler<Attach> for Registry {
     type Result = Result<(), AttachError>;
 
-    fn handle(&mut self, msg: Attach, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
         if self.shut_down {
             return Err(AttachError::ShutDown);
         }
@@ -87,7 +88,7 @@ impl Handler<Attach> for Registry {
             return Err(AttachError::AlreadyExists { id: msg.id });
         }
         let reporter = Reporter::new(Arc::from(msg.id.as_str()), self.reports.clone());
-        let worker = Worker::new(msg.config, reporter).start();
+        let worker = Worker::new(msg.config, reporter, ctx.address().recipient()).start();
         for event in &msg.events {
             self.routes
                 .entry(event.clone())
@@ -161,6 +162,35 @@ impl Handler<SetEmitterPaused> for Registry {
         attached.paused = msg.paused;
         attached.worker.do_send(SetPaused(msg.paused));
         Ok(())
+    }
+}
+
+impl Handler<SelfPaused> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, SelfPaused(id): SelfPaused, _: &mut Context<Self>) {
+        if let Some(attached) = self.emitters.get_mut(&*id) {
+            attached.paused = true;
+        }
+    }
+}
+
+/// Every emitter's stats, sorted by id.
+#[derive(Message)]
+#[rtype(result = "Vec<EmitterStats>")]
+pub(crate) struct StatsAll;
+
+impl Handler<StatsAll> for Registry {
+    type Result = ResponseFuture<Vec<EmitterStats>>;
+
+    fn handle(&mut self, _: StatsAll, _: &mut Context<Self>) -> Self::Result {
+        let all = join_all(self.emitters.values().map(|a| a.worker.send(Stats)));
+        Box::pin(async move {
+            let mut stats: Vec<EmitterStats> =
+                all.await.into_iter().filter_map(Result::ok).collect();
+            stats.sort_by(|a, b| a.id.cmp(&b.id));
+            stats
+        })
     }
 }
 

@@ -57,6 +57,24 @@ pub enum Outcome {
         /// Why the emitter went away.
         reason: DropReason,
     },
+    /// The emitter paused itself; the report's event is the one that caused
+    /// it, kept in the queue. `restart` resumes deliveries.
+    EmitterPaused {
+        /// Why.
+        reason: PauseReason,
+    },
+}
+
+/// Why an emitter paused itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PauseReason {
+    /// The endpoint answered `410 Gone`: it asked not to be called again.
+    Gone,
+    /// `auto_disable_after_dead_letters`: this many dead letters in a row.
+    ConsecutiveDeadLetters(u32),
+    /// `auto_disable_after_failing_for`: no success for at least this long.
+    FailingFor(Duration),
 }
 
 /// Why one attempt failed.
@@ -69,7 +87,12 @@ pub enum Failure {
     Status {
         /// The status code.
         status: u16,
+        /// The `Retry-After` the endpoint sent with a 429 or 503, as a wait.
+        retry_after: Option<Duration>,
     },
+    /// The SSRF guard refused every address the host resolved to; not retried.
+    #[error("target refused by the SSRF guard: {0}")]
+    Blocked(String),
     /// No response head within the request timeout.
     #[error("no response within {0:?}")]
     Timeout(Duration),
@@ -79,6 +102,24 @@ pub enum Failure {
     /// The request failed after connecting (connection reset, protocol error).
     #[error("request failed: {0}")]
     Request(String),
+}
+
+impl Failure {
+    /// The HTTP status, for failures that got one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A shorthand for a status failure without `Retry-After`.
+    pub fn status_code(status: u16) -> Self {
+        Failure::Status {
+            status,
+            retry_after: None,
+        }
+    }
 }
 
 /// Why queued events were dropped.
