@@ -29,6 +29,12 @@ pub enum Reply {
     Delay(Duration),
     /// Answer 302 with a Location header.
     Redirect,
+    /// Answer `status` with a `Retry-After: value` header.
+    RetryAfter(u16, String),
+    /// Wait until as many requests as the barrier's size wait together, then
+    /// answer 200: the test hangs (and fails at its deadline) unless the
+    /// emitter really has that many requests in flight at once.
+    Gate(Arc<tokio::sync::Barrier>),
 }
 
 /// One request as the receiver saw it.
@@ -180,6 +186,15 @@ async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
         Some(Reply::Redirect) => HttpResponse::Found()
             .insert_header(("location", "http://127.0.0.1:9/elsewhere"))
             .finish(),
+        Some(Reply::RetryAfter(code, value)) => {
+            HttpResponse::build(StatusCode::from_u16(code).unwrap())
+                .insert_header(("retry-after", value))
+                .finish()
+        }
+        Some(Reply::Gate(barrier)) => {
+            barrier.wait().await;
+            HttpResponse::Ok().finish()
+        }
     }
 }
 
