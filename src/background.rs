@@ -2,8 +2,6 @@
 
 use std::sync::mpsc;
 
-use actix::prelude::*;
-
 /// The background thread's system; stopping it ends the thread.
 pub(crate) struct BackgroundSystem {
     system: actix::System,
@@ -11,11 +9,11 @@ pub(crate) struct BackgroundSystem {
 
 impl BackgroundSystem {
     /// Starts a thread running a new `System`, calls `start` inside it, and
-    /// returns what `start` returned (an actor address).
-    pub(crate) fn spawn<A, F>(start: F) -> (Self, Addr<A>)
+    /// returns what `start` returned (actor addresses).
+    pub(crate) fn spawn<T, F>(start: F) -> (Self, T)
     where
-        A: Actor,
-        F: FnOnce() -> Addr<A> + Send + 'static,
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
     {
         let (sender, started) = mpsc::sync_channel(1);
         let spawned = std::thread::Builder::new()
@@ -31,7 +29,7 @@ impl BackgroundSystem {
             });
         let started = spawned.ok().and_then(|_| started.recv().ok());
         match started {
-            Some((system, addr)) => (BackgroundSystem { system }, addr),
+            Some((system, started)) => (BackgroundSystem { system }, started),
             None => panic!("webhooks-emitter: could not start its background thread"),
         }
     }

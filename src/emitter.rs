@@ -21,6 +21,7 @@ use crate::registry::{
 };
 use crate::report::DeliveryReport;
 use crate::shutdown::ShutdownReport;
+use crate::sse::{self, ClientCounts, Publish, SseBroadcaster, SseOptions, StopBroadcaster};
 use crate::ssrf::SsrfGuard;
 use crate::stats::EmitterStats;
 use crate::test_delivery::TestDelivery;
@@ -57,6 +58,8 @@ pub struct WebhooksEmitter {
 
 struct Inner {
     registry: Addr<Registry>,
+    sse: Addr<SseBroadcaster>,
+    sse_options: SseOptions,
     reports: broadcast::Sender<DeliveryReport>,
     accepting: AtomicBool,
     max_payload_bytes: usize,
@@ -80,6 +83,7 @@ pub struct WebhooksEmitterBuilder {
     max_payload_bytes: usize,
     report_capacity: usize,
     defaults: Defaults,
+    sse: SseOptions,
 }
 
 impl Default for WebhooksEmitterBuilder {
@@ -88,6 +92,7 @@ impl Default for WebhooksEmitterBuilder {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             report_capacity: DEFAULT_REPORT_CAPACITY,
             defaults: Defaults::default(),
+            sse: SseOptions::default(),
         }
     }
 }
@@ -98,6 +103,13 @@ impl WebhooksEmitterBuilder {
     /// `http://internal:8080/v1/hooks`. For internal webhooks.
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
         self.defaults.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Settings of the SSE broadcaster: replay buffer, heartbeat, client
+    /// buffer, `retry:`, authorization hook.
+    pub fn sse(mut self, options: SseOptions) -> Self {
+        self.sse = options;
         self
     }
 
@@ -129,8 +141,8 @@ impl WebhooksEmitterBuilder {
     /// [`start_in_background`](Self::start_in_background) there.
     pub fn start(self) -> WebhooksEmitter {
         let (reports, _) = broadcast::channel(self.report_capacity);
-        let registry = Registry::new(reports.clone()).start();
-        self.handle(registry, reports, None)
+        let actors = start_actors(reports.clone(), self.sse.clone());
+        self.handle(actors, reports, None)
     }
 
     /// Starts the actors on a thread of their own, with their own actix
@@ -141,21 +153,22 @@ impl WebhooksEmitterBuilder {
     /// If the operating system cannot start a thread, like `std::thread::spawn`.
     pub fn start_in_background(self) -> WebhooksEmitter {
         let (reports, _) = broadcast::channel(self.report_capacity);
-        let for_registry = reports.clone();
-        let (background, registry) =
-            BackgroundSystem::spawn(move || Registry::new(for_registry).start());
-        self.handle(registry, reports, Some(background))
+        let (for_actors, sse) = (reports.clone(), self.sse.clone());
+        let (background, actors) = BackgroundSystem::spawn(move || start_actors(for_actors, sse));
+        self.handle(actors, reports, Some(background))
     }
 
     fn handle(
         self,
-        registry: Addr<Registry>,
+        (registry, sse): (Addr<Registry>, Addr<SseBroadcaster>),
         reports: broadcast::Sender<DeliveryReport>,
         background: Option<BackgroundSystem>,
     ) -> WebhooksEmitter {
         WebhooksEmitter {
             inner: Arc::new(Inner {
                 registry,
+                sse,
+                sse_options: self.sse,
                 reports,
                 accepting: AtomicBool::new(true),
                 max_payload_bytes: self.max_payload_bytes,
@@ -164,6 +177,15 @@ impl WebhooksEmitterBuilder {
             }),
         }
     }
+}
+
+/// Starts the actors in the current actix `System`.
+fn start_actors(
+    reports: broadcast::Sender<DeliveryReport>,
+    sse: SseOptions,
+) -> (Addr<Registry>, Addr<SseBroadcaster>) {
+    let sse = SseBroadcaster::new(sse).start();
+    (Registry::new(reports, sse.clone()).start(), sse)
 }
 
 impl WebhooksEmitter {
@@ -257,19 +279,104 @@ impl WebhooksEmitter {
             Some(id) => RequestId::parse(&id)?,
             None => RequestId::generate(),
         };
-        let body = serde_json::to_vec(payload).map_err(|e| EmitError::Serialize(e.to_string()))?;
-        if body.len() > self.inner.max_payload_bytes {
-            return Err(EmitError::PayloadTooLarge {
-                size: body.len(),
-                limit: self.inner.max_payload_bytes,
-            });
-        }
+        let body = self.serialize(payload)?;
         if !self.inner.registry.connected() {
             return Err(EmitError::NotRunning);
         }
-        let event = Event::new(Arc::from(event), Bytes::from(body), request_id.clone());
+        let event = Event::new(Arc::from(event), payload_bytes(body), request_id.clone());
         self.inner.registry.do_send(Emit(Arc::new(event)));
         Ok(request_id)
+    }
+
+    fn serialize<T: Serialize + ?Sized>(&self, payload: &T) -> Result<Vec<u8>, EmitError> {
+        let body = serde_json::to_vec(payload).map_err(|e| EmitError::Serialize(e.to_string()))?;
+        self.check_size(body.len())?;
+        Ok(body)
+    }
+
+    fn check_size(&self, size: usize) -> Result<(), EmitError> {
+        let limit = self.inner.max_payload_bytes;
+        if size > limit {
+            return Err(EmitError::PayloadTooLarge { size, limit });
+        }
+        Ok(())
+    }
+
+    /// Publishes `payload` (as JSON) to the SSE clients of `topic` (and of `*`)
+    /// as an event named `event`; no webhook is sent. For topics of your own,
+    /// such as a session id. Never waits for a client.
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), EmitError> {
+        self.check_broadcast(topic, event)?;
+        let body = self.serialize(payload)?;
+        self.publish(topic, event, payload_bytes(body))
+    }
+
+    /// Like [`broadcast`](Self::broadcast) with text data, sent as is (HTML
+    /// fragments for htmx, say); line breaks become several `data:` lines,
+    /// which clients join back with LF.
+    pub fn broadcast_text(&self, topic: &str, event: &str, text: &str) -> Result<(), EmitError> {
+        self.check_broadcast(topic, event)?;
+        self.check_size(text.len())?;
+        self.publish(topic, event, Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    fn check_broadcast(&self, topic: &str, event: &str) -> Result<(), EmitError> {
+        if !self.inner.accepting.load(Ordering::Acquire) {
+            return Err(EmitError::ShuttingDown);
+        }
+        let invalid_topic = |reason| EmitError::InvalidTopic {
+            topic: topic.escape_debug().to_string(),
+            reason,
+        };
+        if topic == sse::ALL_TOPICS {
+            return Err(invalid_topic(
+                "`*` receives every topic; publish on a topic of its own",
+            ));
+        }
+        sse::validate_topic(topic).map_err(invalid_topic)?;
+        validate_event_name(event)?;
+        Ok(())
+    }
+
+    fn publish(&self, topic: &str, event: &str, data: Bytes) -> Result<(), EmitError> {
+        if !self.inner.sse.connected() {
+            return Err(EmitError::NotRunning);
+        }
+        self.inner.sse.do_send(Publish {
+            topic: Arc::from(topic),
+            event: Arc::from(event),
+            data,
+        });
+        Ok(())
+    }
+
+    /// An actix-web scope serving `GET <path>/{topic}` as an event stream
+    /// (`<path>/*` for every topic). Mount it in each worker's `App`:
+    ///
+    /// ```no_run
+    /// # use actix_web::{App, HttpServer};
+    /// # async fn run(emitter: webhooks_emitter::WebhooksEmitter) -> std::io::Result<()> {
+    /// HttpServer::new(move || App::new().service(emitter.sse_scope("/sse")))
+    ///     .bind(("127.0.0.1", 8080))?
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// Clients resume with the `Last-Event-ID` header or the `last_event_id`
+    /// query parameter; a malformed id is answered 400.
+    pub fn sse_scope(&self, path: &str) -> actix_web::Scope {
+        sse::scope(path, self.inner.sse.clone(), self.inner.sse_options.clone())
+    }
+
+    /// Connected SSE clients per topic (topics without clients left out).
+    pub async fn sse_clients(&self) -> std::collections::HashMap<String, usize> {
+        self.inner.sse.send(ClientCounts).await.unwrap_or_default()
     }
 
     /// Stops deliveries of emitter `id`; its events keep being queued.
@@ -375,6 +482,8 @@ impl WebhooksEmitter {
                 drained: false,
                 undelivered: Vec::new(),
             });
+        // Ends every SSE stream, so HTTP servers can stop gracefully.
+        let _ = self.inner.sse.send(StopBroadcaster).await;
         if let Some(background) = &self.inner.background {
             background.stop();
         }
@@ -390,4 +499,11 @@ impl fmt::Debug for WebhooksEmitter {
             .field("background", &self.inner.background.is_some())
             .finish()
     }
+}
+
+/// The serialized payload as `Bytes`, without spare capacity: queued events
+/// keep their payload alive, so slack would be paid for every queued event.
+fn payload_bytes(mut body: Vec<u8>) -> Bytes {
+    body.shrink_to_fit();
+    Bytes::from(body)
 }

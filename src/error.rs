@@ -163,6 +163,14 @@ pub enum EmitError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// An SSE topic name is empty, too long, `*`, or has CR, LF, NUL or `/`.
+    #[error("invalid SSE topic `{topic}`: {reason}")]
+    InvalidTopic {
+        /// The topic, with control characters escaped.
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The payload could not be serialized to JSON.
     #[error("payload could not be serialized to JSON: {0}")]
     Serialize(String),

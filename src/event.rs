@@ -113,6 +113,11 @@ impl Event {
         &self.name
     }
 
+    /// The name, cheap to clone.
+    pub(crate) fn shared_name(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
     /// The payload as the JSON bytes that are sent.
     pub fn payload(&self) -> &[u8] {
         &self.payload

@@ -44,6 +44,7 @@ mod registry;
 mod report;
 mod shutdown;
 mod signature;
+pub mod sse;
 mod ssrf;
 mod standard_webhooks;
 mod stats;

@@ -16,6 +16,7 @@ use crate::error::{AttachError, ControlError};
 use crate::event::Event;
 use crate::report::{DeliveryReport, DropReason, Reporter};
 use crate::shutdown::{ShutdownReport, Undelivered};
+use crate::sse::{Publish, SseBroadcaster};
 use crate::stats::EmitterStats;
 use crate::worker::{Drain, Enqueue, SelfPaused, SetPaused, Stats, Stop, Worker};
 
@@ -28,15 +29,21 @@ struct Attached {
 /// Maps names to workers; owns the workers' lifecycle.
 pub(crate) struct Registry {
     emitters: HashMap<String, Attached>,
+    /// Every emitted event is published there too, on the topic of its name.
+    sse: Addr<SseBroadcaster>,
     routes: HashMap<Arc<str>, Vec<Addr<Worker>>>,
     reports: broadcast::Sender<DeliveryReport>,
     shut_down: bool,
 }
 
 impl Registry {
-    pub(crate) fn new(reports: broadcast::Sender<DeliveryReport>) -> Self {
+    pub(crate) fn new(
+        reports: broadcast::Sender<DeliveryReport>,
+        sse: Addr<SseBroadcaster>,
+    ) -> Self {
         Registry {
             emitters: HashMap::new(),
+            sse,
             routes: HashMap::new(),
             reports,
             shut_down: false,
@@ -122,6 +129,11 @@ impl Handler<Emit> for Registry {
                 worker.do_send(Enqueue(event.clone()));
             }
         }
+        self.sse.do_send(Publish {
+            topic: event.shared_name(),
+            event: event.shared_name(),
+            data: event.payload_bytes(),
+        });
     }
 }
 

@@ -1,0 +1,310 @@
+//! The broadcaster actor: topics, their replay rings and their clients.
+//!
+//! Each client has a bounded channel; the broadcaster only ever `try_send`s, so
+//! neither it nor `emit` nor other clients wait for a slow client: one that
+//! falls `client_buffer` frames behind is dropped (it can resume by id).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::frame::{self, HEARTBEAT};
+use super::{SseOptions, ALL_TOPICS, LOST_EVENTS_EVENT};
+
+/// One replayable event.
+struct Record {
+    id: u64,
+    event: Arc<str>,
+    data: Bytes,
+}
+
+struct Client {
+    sender: mpsc::Sender<Bytes>,
+    last_write: Instant,
+}
+
+#[derive(Default)]
+struct Topic {
+    last_id: u64,
+    ring: VecDeque<Record>,
+    ring_bytes: usize,
+    clients: HashMap<u64, Client>,
+    last_publish: Option<Instant>,
+}
+
+/// Why a client was dropped.
+enum Drop {
+    Closed,
+    TooSlow,
+}
+
+impl Topic {
+    fn remember(&mut self, record: Record, options: &SseOptions) {
+        self.ring_bytes += record.data.len();
+        self.ring.push_back(record);
+        while self.ring.len() > options.replay
+            || (self.ring_bytes > options.replay_bytes && !self.ring.is_empty())
+        {
+            if let Some(old) = self.ring.pop_front() {
+                self.ring_bytes -= old.data.len();
+            }
+        }
+    }
+
+    /// Sends `frame` to every client; drops those that are gone or too slow.
+    fn send_all(&mut self, frame: &Bytes, topic: &str) {
+        let now = Instant::now();
+        self.clients
+            .retain(|id, client| match client.sender.try_send(frame.clone()) {
+                Ok(()) => {
+                    client.last_write = now;
+                    true
+                }
+                Err(e) => {
+                    log_drop(
+                        topic,
+                        *id,
+                        if matches!(e, TrySendError::Full(_)) {
+                            Drop::TooSlow
+                        } else {
+                            Drop::Closed
+                        },
+                    );
+                    false
+                }
+            });
+    }
+
+    /// What a client resuming after `last_seen` must get first: the lost-events
+    /// signal if the ring cannot bridge the gap, then the frames it missed.
+    fn catch_up(&self, last_seen: u64) -> BytesMut {
+        let mut out = BytesMut::new();
+        let oldest = self.ring.front().map(|r| r.id);
+        let bridged = match oldest {
+            // The ring holds every id after `last_seen`.
+            Some(oldest) => last_seen + 1 >= oldest && last_seen <= self.last_id,
+            // Nothing to replay: fine if nothing was missed.
+            None => last_seen == self.last_id,
+        };
+        if !bridged {
+            let data =
+                serde_json::json!({ "last_event_id": last_seen, "first_available_id": oldest });
+            out.extend_from_slice(&frame::encode_without_id(
+                LOST_EVENTS_EVENT,
+                data.to_string().as_bytes(),
+            ));
+        }
+        let replay_from = if bridged { last_seen } else { 0 };
+        for record in self.ring.iter().filter(|r| r.id > replay_from) {
+            out.extend_from_slice(&frame::encode(record.id, &record.event, &record.data));
+        }
+        out
+    }
+}
+
+fn log_drop(topic: &str, client: u64, why: Drop) {
+    match why {
+        Drop::Closed => tracing::debug!(topic, client, "SSE client disconnected"),
+        Drop::TooSlow => tracing::warn!(
+            topic,
+            client,
+            "SSE client too slow; disconnected (it can resume by Last-Event-ID)"
+        ),
+    }
+}
+
+/// The SSE actor.
+pub(crate) struct SseBroadcaster {
+    options: SseOptions,
+    topics: HashMap<Arc<str>, Topic>,
+    next_client: u64,
+    all: Arc<str>,
+}
+
+impl SseBroadcaster {
+    pub(crate) fn new(options: SseOptions) -> Self {
+        SseBroadcaster {
+            options,
+            topics: HashMap::new(),
+            next_client: 0,
+            all: Arc::from(ALL_TOPICS),
+        }
+    }
+
+    fn publish_to(&mut self, topic: Arc<str>, event: &Arc<str>, data: &Bytes) {
+        let entry = self.topics.entry(topic.clone()).or_default();
+        entry.last_id += 1;
+        entry.last_publish = Some(Instant::now());
+        let id = entry.last_id;
+        if !entry.clients.is_empty() {
+            // Encoded once, shared by every client of the topic.
+            let frame = frame::encode(id, event, data);
+            entry.send_all(&frame, &topic);
+        }
+        let record = Record {
+            id,
+            event: event.clone(),
+            data: data.clone(),
+        };
+        entry.remember(record, &self.options);
+    }
+
+    /// Heartbeats to idle clients, removal of closed ones, eviction of idle topics.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let heartbeat = Bytes::from_static(HEARTBEAT);
+        for (name, topic) in &mut self.topics {
+            topic.clients.retain(|id, client| {
+                if client.sender.is_closed() {
+                    log_drop(name, *id, Drop::Closed);
+                    return false;
+                }
+                if now.duration_since(client.last_write) < self.options.heartbeat {
+                    return true;
+                }
+                match client.sender.try_send(heartbeat.clone()) {
+                    Ok(()) => {
+                        client.last_write = now;
+                        true
+                    }
+                    Err(e) => {
+                        let why = if matches!(e, TrySendError::Full(_)) {
+                            Drop::TooSlow
+                        } else {
+                            Drop::Closed
+                        };
+                        log_drop(name, *id, why);
+                        false
+                    }
+                }
+            });
+        }
+        let ttl = self.options.idle_topic_ttl;
+        self.topics.retain(|_, topic| {
+            !topic.clients.is_empty()
+                || topic
+                    .last_publish
+                    .is_some_and(|at| now.duration_since(at) < ttl)
+        });
+    }
+}
+
+impl Actor for SseBroadcaster {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A quarter of the interval: a heartbeat follows between 1 and 1.25
+        // intervals of silence.
+        ctx.run_interval(self.options.heartbeat / 4, |broadcaster, _| {
+            broadcaster.tick()
+        });
+    }
+}
+
+/// Publish one event on `topic` and on `*`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Publish {
+    pub topic: Arc<str>,
+    pub event: Arc<str>,
+    pub data: Bytes,
+}
+
+impl Handler<Publish> for SseBroadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
+        self.publish_to(msg.topic, &msg.event, &msg.data);
+        let all = self.all.clone();
+        self.publish_to(all, &msg.event, &msg.data);
+    }
+}
+
+/// Register a client on `topic`; returns the stream of its frames, starting
+/// with the replay after `last_event_id`.
+#[derive(Message)]
+#[rtype(result = "mpsc::Receiver<Bytes>")]
+pub(crate) struct Subscribe {
+    pub topic: String,
+    pub last_event_id: Option<u64>,
+}
+
+impl Handler<Subscribe> for SseBroadcaster {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let (sender, receiver) = mpsc::channel(self.options.client_buffer);
+        let topic = self
+            .topics
+            .entry(Arc::from(msg.topic.as_str()))
+            .or_default();
+        let mut first = BytesMut::new();
+        if let Some(retry) = self.options.retry {
+            first.extend_from_slice(&frame::retry(retry.as_millis()));
+        }
+        if let Some(last_seen) = msg.last_event_id {
+            first.extend_from_slice(&topic.catch_up(last_seen));
+        }
+        // Replay and registration happen in this one handler: no publish can
+        // fall between them, so there is no gap and no duplicate.
+        if !first.is_empty() {
+            let _ = sender.try_send(first.freeze());
+        }
+        self.next_client += 1;
+        topic.clients.insert(
+            self.next_client,
+            Client {
+                sender,
+                last_write: Instant::now(),
+            },
+        );
+        tracing::debug!(
+            topic = msg.topic,
+            client = self.next_client,
+            clients = topic.clients.len(),
+            "SSE client connected"
+        );
+        MessageResult(receiver)
+    }
+}
+
+/// Connected clients per topic (topics without clients left out).
+#[derive(Message)]
+#[rtype(result = "HashMap<String, usize>")]
+pub(crate) struct ClientCounts;
+
+impl Handler<ClientCounts> for SseBroadcaster {
+    type Result = MessageResult<ClientCounts>;
+
+    fn handle(&mut self, _: ClientCounts, _: &mut Context<Self>) -> Self::Result {
+        // Closed connections are found here too, not only at the next tick.
+        self.topics
+            .values_mut()
+            .for_each(|t| t.clients.retain(|_, c| !c.sender.is_closed()));
+        MessageResult(
+            self.topics
+                .iter()
+                .filter(|(_, t)| !t.clients.is_empty())
+                .map(|(name, t)| (name.to_string(), t.clients.len()))
+                .collect(),
+        )
+    }
+}
+
+/// Close every client stream and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopBroadcaster;
+
+impl Handler<StopBroadcaster> for SseBroadcaster {
+    type Result = ();
+
+    fn handle(&mut self, _: StopBroadcaster, ctx: &mut Context<Self>) {
+        self.topics.clear();
+        ctx.stop();
+    }
+}
