@@ -344,10 +344,10 @@ impl WebhooksEmitter {
     }
 
     fn publish(&self, topic: &str, event: &str, data: Bytes) -> Result<(), EmitError> {
-        if !self.inner.sse.connected() {
+        if !self.inner.registry.connected() {
             return Err(EmitError::NotRunning);
         }
-        self.inner.sse.do_send(Publish {
+        self.inner.registry.do_send(Publish {
             topic: Arc::from(topic),
             event: Arc::from(event),
             data,

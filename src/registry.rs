@@ -137,6 +137,16 @@ impl Handler<Emit> for Registry {
     }
 }
 
+/// Forward an app's own SSE publication. It passes through the registry, like
+/// `Emit`, so that a caller's emits and broadcasts reach SSE clients in call order.
+impl Handler<Publish> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, publish: Publish, _: &mut Context<Self>) {
+        self.sse.do_send(publish);
+    }
+}
+
 /// Detach `id`: stop its worker and return what it still had queued.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Arc<Event>>, ControlError>")]
