@@ -89,7 +89,7 @@ async fn main() -> std::io::Result<()> {
         loop {
             ticker.tick().await;
             order += 1;
-            let name = if order % 3 == 0 {
+            let name = if order.is_multiple_of(3) {
                 "order.paid"
             } else {
                 "order.created"
