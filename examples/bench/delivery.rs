@@ -1,0 +1,183 @@
+//! Delivery throughput: the emitter against a bare awc client doing the same
+//! work (serialize, sign, same headers) on the same receiver.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use webhooks_emitter::{sign, Config, RequestId, WebhooksEmitter, USER_AGENT_VALUE};
+
+use crate::measure::{per_second, Row};
+use crate::WAIT_LIMIT;
+
+const SECRET: &[u8] = b"bench-secret";
+const NOTE: &str = "A bench payload of about three hundred bytes, like a typical order event with a few fields and a short note.";
+
+/// A ~300-byte event.
+#[derive(Serialize)]
+pub struct Payload {
+    id: usize,
+    kind: &'static str,
+    customer: &'static str,
+    amount_cents: u64,
+    currency: &'static str,
+    items: [&'static str; 3],
+    note: &'static str,
+}
+
+pub fn payload(id: usize) -> Payload {
+    Payload {
+        id,
+        kind: "order.created",
+        customer: "cus_0123456789abcdef",
+        amount_cents: 4990 + id as u64,
+        currency: "EUR",
+        items: ["sku_1001", "sku_2002", "sku_3003"],
+        note: NOTE,
+    }
+}
+
+fn config(url: &str, queue: usize) -> Config {
+    Config::new(url)
+        .secret(String::from_utf8_lossy(SECRET))
+        .queue_capacity(queue + 1)
+        .backoff(Duration::from_millis(10), Duration::from_millis(100))
+}
+
+/// Waits until the emitters have delivered `total` events in all.
+async fn wait_delivered(emitter: &WebhooksEmitter, total: u64) {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let delivered: u64 = emitter.stats_all().await.iter().map(|s| s.delivered).sum();
+        if delivered >= total || Instant::now() > deadline {
+            if delivered < total {
+                eprintln!("only {delivered} of {total} delivered before the limit");
+            }
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// One POST as the emitter sends it, by a bare client.
+async fn bare_post(client: &awc::Client, url: &str, id: usize) -> bool {
+    let body = serde_json::to_vec(&payload(id)).unwrap_or_default();
+    let response = client
+        .post(url)
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("user-agent", USER_AGENT_VALUE))
+        .insert_header(("x-webhooks-event", "bench"))
+        .insert_header(("x-webhooks-delivery", RequestId::generate().as_str()))
+        .insert_header(("x-webhooks-signature", sign(SECRET, &body)))
+        .send_body(body)
+        .await;
+    match response {
+        Ok(mut response) => {
+            let _ = response.body().await;
+            response.status().is_success()
+        }
+        Err(_) => false,
+    }
+}
+
+fn bare_client() -> awc::Client {
+    awc::Client::builder()
+        .disable_redirects()
+        .timeout(Duration::from_secs(5))
+        .finish()
+}
+
+/// Baseline: `in_flight` bare requests at a time until `total` are done.
+async fn baseline(url: &str, total: usize, in_flight: usize) -> f64 {
+    let client = bare_client();
+    let started = Instant::now();
+    let ok = futures_util::stream::iter(0..total)
+        .map(|i| bare_post(&client, url, i))
+        .buffer_unordered(in_flight)
+        .filter(|ok| futures_util::future::ready(*ok))
+        .count()
+        .await;
+    if ok < total {
+        eprintln!("baseline: {} of {total} requests failed", total - ok);
+    }
+    per_second(total, started.elapsed())
+}
+
+/// 1. One emitter, strict order, `events` events.
+pub async fn ordered(url: &str, events: usize) -> Vec<Row> {
+    let emitter = WebhooksEmitter::start_in_background();
+    let _ = emitter
+        .attach("ordered", "bench.ordered", config(url, events))
+        .await;
+    let started = Instant::now();
+    for i in 0..events {
+        let _ = emitter.emit("bench.ordered", &payload(i), None);
+    }
+    wait_delivered(&emitter, events as u64).await;
+    let rate = per_second(events, started.elapsed());
+    let _ = emitter.shutdown(Duration::from_secs(5)).await;
+    let base = baseline(url, events, 1).await;
+    println!("ordered delivery: emitter {rate:.0}/s, bare awc one at a time {base:.0}/s");
+    vec![Row::ratio(
+        &format!("1. ordered delivery, 1 emitter, {events} events of ~300 B, signed"),
+        "ev/s",
+        rate,
+        base,
+        Some(0.9),
+    )]
+}
+
+/// 2. `emitters` emitters on one event, `events` events.
+pub async fn many_emitters(url: &str, emitters: usize, events: usize) -> Vec<Row> {
+    let emitter = WebhooksEmitter::start_in_background();
+    for e in 0..emitters {
+        let _ = emitter
+            .attach(format!("e{e}"), "bench.many", config(url, events))
+            .await;
+    }
+    let total = emitters * events;
+    let started = Instant::now();
+    for i in 0..events {
+        let _ = emitter.emit("bench.many", &payload(i), None);
+    }
+    wait_delivered(&emitter, total as u64).await;
+    let rate = per_second(total, started.elapsed());
+    let _ = emitter.shutdown(Duration::from_secs(5)).await;
+    let base = baseline(url, total, emitters).await;
+    println!("{emitters} emitters: emitter {rate:.0}/s, bare awc {emitters} in flight {base:.0}/s");
+    vec![Row::ratio(
+        &format!("2. {emitters} emitters × {events} events ({total} deliveries)"),
+        "del/s",
+        rate,
+        base,
+        Some(0.9),
+    )]
+}
+
+/// 3. One emitter with `in_flight` requests at a time.
+pub async fn parallel(url: &str, in_flight: usize, events: usize) -> Vec<Row> {
+    let emitter = WebhooksEmitter::start_in_background();
+    let _ = emitter
+        .attach(
+            "parallel",
+            "bench.parallel",
+            config(url, events).max_in_flight(in_flight),
+        )
+        .await;
+    let started = Instant::now();
+    for i in 0..events {
+        let _ = emitter.emit("bench.parallel", &payload(i), None);
+    }
+    wait_delivered(&emitter, events as u64).await;
+    let rate = per_second(events, started.elapsed());
+    let _ = emitter.shutdown(Duration::from_secs(5)).await;
+    let base = baseline(url, events, in_flight).await;
+    println!("parallel mode: emitter {rate:.0}/s, bare awc {in_flight} in flight {base:.0}/s");
+    vec![Row::ratio(
+        &format!("3. 1 emitter, max_in_flight({in_flight}), {events} events"),
+        "ev/s",
+        rate,
+        base,
+        None,
+    )]
+}

@@ -1,0 +1,53 @@
+//! Run with `cargo run --release --example bench`.
+//!
+//! Measures the emitter against a bare awc client doing the same work, in the
+//! same run, and prints a markdown table. The receiver is an actix-web server
+//! (1 worker) in a child process on 127.0.0.1 answering 200; SSE clients run in
+//! another child process. Every wait is bounded and the children are killed on
+//! exit. `BENCH_SCALE=0.1` runs a tenth of the work (a quick smoke run).
+
+mod children;
+mod delivery;
+mod emit_cost;
+mod measure;
+mod sse;
+
+use std::time::Duration;
+
+use measure::Row;
+
+/// Upper bound of any single wait in the bench.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(180);
+
+fn main() -> std::io::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        Some("--receiver") => return children::run_receiver(),
+        Some("--sse-clients") => return children::run_sse_clients(),
+        _ => {}
+    }
+    let scale: f64 = std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let scaled = |n: usize| ((n as f64 * scale) as usize).max(1);
+
+    actix_web::rt::System::new().block_on(async move {
+        let receiver = children::Child::receiver()?;
+        let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
+        println!("{}", measure::machine());
+        println!("receiver: actix-web, 1 worker, child process, {url}\n");
+
+        let mut rows: Vec<Row> = Vec::new();
+        rows.extend(delivery::ordered(&url, scaled(100_000)).await);
+        rows.extend(delivery::many_emitters(&url, 64, scaled(2_000)).await);
+        rows.extend(delivery::parallel(&url, 64, scaled(128_000)).await);
+        rows.extend(emit_cost::memory_per_queued_event(scaled(1_000_000)).await);
+        rows.extend(emit_cost::emit_rate(scaled(1_000_000)).await);
+        rows.extend(emit_cost::fan_out(1_000).await);
+        rows.extend(sse::broadcast_to_clients(scaled(10_000)).await);
+        drop(receiver);
+
+        println!("\n{}", measure::table(&rows));
+        Ok(())
+    })
+}
