@@ -4,7 +4,7 @@
 //! until it is acked (delivered) or failed (dead-lettered): a crash between
 //! start and ack must not lose it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::event::Event;
@@ -35,7 +35,7 @@ pub(crate) trait EventQueue {
 #[derive(Debug)]
 pub(crate) struct MemoryQueue {
     waiting: VecDeque<Arc<Event>>,
-    started: BTreeMap<Ticket, Arc<Event>>,
+    started: HashMap<Ticket, Arc<Event>>,
     next_ticket: Ticket,
     capacity: usize,
 }
@@ -44,7 +44,7 @@ impl MemoryQueue {
     pub(crate) fn new(capacity: usize) -> Self {
         MemoryQueue {
             waiting: VecDeque::new(),
-            started: BTreeMap::new(),
+            started: HashMap::new(),
             next_ticket: 0,
             capacity,
         }
@@ -85,8 +85,14 @@ impl EventQueue for MemoryQueue {
     }
 
     fn drain(&mut self) -> Vec<Arc<Event>> {
-        let started = std::mem::take(&mut self.started).into_values();
-        started.chain(self.waiting.drain(..)).collect()
+        // Rare (detach, shutdown): sort here rather than keep the map ordered.
+        let mut started: Vec<(Ticket, Arc<Event>)> = self.started.drain().collect();
+        started.sort_unstable_by_key(|(ticket, _)| *ticket);
+        started
+            .into_iter()
+            .map(|(_, event)| event)
+            .chain(self.waiting.drain(..))
+            .collect()
     }
 }
 

@@ -249,6 +249,33 @@ impl Handler<Lookup> for Registry {
     }
 }
 
+/// Resolve `true` once every queue is empty, `false` at `deadline`.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub(crate) struct Flush {
+    pub deadline: Duration,
+}
+
+impl Registry {
+    /// A future that resolves `true` once every worker's queue is empty, or
+    /// `false` at `deadline`.
+    fn drained_within(
+        &self,
+        deadline: Duration,
+    ) -> impl std::future::Future<Output = bool> + 'static {
+        let drains = join_all(self.emitters.values().map(|a| a.worker.send(Drain)));
+        async move { actix::clock::timeout(deadline, drains).await.is_ok() }
+    }
+}
+
+impl Handler<Flush> for Registry {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, Flush { deadline }: Flush, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.drained_within(deadline))
+    }
+}
+
 /// Refuse new attachments, let every queue drain until `deadline`, then stop
 /// every worker and return what was left.
 #[derive(Message)]
@@ -262,8 +289,7 @@ impl Handler<Shutdown> for Registry {
 
     fn handle(&mut self, Shutdown { deadline }: Shutdown, _: &mut Context<Self>) -> Self::Result {
         self.shut_down = true;
-        let drains = join_all(self.emitters.values().map(|a| a.worker.send(Drain)));
-        let drained = async move { actix::clock::timeout(deadline, drains).await.is_ok() };
+        let drained = self.drained_within(deadline);
         Box::pin(drained.into_actor(self).then(|drained, registry, _| {
             let ids: Vec<String> = registry.emitters.keys().cloned().collect();
             let stops = ids.into_iter().filter_map(|id| {

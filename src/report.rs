@@ -149,7 +149,11 @@ impl Reporter {
     }
 
     pub(crate) fn report(&self, event: &Arc<Event>, outcome: Outcome) {
-        // No subscriber is fine: reports are an observation channel, not a queue.
+        // No subscriber is fine: reports are an observation channel, not a
+        // queue. Without one, do not even build the report.
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
         let _ = self.sender.send(DeliveryReport {
             emitter_id: self.emitter_id.clone(),
             event: event.clone(),

@@ -4,7 +4,7 @@
 //! With one active event, events reach the endpoint in emit order and a failing
 //! event holds back the ones behind it until it succeeds or runs out of attempts.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,9 @@ pub(crate) struct Worker {
     /// Created in `started`, on the actor's own thread: awc clients are `!Send`.
     client: Option<awc::Client>,
     queue: Box<dyn EventQueue>,
-    active: BTreeMap<Ticket, Active>,
+    active: HashMap<Ticket, Active>,
+    /// Active events in `Step::Ready`, oldest first: what `pump` resends.
+    ready: VecDeque<Ticket>,
     paused: bool,
     /// Failed attempts since the last success, across events: drives the
     /// backoff in strict-order mode, as in the Elixir original.
@@ -90,7 +92,8 @@ impl Worker {
             dead_letters: DeadLetters::new(config.dead_letter_capacity),
             config,
             client: None,
-            active: BTreeMap::new(),
+            active: HashMap::new(),
+            ready: VecDeque::new(),
             paused: false,
             consecutive_failures: 0,
             consecutive_dead_letters: 0,
@@ -117,13 +120,7 @@ impl Worker {
         if self.paused {
             return;
         }
-        let ready: Vec<Ticket> = self
-            .active
-            .iter()
-            .filter(|(_, a)| matches!(a.step, Step::Ready))
-            .map(|(ticket, _)| *ticket)
-            .collect();
-        for ticket in ready {
+        while let Some(ticket) = self.ready.pop_front() {
             self.send(ticket, ctx);
         }
         while self.active.len() < self.config.max_in_flight {
@@ -202,6 +199,7 @@ impl Worker {
                 if failure.status() == Some(410) {
                     // The endpoint asked to stop: keep the event, pause at once.
                     active.step = Step::Ready;
+                    self.ready.push_back(ticket);
                     self.pause_self(&event, PauseReason::Gone);
                     return;
                 }
@@ -255,6 +253,7 @@ impl Worker {
         let timer = ctx.run_later(retry_in, move |worker, ctx| {
             if let Some(active) = worker.active.get_mut(&ticket) {
                 active.step = Step::Ready;
+                worker.ready.push_back(ticket);
             }
             worker.pump(ctx);
         });
@@ -369,6 +368,7 @@ impl Handler<Stop> for Worker {
     type Result = MessageResult<Stop>;
 
     fn handle(&mut self, Stop(reason): Stop, ctx: &mut Context<Self>) -> Self::Result {
+        self.ready.clear();
         for (_, active) in std::mem::take(&mut self.active) {
             if let Step::Waiting(timer) = active.step {
                 ctx.cancel_future(timer);

@@ -106,7 +106,9 @@ pub fn run_sse_clients() -> std::io::Result<()> {
         args[3].parse().unwrap_or(1),
         args[4].parse().unwrap_or(1),
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two threads, so reading 10,000 sockets is not itself the bottleneck.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(sse_clients(url, clients, events))

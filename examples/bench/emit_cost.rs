@@ -91,9 +91,9 @@ pub async fn emit_rate(events: usize) -> Vec<Row> {
     )]
 }
 
-/// 5. One emit queued at `emitters` emitters: the time from `emit` until every
-/// worker has answered a stats request sent after it (each worker handles the
-/// event first), beside the stats round trip alone.
+/// Figure 5: one emit queued at `emitters` emitters. Measured as the time
+/// from `emit` until every worker has answered a stats request sent after it
+/// (each worker handles the event first), beside the stats round trip alone.
 pub async fn fan_out(emitters: usize) -> Vec<Row> {
     let emitter = WebhooksEmitter::start_in_background();
     for e in 0..emitters {

@@ -4,7 +4,8 @@
 //! same run, and prints a markdown table. The receiver is an actix-web server
 //! (1 worker) in a child process on 127.0.0.1 answering 200; SSE clients run in
 //! another child process. Every wait is bounded and the children are killed on
-//! exit. `BENCH_SCALE=0.1` runs a tenth of the work (a quick smoke run).
+//! exit. `BENCH_SCALE=0.1` runs a tenth of the work (a quick smoke run);
+//! `BENCH_ONLY=2,3` runs only those scenarios.
 
 mod children;
 mod delivery;
@@ -37,14 +38,31 @@ fn main() -> std::io::Result<()> {
         println!("{}", measure::machine());
         println!("receiver: actix-web, 1 worker, child process, {url}\n");
 
+        // BENCH_ONLY=2,6 runs only those scenarios (for profiling one of them).
+        let only: Vec<String> = std::env::var("BENCH_ONLY")
+            .map(|s| s.split(',').map(|p| p.trim().to_owned()).collect())
+            .unwrap_or_default();
+        let run = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
         let mut rows: Vec<Row> = Vec::new();
-        rows.extend(delivery::ordered(&url, scaled(100_000)).await);
-        rows.extend(delivery::many_emitters(&url, 64, scaled(2_000)).await);
-        rows.extend(delivery::parallel(&url, 64, scaled(128_000)).await);
-        rows.extend(emit_cost::memory_per_queued_event(scaled(1_000_000)).await);
-        rows.extend(emit_cost::emit_rate(scaled(1_000_000)).await);
-        rows.extend(emit_cost::fan_out(1_000).await);
-        rows.extend(sse::broadcast_to_clients(scaled(10_000)).await);
+        if run("1") {
+            rows.extend(delivery::ordered(&url, scaled(100_000)).await);
+        }
+        if run("2") {
+            rows.extend(delivery::many_emitters(&url, 64, scaled(2_000)).await);
+        }
+        if run("3") {
+            rows.extend(delivery::parallel(&url, 64, scaled(128_000)).await);
+        }
+        if run("4") {
+            rows.extend(emit_cost::memory_per_queued_event(scaled(1_000_000)).await);
+            rows.extend(emit_cost::emit_rate(scaled(1_000_000)).await);
+        }
+        if run("5") {
+            rows.extend(emit_cost::fan_out(1_000).await);
+        }
+        if run("6") {
+            rows.extend(sse::broadcast_to_clients(scaled(10_000)).await);
+        }
         drop(receiver);
 
         println!("\n{}", measure::table(&rows));

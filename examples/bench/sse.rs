@@ -36,7 +36,7 @@ async fn run(clients: usize) -> std::io::Result<Vec<Row>> {
         .start_in_background();
     let for_server = emitter.clone();
     let server = HttpServer::new(move || App::new().service(for_server.sse_scope("/sse")))
-        .workers(1)
+        // As many workers as cores, actix-web's default, as an app would run it.
         .backlog(4096)
         .max_connections(clients + 100)
         .bind(("127.0.0.1", 0))?;
