@@ -36,6 +36,7 @@ mod backoff;
 mod config;
 mod dead_letter;
 mod delivery;
+mod driver;
 mod emitter;
 mod error;
 mod event;

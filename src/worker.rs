@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::config::ValidatedConfig;
 use crate::dead_letter::{DeadLetter, DeadLetterReason, DeadLetters};
 use crate::delivery;
+use crate::driver;
 use crate::error::ControlError;
 use crate::event::{Event, RequestId};
 use crate::queue::{EventQueue, MemoryQueue, Ticket};
@@ -152,10 +153,16 @@ impl Worker {
             active.event.clone(),
             active.body.clone(),
         );
-        let started = Instant::now();
-        let attempt = async move { delivery::attempt(&client, &config, &event, body).await };
-        ctx.spawn(attempt.into_actor(self).map(move |result, worker, ctx| {
-            worker.on_attempt_done(ticket, result, started.elapsed(), ctx)
+        let worker = ctx.address();
+        driver::submit(Box::pin(async move {
+            let started = Instant::now();
+            let result = delivery::attempt(&client, &config, &event, body).await;
+            // A stopped worker (detached) no longer wants the result.
+            worker.do_send(AttemptDone {
+                ticket,
+                result,
+                latency: started.elapsed(),
+            });
         }));
     }
 
@@ -312,6 +319,23 @@ impl Actor for Worker {
         self.client = Some(delivery::build_client(&self.config));
         tracing::info!(emitter = self.id(), url = %self.config.display_url, "emitter started");
         self.pump(ctx);
+    }
+}
+
+/// The result of one attempt, from the driver.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct AttemptDone {
+    ticket: Ticket,
+    result: Result<u16, Failure>,
+    latency: Duration,
+}
+
+impl Handler<AttemptDone> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, done: AttemptDone, ctx: &mut Context<Self>) {
+        self.on_attempt_done(done.ticket, done.result, done.latency, ctx);
     }
 }
 

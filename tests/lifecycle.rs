@@ -389,3 +389,54 @@ async fn shutdown_reports_what_it_could_not_deliver() {
         );
     }
 }
+
+#[actix_web::test]
+async fn flush_waits_for_every_queue_without_stopping() {
+    let mut receiver = Receiver::start();
+    receiver.script_statuses([500]);
+    let emitter = WebhooksEmitter::start();
+    emitter
+        .attach("f1", "ping", fast_config(receiver.url("/")))
+        .await
+        .unwrap();
+    emitter
+        .attach("f2", "ping", fast_config(receiver.url("/")))
+        .await
+        .unwrap();
+    for n in 0..10 {
+        emitter.emit("ping", &json!({"n": n}), None).unwrap();
+    }
+    assert!(emitter.flush(Duration::from_secs(30)).await);
+    let delivered: u64 = emitter.stats_all().await.iter().map(|s| s.delivered).sum();
+    assert_eq!(
+        delivered, 20,
+        "flush returned only once every event was delivered"
+    );
+    assert_eq!(receiver.take(21).await.len(), 21);
+    // Nothing was stopped.
+    emitter.emit("ping", &json!({"n": 10}), None).unwrap();
+    assert!(emitter.flush(Duration::from_secs(30)).await);
+
+    emitter.pause("f1").await.unwrap();
+    emitter.emit("ping", &json!({"n": 11}), None).unwrap();
+    assert!(
+        !emitter.flush(Duration::from_millis(50)).await,
+        "a paused emitter holds its event"
+    );
+}
+
+#[actix_web::test]
+async fn detach_with_a_request_in_flight_reports_it_dropped() {
+    let mut receiver = Receiver::start();
+    receiver.script([support::Reply::Delay(Duration::from_secs(2))]);
+    let emitter = WebhooksEmitter::start();
+    emitter
+        .attach("slow", "ping", fast_config(receiver.url("/")))
+        .await
+        .unwrap();
+    let id = emitter.emit("ping", &json!({"n": 1}), None).unwrap();
+    receiver.next().await; // the request is on the wire
+    let dropped = emitter.detach("slow").await.unwrap();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].request_id(), &id);
+}

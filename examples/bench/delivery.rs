@@ -112,14 +112,51 @@ async fn baseline(url: &str, total: usize, in_flight: usize) -> f64 {
     per_second(total, started.elapsed())
 }
 
+/// Runs emitter and baseline alternately `rounds()` times and returns the
+/// median of each: on a shared 2-core machine single runs vary by ±15%, and
+/// alternating spreads any slow period over both sides.
+async fn medians<E, B, EF, BF>(mut emitter_run: E, mut baseline_run: B) -> (f64, f64)
+where
+    E: FnMut() -> EF,
+    EF: std::future::Future<Output = f64>,
+    B: FnMut() -> BF,
+    BF: std::future::Future<Output = f64>,
+{
+    let (mut emitter, mut baseline) = (Vec::new(), Vec::new());
+    for _ in 0..rounds() {
+        emitter.push(emitter_run().await);
+        baseline.push(baseline_run().await);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("  emitter runs {emitter:.0?}, baseline runs {baseline:.0?}");
+    (median(emitter), median(baseline))
+}
+
+/// `BENCH_ROUNDS`, default 3.
+fn rounds() -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
 /// 1. One emitter, strict order, `events` events.
 pub async fn ordered(url: &str, events: usize) -> Vec<Row> {
-    let emitter = emitter();
-    let _ = emitter
-        .attach("ordered", "bench.ordered", config(url, events))
-        .await;
-    let rate = run(emitter, "bench.ordered", events, events).await;
-    let base = baseline(url, events, 1).await;
+    let (rate, base) = medians(
+        || async {
+            let emitter = emitter();
+            let _ = emitter
+                .attach("ordered", "bench.ordered", config(url, events))
+                .await;
+            run(emitter, "bench.ordered", events, events).await
+        },
+        || baseline(url, events, 1),
+    )
+    .await;
     println!("ordered delivery: emitter {rate:.0}/s, bare awc one at a time {base:.0}/s");
     vec![Row::ratio(
         &format!("1. ordered delivery, 1 emitter, {events} events of ~300 B, signed"),
@@ -132,15 +169,20 @@ pub async fn ordered(url: &str, events: usize) -> Vec<Row> {
 
 /// 2. `emitters` emitters on one event, `events` events.
 pub async fn many_emitters(url: &str, emitters: usize, events: usize) -> Vec<Row> {
-    let emitter = emitter();
-    for e in 0..emitters {
-        let _ = emitter
-            .attach(format!("e{e}"), "bench.many", config(url, events))
-            .await;
-    }
     let total = emitters * events;
-    let rate = run(emitter, "bench.many", events, total).await;
-    let base = baseline(url, total, emitters).await;
+    let (rate, base) = medians(
+        || async {
+            let emitter = emitter();
+            for e in 0..emitters {
+                let _ = emitter
+                    .attach(format!("e{e}"), "bench.many", config(url, events))
+                    .await;
+            }
+            run(emitter, "bench.many", events, total).await
+        },
+        || baseline(url, total, emitters),
+    )
+    .await;
     println!("{emitters} emitters: emitter {rate:.0}/s, bare awc {emitters} in flight {base:.0}/s");
     vec![Row::ratio(
         &format!("2. {emitters} emitters × {events} events ({total} deliveries)"),
@@ -153,11 +195,16 @@ pub async fn many_emitters(url: &str, emitters: usize, events: usize) -> Vec<Row
 
 /// 3. One emitter with `in_flight` requests at a time.
 pub async fn parallel(url: &str, in_flight: usize, events: usize) -> Vec<Row> {
-    let emitter = emitter();
-    let config = config(url, events).max_in_flight(in_flight);
-    let _ = emitter.attach("parallel", "bench.parallel", config).await;
-    let rate = run(emitter, "bench.parallel", events, events).await;
-    let base = baseline(url, events, in_flight).await;
+    let (rate, base) = medians(
+        || async {
+            let emitter = emitter();
+            let config = config(url, events).max_in_flight(in_flight);
+            let _ = emitter.attach("parallel", "bench.parallel", config).await;
+            run(emitter, "bench.parallel", events, events).await
+        },
+        || baseline(url, events, in_flight),
+    )
+    .await;
     println!("parallel mode: emitter {rate:.0}/s, bare awc {in_flight} in flight {base:.0}/s");
     vec![Row::ratio(
         &format!("3. 1 emitter, max_in_flight({in_flight}), {events} events"),
