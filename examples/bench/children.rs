@@ -165,7 +165,9 @@ async fn sse_clients(url: String, clients: usize, events: usize) -> std::io::Res
     Ok(())
 }
 
-/// Reads frames; for each `data: {"i":<index>,"t":<nanos>}` sends (index, latency).
+/// Reads frames; for each `data: {"i":<index>,"t":"<nanos>"}` sends (index,
+/// latency). The arrival time is taken as soon as `read` returns, and the
+/// fields are found by plain string search: the measuring side stays light.
 async fn read_events(
     mut socket: tokio::net::TcpStream,
     arrivals: tokio::sync::mpsc::UnboundedSender<(usize, u128)>,
@@ -185,16 +187,20 @@ async fn read_events(
             let Some(end) = pending[start..].find('\n') else {
                 break;
             };
-            let data = pending[start + 6..start + end].to_owned();
-            pending.drain(..start + end);
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&data) {
-                let index = value["i"].as_u64().unwrap_or(0) as usize;
-                let sent = value["t"]
-                    .as_str()
-                    .and_then(|t| t.parse::<u128>().ok())
-                    .unwrap_or(now);
-                let _ = arrivals.send((index, now.saturating_sub(sent)));
+            let data = &pending[start + 6..start + end];
+            let field = |name: &str| {
+                let from = data.find(name)? + name.len();
+                let digits: String = data[from..]
+                    .chars()
+                    .skip_while(|c| *c == '"')
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse::<u128>().ok()
+            };
+            if let (Some(index), Some(sent)) = (field("\"i\":"), field("\"t\":")) {
+                let _ = arrivals.send((index as usize, now.saturating_sub(sent)));
             }
+            pending.drain(..start + end);
         }
     }
 }

@@ -12,7 +12,14 @@ use crate::children::Child;
 use crate::measure::{millis, percentile, rss_bytes, thousands, Row};
 use crate::WAIT_LIMIT;
 
-const EVENTS: usize = 5;
+/// Events sent to all clients (`BENCH_SSE_EVENTS`, default 5).
+fn events() -> usize {
+    std::env::var("BENCH_SSE_EVENTS")
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(5)
+        .max(1)
+}
 
 pub async fn broadcast_to_clients(clients: usize) -> Vec<Row> {
     match run(clients).await {
@@ -47,7 +54,7 @@ async fn run(clients: usize) -> std::io::Result<Vec<Row>> {
     actix_web::rt::time::sleep(Duration::from_millis(200)).await; // let the worker start before measuring memory
 
     let before = rss_bytes();
-    let mut child = Child::sse_clients(&url, clients, EVENTS)?;
+    let mut child = Child::sse_clients(&url, clients, events())?;
     let deadline = Instant::now() + WAIT_LIMIT;
     while emitter
         .sse_clients()
@@ -64,8 +71,8 @@ async fn run(clients: usize) -> std::io::Result<Vec<Row>> {
     }
     let per_client = (rss_bytes().saturating_sub(before)) as f64 / clients as f64;
 
-    let mut latencies = Vec::with_capacity(clients * EVENTS);
-    for i in 0..EVENTS {
+    let mut latencies = Vec::with_capacity(clients * events());
+    for i in 0..events() {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -84,15 +91,30 @@ async fn run(clients: usize) -> std::io::Result<Vec<Row>> {
     }
     latencies.sort();
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    let spread: Vec<String> = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]
+        .iter()
+        .map(|p| {
+            format!(
+                "p{:.0} {:.1}",
+                p * 100.0,
+                percentile(&latencies, *p).as_secs_f64() * 1000.0
+            )
+        })
+        .collect();
+    println!("SSE latency spread (ms): {}", spread.join(", "));
     drop(child);
     handle.stop(false).await;
     let _ = emitter.shutdown(Duration::from_secs(5)).await;
-    println!("SSE: {clients} clients, {EVENTS} events: p50 {p50:?}, p99 {p99:?}, {per_client:.0} B/client");
+    println!(
+        "SSE: {clients} clients, {} events: p50 {p50:?}, p99 {p99:?}, {per_client:.0} B/client",
+        events()
+    );
     Ok(vec![
         Row::absolute(
             &format!(
-                "6a. SSE: one event to {} clients, p50 / p99 ({EVENTS} events)",
-                thousands(clients as f64)
+                "6a. SSE: one event to {} clients, p50 / p99 ({} events)",
+                thousands(clients as f64),
+                events()
             ),
             format!("{} / {}", millis(p50), millis(p99)),
             "—".into(),
