@@ -93,14 +93,15 @@ impl Topic {
         if !bridged {
             let data =
                 serde_json::json!({ "last_event_id": last_seen, "first_available_id": oldest });
-            out.extend_from_slice(&frame::encode_without_id(
+            out.extend_from_slice(&frame::encode(
+                None,
                 LOST_EVENTS_EVENT,
                 data.to_string().as_bytes(),
             ));
         }
         let replay_from = if bridged { last_seen } else { 0 };
         for record in self.ring.iter().filter(|r| r.id > replay_from) {
-            out.extend_from_slice(&frame::encode(record.id, &record.event, &record.data));
+            out.extend_from_slice(&frame::encode(Some(record.id), &record.event, &record.data));
         }
         out
     }
@@ -142,7 +143,7 @@ impl SseBroadcaster {
         let id = entry.last_id;
         if !entry.clients.is_empty() {
             // Encoded once, shared by every client of the topic.
-            let frame = frame::encode(id, event, data);
+            let frame = frame::encode(Some(id), event, data);
             entry.send_all(&frame, &topic);
         }
         let record = Record {

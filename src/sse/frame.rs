@@ -10,22 +10,15 @@ pub(crate) fn breaks_framing(value: &str) -> bool {
 
 /// `id: <id>\nevent: <event>\ndata: <line>\n…\n`: one `data:` line per line of
 /// `data`, lines split at CRLF, CR or LF, as the spec's parser joins them back
-/// with LF. The event name is checked by the callers.
-pub(crate) fn encode(id: u64, event: &str, data: &[u8]) -> Bytes {
+/// with LF. Without an id the client's last id stays where it is. The event
+/// name is checked by the callers.
+pub(crate) fn encode(id: Option<u64>, event: &str, data: &[u8]) -> Bytes {
     let mut frame = Vec::with_capacity(data.len() + event.len() + 32);
-    frame.extend_from_slice(b"id: ");
-    frame.extend_from_slice(id.to_string().as_bytes());
-    frame.extend_from_slice(b"\nevent: ");
-    frame.extend_from_slice(event.as_bytes());
-    frame.push(b'\n');
-    push_data(&mut frame, data);
-    frame.push(b'\n');
-    Bytes::from(frame)
-}
-
-/// A frame without id (the client's last id stays where it is).
-pub(crate) fn encode_without_id(event: &str, data: &[u8]) -> Bytes {
-    let mut frame = Vec::with_capacity(data.len() + event.len() + 16);
+    if let Some(id) = id {
+        frame.extend_from_slice(b"id: ");
+        frame.extend_from_slice(id.to_string().as_bytes());
+        frame.push(b'\n');
+    }
     frame.extend_from_slice(b"event: ");
     frame.extend_from_slice(event.as_bytes());
     frame.push(b'\n');
@@ -70,14 +63,17 @@ mod tests {
 
     #[test]
     fn splits_every_line_ending() {
-        let frame = encode(7, "msg", b"a\r\nb\rc\nd");
+        let frame = encode(Some(7), "msg", b"a\r\nb\rc\nd");
         assert_eq!(
             &frame[..],
             b"id: 7\nevent: msg\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
         );
-        assert_eq!(&encode(1, "e", b"")[..], b"id: 1\nevent: e\ndata: \n\n");
         assert_eq!(
-            &encode(1, "e", b"x\n")[..],
+            &encode(Some(1), "e", b"")[..],
+            b"id: 1\nevent: e\ndata: \n\n"
+        );
+        assert_eq!(
+            &encode(Some(1), "e", b"x\n")[..],
             b"id: 1\nevent: e\ndata: x\ndata: \n\n"
         );
     }
