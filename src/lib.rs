@@ -9,6 +9,10 @@
 //! the event as a [`DeadLetter`]. Every outcome is published as a
 //! [`DeliveryReport`].
 //!
+//! Every event is also published to Server-Sent Events clients ([`sse`]), and
+//! [`verify`] serves the receiving side: signature checks for both schemes, an
+//! idempotency store and an actix-web extractor.
+//!
 //! ```no_run
 //! use webhooks_emitter::{Config, WebhooksEmitter};
 //!
