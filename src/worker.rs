@@ -202,7 +202,16 @@ impl Worker {
                 self.counters.failed_attempts += 1;
                 self.counters.last_status = failure.status().or(self.counters.last_status);
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                let failing_since = *self.failing_since.get_or_insert_with(Instant::now);
+                // How long the endpoint has been failing: from the first
+                // failure of this run to this one (none on the first).
+                let now = Instant::now();
+                let failing_for = match self.failing_since {
+                    Some(since) => now.duration_since(since),
+                    None => {
+                        self.failing_since = Some(now);
+                        Duration::ZERO
+                    }
+                };
                 if failure.status() == Some(410) {
                     // The endpoint asked to stop: keep the event, pause at once.
                     active.step = Step::Ready;
@@ -216,7 +225,7 @@ impl Worker {
                     self.schedule_retry(ticket, &event, attempts, failure, ctx);
                 }
                 if let Some(limit) = self.config.auto_disable.failing_for {
-                    if !self.paused && failing_since.elapsed() >= limit {
+                    if !self.paused && failing_for >= limit {
                         self.pause_self(&event, PauseReason::FailingFor(limit));
                     }
                 }
