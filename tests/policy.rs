@@ -50,9 +50,9 @@ async fn retry_after_seconds_sets_the_wait() {
 #[actix_web::test]
 async fn retry_after_http_date_and_the_ceiling() {
     let mut receiver = Receiver::start();
-    let in_two_seconds = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    let in_ten_seconds = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(10));
     receiver.script([
-        Reply::RetryAfter(429, in_two_seconds),
+        Reply::RetryAfter(429, in_ten_seconds),
         Reply::RetryAfter(429, "3600".into()),
     ]);
     let emitter = WebhooksEmitter::start();
@@ -60,7 +60,7 @@ async fn retry_after_http_date_and_the_ceiling() {
     let config = fast_config(receiver.url("/")).retry_after_limit(Duration::from_millis(300));
     emitter.attach("ra", "ping", config).await.unwrap();
     emitter.emit("ping", &json!({}), None).unwrap();
-    // An HTTP date about 2 s ahead (whole seconds), clamped to the 300 ms ceiling.
+    // An HTTP date about 10 s ahead (whole seconds), clamped to the 300 ms ceiling.
     assert_eq!(
         retry_in(&next_report(&mut reports).await),
         Duration::from_millis(300)
@@ -76,10 +76,10 @@ async fn retry_after_http_date_and_the_ceiling() {
     ));
     assert_eq!(receiver.take(3).await.len(), 3);
 
-    // Without a low ceiling, a date 3 s ahead gives a wait of 1–3 s (whole seconds
+    // Without a low ceiling, a date 10 s ahead gives a wait of 5–10 s (whole seconds
     // on the wire), well above the 40 ms backoff cap.
     let mut receiver = Receiver::start();
-    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3));
+    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(10));
     receiver.script([Reply::RetryAfter(503, date)]);
     emitter
         .attach(
@@ -104,7 +104,7 @@ async fn retry_after_http_date_and_the_ceiling() {
                 },
             ..
         } => assert!(
-            wait >= Duration::from_secs(1) && wait <= Duration::from_secs(3),
+            wait >= Duration::from_secs(5) && wait <= Duration::from_secs(10),
             "{wait:?}"
         ),
         other => panic!("{other:?}"),
