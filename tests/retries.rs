@@ -238,7 +238,8 @@ async fn connection_refused_fails_each_attempt_then_dead_letters() {
 
 #[actix_web::test]
 async fn a_receiver_that_goes_away_and_comes_back_gets_the_event() {
-    let mut receiver = Receiver::start();
+    // Without keep-alive, no pooled connection outlives the receiver.
+    let mut receiver = Receiver::start_without_keep_alive();
     let emitter = WebhooksEmitter::start();
     let mut reports = emitter.reports();
     emitter

@@ -69,6 +69,9 @@ pub struct Receiver {
     requests: mpsc::UnboundedReceiver<Received>,
     script: Arc<Mutex<VecDeque<Reply>>>,
     server: ServerHandle,
+    /// Resolves once the server's thread has ended, its System dropped and
+    /// every connection closed.
+    gone: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Receiver {
@@ -79,6 +82,16 @@ impl Receiver {
 
     /// Starts on `addr` (to come back on the port of a stopped receiver).
     pub fn start_on(addr: SocketAddr) -> Self {
+        Self::start_with(addr, true)
+    }
+
+    /// Starts on a free port and closes every connection after its response,
+    /// so that once stopped, no kept-alive connection can still be served.
+    pub fn start_without_keep_alive() -> Self {
+        Self::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), false)
+    }
+
+    fn start_with(addr: SocketAddr, keep_alive: bool) -> Self {
         let script = Arc::new(Mutex::new(VecDeque::new()));
         let (seen, requests) = mpsc::unbounded_channel();
         let shared = Shared {
@@ -86,6 +99,7 @@ impl Receiver {
             seen,
         };
         let (started_tx, started) = std::sync::mpsc::channel();
+        let (gone_tx, gone) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let server = HttpServer::new(move || {
@@ -94,6 +108,11 @@ impl Receiver {
                         .default_service(web::to(answer))
                 })
                 .workers(1)
+                .keep_alive(if keep_alive {
+                    actix_web::http::KeepAlive::default()
+                } else {
+                    actix_web::http::KeepAlive::Disabled
+                })
                 .disable_signals()
                 .shutdown_timeout(0)
                 .bind(addr);
@@ -108,7 +127,8 @@ impl Receiver {
                         let _ = started_tx.send(Err(e));
                     }
                 }
-            })
+            });
+            let _ = gone_tx.send(());
         });
         let (addr, server) = started
             .recv()
@@ -119,6 +139,7 @@ impl Receiver {
             requests,
             script,
             server,
+            gone,
         }
     }
 
@@ -159,9 +180,20 @@ impl Receiver {
         self.requests.try_recv().ok()
     }
 
-    /// Stops the server; its port then refuses connections.
+    /// Stops the server and waits until it is gone: its port refuses
+    /// connections and kept-alive ones are closed.
     pub async fn stop(self) -> SocketAddr {
         self.server.stop(false).await;
+        let _ = tokio::time::timeout(DEADLINE, self.gone).await;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} still accepts connections",
+                self.addr
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await; // polling the port's state
+        }
         self.addr
     }
 }
