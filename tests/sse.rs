@@ -328,34 +328,19 @@ async fn authorization_hook_refuses_with_401_or_403() {
         }
     });
     let (_, base) = serve(options);
-    assert_eq!(subscribe(&format!("{base}/public"), &[]).await.0, 401);
-    assert_eq!(
-        subscribe(
-            &format!("{base}/admin"),
-            &[("authorization", "Bearer good")]
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        subscribe(
-            &format!("{base}/public"),
-            &[("authorization", "Bearer bad")]
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        subscribe(
-            &format!("{base}/public"),
-            &[("authorization", "Bearer good")]
-        )
-        .await
-        .0,
-        200
-    );
+    for (topic, authorization, status) in [
+        ("public", None, 401),
+        ("admin", Some("Bearer good"), 403),
+        ("public", Some("Bearer bad"), 403),
+        ("public", Some("Bearer good"), 200),
+    ] {
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|a| ("authorization", a))
+            .into_iter()
+            .collect();
+        let got = subscribe(&format!("{base}/{topic}"), &headers).await.0;
+        assert_eq!(got, status, "{topic} with {authorization:?}");
+    }
 }
 
 #[actix_web::test]
