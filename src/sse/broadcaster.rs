@@ -59,24 +59,7 @@ impl Topic {
     fn send_all(&mut self, frame: &Bytes, topic: &str) {
         let now = Instant::now();
         self.clients
-            .retain(|id, client| match client.sender.try_send(frame.clone()) {
-                Ok(()) => {
-                    client.last_write = now;
-                    true
-                }
-                Err(e) => {
-                    log_drop(
-                        topic,
-                        *id,
-                        if matches!(e, TrySendError::Full(_)) {
-                            Drop::TooSlow
-                        } else {
-                            Drop::Closed
-                        },
-                    );
-                    false
-                }
-            });
+            .retain(|id, client| kept(topic, *id, client.send(frame.clone(), now)));
     }
 
     /// What a client resuming after `last_seen` must get first: the lost-events
@@ -105,6 +88,25 @@ impl Topic {
         }
         out
     }
+}
+
+impl Client {
+    /// Queues `frame` without waiting; the error says why the client must go.
+    fn send(&mut self, frame: Bytes, now: Instant) -> Result<(), Drop> {
+        match self.sender.try_send(frame) {
+            Ok(()) => {
+                self.last_write = now;
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(Drop::TooSlow),
+            Err(TrySendError::Closed(_)) => Err(Drop::Closed),
+        }
+    }
+}
+
+/// Whether to keep a client after a send: logs why one is dropped.
+fn kept(topic: &str, client: u64, sent: Result<(), Drop>) -> bool {
+    sent.map_err(|why| log_drop(topic, client, why)).is_ok()
 }
 
 fn log_drop(topic: &str, client: u64, why: Drop) {
@@ -160,28 +162,14 @@ impl SseBroadcaster {
         let heartbeat = Bytes::from_static(HEARTBEAT);
         for (name, topic) in &mut self.topics {
             topic.clients.retain(|id, client| {
-                if client.sender.is_closed() {
-                    log_drop(name, *id, Drop::Closed);
-                    return false;
-                }
-                if now.duration_since(client.last_write) < self.options.heartbeat {
-                    return true;
-                }
-                match client.sender.try_send(heartbeat.clone()) {
-                    Ok(()) => {
-                        client.last_write = now;
-                        true
-                    }
-                    Err(e) => {
-                        let why = if matches!(e, TrySendError::Full(_)) {
-                            Drop::TooSlow
-                        } else {
-                            Drop::Closed
-                        };
-                        log_drop(name, *id, why);
-                        false
-                    }
-                }
+                let sent = if client.sender.is_closed() {
+                    Err(Drop::Closed)
+                } else if now.duration_since(client.last_write) < self.options.heartbeat {
+                    Ok(())
+                } else {
+                    client.send(heartbeat.clone(), now)
+                };
+                kept(name, *id, sent)
             });
         }
         let ttl = self.options.idle_topic_ttl;
