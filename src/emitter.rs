@@ -272,21 +272,40 @@ impl WebhooksEmitter {
         payload: &T,
         request_id: Option<String>,
     ) -> Result<RequestId, EmitError> {
-        if !self.inner.accepting.load(Ordering::Acquire) {
-            return Err(EmitError::ShuttingDown);
-        }
+        self.check_accepting()?;
         validate_event_name(event)?;
         let request_id = match request_id {
             Some(id) => RequestId::parse(&id)?,
             None => RequestId::generate(),
         };
         let body = self.serialize(payload)?;
+        let event = Event::new(Arc::from(event), payload_bytes(body), request_id.clone());
+        self.route(Emit(Arc::new(event)))?;
+        Ok(request_id)
+    }
+
+    /// Refuses new events once `shutdown` has begun.
+    fn check_accepting(&self) -> Result<(), EmitError> {
+        if self.inner.accepting.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(EmitError::ShuttingDown)
+        }
+    }
+
+    /// Hands `message` to the registry without waiting. Emits and broadcasts
+    /// both go this way, so a caller's calls reach SSE clients in call order.
+    fn route<M>(&self, message: M) -> Result<(), EmitError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        Registry: actix::Handler<M>,
+    {
         if !self.inner.registry.connected() {
             return Err(EmitError::NotRunning);
         }
-        let event = Event::new(Arc::from(event), payload_bytes(body), request_id.clone());
-        self.inner.registry.do_send(Emit(Arc::new(event)));
-        Ok(request_id)
+        self.inner.registry.do_send(message);
+        Ok(())
     }
 
     fn serialize<T: Serialize + ?Sized>(&self, payload: &T) -> Result<Vec<u8>, EmitError> {
@@ -327,9 +346,7 @@ impl WebhooksEmitter {
     }
 
     fn check_broadcast(&self, topic: &str, event: &str) -> Result<(), EmitError> {
-        if !self.inner.accepting.load(Ordering::Acquire) {
-            return Err(EmitError::ShuttingDown);
-        }
+        self.check_accepting()?;
         let invalid_topic = |reason| EmitError::InvalidTopic {
             topic: topic.escape_debug().to_string(),
             reason,
@@ -345,15 +362,11 @@ impl WebhooksEmitter {
     }
 
     fn publish(&self, topic: &str, event: &str, data: Bytes) -> Result<(), EmitError> {
-        if !self.inner.registry.connected() {
-            return Err(EmitError::NotRunning);
-        }
-        self.inner.registry.do_send(Publish {
+        self.route(Publish {
             topic: Arc::from(topic),
             event: Arc::from(event),
             data,
-        });
-        Ok(())
+        })
     }
 
     /// An actix-web scope serving `GET <path>/{topic}` as an event stream
