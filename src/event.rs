@@ -31,16 +31,9 @@ impl RequestId {
     /// Accepts a caller's id: 1 to 256 visible ASCII characters, so that it can
     /// travel in a header unchanged.
     pub fn parse(id: &str) -> Result<Self, EmitError> {
-        let reason = if id.is_empty() {
-            "it is empty"
-        } else if id.len() > MAX_REQUEST_ID_LEN {
-            "it is longer than 256 bytes"
-        } else if !id.bytes().all(|b| b.is_ascii_graphic()) {
-            "only visible ASCII characters (no spaces or control characters) are allowed"
-        } else {
-            return Ok(RequestId(Arc::from(id)));
-        };
-        Err(EmitError::InvalidRequestId { reason })
+        header_safe(id)
+            .map(|()| RequestId(Arc::from(id)))
+            .map_err(|reason| EmitError::InvalidRequestId { reason })
     }
 
     /// The id as text.
@@ -70,19 +63,24 @@ impl AsRef<str> for RequestId {
 /// Checks that an event name can be sent as a header value and an SSE field:
 /// 1 to 256 visible ASCII characters.
 pub(crate) fn validate_event_name(name: &str) -> Result<(), EventNameError> {
-    let reason = if name.is_empty() {
-        "it is empty"
-    } else if name.len() > 256 {
-        "it is longer than 256 bytes"
-    } else if !name.bytes().all(|b| b.is_ascii_graphic()) {
-        "only visible ASCII characters (no spaces or control characters) are allowed"
-    } else {
-        return Ok(());
-    };
-    Err(EventNameError {
+    header_safe(name).map_err(|reason| EventNameError {
         name: name.escape_debug().to_string(),
         reason,
     })
+}
+
+/// The rule shared by request ids and event names, which both travel in
+/// headers unchanged: 1 to 256 visible ASCII characters.
+fn header_safe(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        Err("it is empty")
+    } else if value.len() > MAX_REQUEST_ID_LEN {
+        Err("it is longer than 256 bytes")
+    } else if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        Err("only visible ASCII characters (no spaces or control characters) are allowed")
+    } else {
+        Ok(())
+    }
 }
 
 /// One emitted event, as queued at each emitter attached to its name.
