@@ -218,15 +218,3 @@ pub enum ControlError {
     #[error("the emitter's actor system is not running")]
     NotRunning,
 }
-
-impl From<actix::MailboxError> for ControlError {
-    fn from(_: actix::MailboxError) -> Self {
-        ControlError::NotRunning
-    }
-}
-
-impl From<actix::MailboxError> for AttachError {
-    fn from(_: actix::MailboxError) -> Self {
-        AttachError::NotRunning
-    }
-}

@@ -34,50 +34,70 @@
 //! | dead letters kept per emitter | 1,000 |
 //! | largest payload | 1 MiB |
 //! | success | any 2xx; redirects are not followed and count as failures |
+//!
+//! # Layout
+//!
+//! Each folder is one part of the architecture; everything public is
+//! re-exported here, flat.
+//!
+//! ```text
+//! src/
+//! ├── lib.rs           this map
+//! ├── error.rs         typed errors, one enum per concern
+//! ├── redact.rs        Redacted<T>: the one type that holds secrets
+//! ├── signing/         the wire format, shared by sender and receiver:
+//! │                    header names, legacy and Standard Webhooks signatures
+//! ├── emitter/         the sender (feature `emitter`):
+//! │   ├── handle.rs    WebhooksEmitter, what applications call
+//! │   ├── builder.rs   options shared by all emitters; starts the actors
+//! │   ├── registry.rs  actor: ids and event names → workers
+//! │   ├── worker/      actor per emitter: state machine, messages
+//! │   ├── queue.rs     the queue boundary a store implements
+//! │   ├── retry_policy.rs, backoff.rs   what follows a failed attempt
+//! │   ├── config/      per-emitter Config, its validation, URLs
+//! │   └── event.rs, dead_letter.rs, report.rs, stats.rs, shutdown.rs, …
+//! ├── delivery/        one HTTP attempt: client, signed request, envelope,
+//! │                    Retry-After, per-thread driver, TLS, SSRF guard
+//! ├── sse/             Server-Sent Events (feature `sse`): broadcaster
+//! │                    actor, actix-web endpoint, frames
+//! └── verify/          the receiving side (feature `verify`): verifiers,
+//!                      idempotency store, actix-web extractor
+//! ```
+//!
+//! Cargo features: `emitter`, `sse` and `verify`, all on by default. A
+//! receiver-only build (`default-features = false, features = ["verify"]`)
+//! compiles without awc, rustls or the actors.
 
-mod background;
-mod backoff;
-mod config;
-mod dead_letter;
+#[cfg(feature = "emitter")]
 mod delivery;
-mod driver;
+#[cfg(feature = "emitter")]
 mod emitter;
 mod error;
-mod event;
-mod queue;
-mod registry;
-mod report;
-mod shutdown;
-mod signature;
+mod redact;
+mod signing;
+#[cfg(feature = "sse")]
 pub mod sse;
-mod ssrf;
-mod standard_webhooks;
-mod stats;
-mod test_delivery;
-mod tls;
-mod worker;
-
+#[cfg(feature = "verify")]
 pub mod verify;
 
-pub use config::{
-    Config, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,
-    DEFAULT_HEADER_IDENTIFIER, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL,
-};
-pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use delivery::USER_AGENT_VALUE;
+#[cfg(feature = "emitter")]
+pub use delivery::{Failure, SsrfGuard};
+#[cfg(feature = "emitter")]
 pub use emitter::{
-    WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REPORT_CAPACITY,
+    Config, DeadLetter, DeadLetterReason, DeliveryReport, DropReason, EmitterStats, Event, Outcome,
+    PauseReason, RequestId, ShutdownReport, TestDelivery, Undelivered, WebhooksEmitter,
+    WebhooksEmitterBuilder, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START,
+    DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, MAX_REQUEST_ID_LEN,
+    TEST_EVENT,
 };
 pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError};
-pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
-pub use report::{DeliveryReport, DropReason, Failure, Outcome, PauseReason};
-pub use shutdown::{ShutdownReport, Undelivered};
-pub use signature::{sign, sign_timestamped, SIGNATURE_PREFIX};
-pub use ssrf::SsrfGuard;
-pub use standard_webhooks::{
-    parse_standard_secret, sign_standard, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE,
-    HEADER_WEBHOOK_TIMESTAMP, MIN_STANDARD_KEY_BYTES, STANDARD_SECRET_PREFIX,
+pub use signing::headers::{
+    DEFAULT_HEADER_IDENTIFIER, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE,
+    HEADER_WEBHOOK_TIMESTAMP, USER_AGENT_VALUE,
 };
-pub use stats::EmitterStats;
-pub use test_delivery::{TestDelivery, TEST_EVENT};
+pub use signing::legacy::{sign, sign_timestamped, SIGNATURE_PREFIX};
+pub use signing::standard::{
+    parse_standard_secret, sign_standard, MIN_STANDARD_KEY_BYTES, STANDARD_SECRET_PREFIX,
+};

@@ -36,8 +36,8 @@ struct Topic {
     last_publish: Option<Instant>,
 }
 
-/// Why a client was dropped.
-enum Drop {
+/// Why a client is disconnected.
+enum Disconnect {
     Closed,
     TooSlow,
 }
@@ -92,27 +92,27 @@ impl Topic {
 
 impl Client {
     /// Queues `frame` without waiting; the error says why the client must go.
-    fn send(&mut self, frame: Bytes, now: Instant) -> Result<(), Drop> {
+    fn send(&mut self, frame: Bytes, now: Instant) -> Result<(), Disconnect> {
         match self.sender.try_send(frame) {
             Ok(()) => {
                 self.last_write = now;
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => Err(Drop::TooSlow),
-            Err(TrySendError::Closed(_)) => Err(Drop::Closed),
+            Err(TrySendError::Full(_)) => Err(Disconnect::TooSlow),
+            Err(TrySendError::Closed(_)) => Err(Disconnect::Closed),
         }
     }
 }
 
 /// Whether to keep a client after a send: logs why one is dropped.
-fn kept(topic: &str, client: u64, sent: Result<(), Drop>) -> bool {
+fn kept(topic: &str, client: u64, sent: Result<(), Disconnect>) -> bool {
     sent.map_err(|why| log_drop(topic, client, why)).is_ok()
 }
 
-fn log_drop(topic: &str, client: u64, why: Drop) {
+fn log_drop(topic: &str, client: u64, why: Disconnect) {
     match why {
-        Drop::Closed => tracing::debug!(topic, client, "SSE client disconnected"),
-        Drop::TooSlow => tracing::warn!(
+        Disconnect::Closed => tracing::debug!(topic, client, "SSE client disconnected"),
+        Disconnect::TooSlow => tracing::warn!(
             topic,
             client,
             "SSE client too slow; disconnected (it can resume by Last-Event-ID)"
@@ -163,7 +163,7 @@ impl SseBroadcaster {
         for (name, topic) in &mut self.topics {
             topic.clients.retain(|id, client| {
                 let sent = if client.sender.is_closed() {
-                    Err(Drop::Closed)
+                    Err(Disconnect::Closed)
                 } else if now.duration_since(client.last_write) < self.options.heartbeat {
                     Ok(())
                 } else {

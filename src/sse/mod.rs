@@ -6,6 +6,7 @@
 mod broadcaster;
 mod endpoint;
 mod frame;
+mod handle;
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,10 +14,9 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 
-pub(crate) use broadcaster::{ClientCounts, Publish, SseBroadcaster, StopBroadcaster};
-pub(crate) use endpoint::scope;
+pub(crate) use broadcaster::{Publish, SseBroadcaster};
 pub use endpoint::SseRejection;
-pub(crate) use frame::breaks_framing;
+use frame::breaks_framing;
 
 /// The topic that receives every event of every topic, with ids of its own.
 pub const ALL_TOPICS: &str = "*";

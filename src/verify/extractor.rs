@@ -12,10 +12,13 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::emitter::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::verify::{
     AlreadySeen, Claim, IdempotencyStore, VerifiedDelivery, Verifier, VerifyError,
 };
+
+/// Default largest body the extractor reads: 1 MiB, the emitter's default
+/// payload limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What [`VerifiedWebhook`] checks, registered with `App::app_data` (plain or
 /// wrapped in `web::Data`).
@@ -53,7 +56,7 @@ impl WebhookVerification {
         WebhookVerification {
             verifier: Arc::new(verifier),
             idempotency: None,
-            max_body_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 

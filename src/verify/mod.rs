@@ -34,7 +34,9 @@ mod standard;
 use std::time::Duration;
 
 pub use error::VerifyError;
-pub use extractor::{VerifiedWebhook, WebhookRejection, WebhookVerification};
+pub use extractor::{
+    VerifiedWebhook, WebhookRejection, WebhookVerification, DEFAULT_MAX_BODY_BYTES,
+};
 pub use idempotency::{AlreadySeen, Claim, IdempotencyStore};
 pub use legacy::LegacyVerifier;
 pub use standard::StandardVerifier;
@@ -99,7 +101,7 @@ pub trait Verifier: Send + Sync + 'static {
         headers: &dyn HeaderLookup,
         body: &[u8],
     ) -> Result<VerifiedDelivery, VerifyError> {
-        self.verify_at(headers, body, crate::delivery::unix_now())
+        self.verify_at(headers, body, crate::signing::unix_now())
     }
 }
 

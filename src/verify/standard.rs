@@ -1,17 +1,15 @@
 //! Verifier for Standard Webhooks signatures.
 
-use std::fmt;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use hmac::Mac;
 
 use crate::error::ConfigError;
-use crate::standard_webhooks::{
-    parse_standard_secret, standard_mac, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE,
-    HEADER_WEBHOOK_TIMESTAMP,
+use crate::redact::Redacted;
+use crate::signing::headers::{
+    HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP,
 };
+use crate::signing::standard::{parse_standard_secret, standard_mac, v1_signatures};
 use crate::verify::{
     check_fresh, parse_timestamp, required, HeaderLookup, VerifiedDelivery, Verifier, VerifyError,
     DEFAULT_TOLERANCE,
@@ -20,9 +18,9 @@ use crate::verify::{
 /// Verifies `webhook-signature` over `"{webhook-id}.{webhook-timestamp}.{body}"`.
 /// Accepts a request when any of its `v1,` signatures matches any key, so
 /// senders and receivers can rotate keys without downtime.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StandardVerifier {
-    keys: Vec<Vec<u8>>,
+    keys: Vec<Redacted<Vec<u8>>>,
     tolerance: Duration,
 }
 
@@ -30,14 +28,15 @@ impl StandardVerifier {
     /// A verifier for one `whsec_<base64>` secret, 5-minute tolerance.
     pub fn new(secret: &str) -> Result<Self, ConfigError> {
         Ok(StandardVerifier {
-            keys: vec![parse_standard_secret(secret)?],
+            keys: vec![Redacted::new(parse_standard_secret(secret)?)],
             tolerance: DEFAULT_TOLERANCE,
         })
     }
 
     /// Accepts signatures by this key too (key rotation).
     pub fn add_key(mut self, secret: &str) -> Result<Self, ConfigError> {
-        self.keys.push(parse_standard_secret(secret)?);
+        self.keys
+            .push(Redacted::new(parse_standard_secret(secret)?));
         Ok(self)
     }
 
@@ -61,14 +60,7 @@ impl Verifier for StandardVerifier {
             required(headers, HEADER_WEBHOOK_TIMESTAMP)?,
         )?;
         let signatures = required(headers, HEADER_WEBHOOK_SIGNATURE)?;
-        // Unknown versions are skipped, as the spec asks, so that a sender can
-        // add a new scheme beside v1.
-        let candidates: Vec<Vec<u8>> = signatures
-            .split(' ')
-            .filter_map(|s| s.split_once(','))
-            .filter(|(version, _)| *version == "v1")
-            .filter_map(|(_, encoded)| BASE64.decode(encoded).ok())
-            .collect();
+        let candidates = v1_signatures(signatures);
         if candidates.is_empty() {
             return Err(VerifyError::BadFormat {
                 header: HEADER_WEBHOOK_SIGNATURE.to_owned(),
@@ -76,7 +68,7 @@ impl Verifier for StandardVerifier {
             });
         }
         let authentic = self.keys.iter().any(|key| {
-            let mac = standard_mac(key, id, timestamp, body);
+            let mac = standard_mac(key.expose(), id, timestamp, body);
             candidates
                 .iter()
                 .any(|candidate| mac.clone().verify_slice(candidate).is_ok())
@@ -90,14 +82,5 @@ impl Verifier for StandardVerifier {
             timestamp: Some(timestamp),
             event: None,
         })
-    }
-}
-
-impl fmt::Debug for StandardVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StandardVerifier")
-            .field("keys", &format_args!("{} [redacted]", self.keys.len()))
-            .field("tolerance", &self.tolerance)
-            .finish()
     }
 }

@@ -16,7 +16,7 @@ pub const MAX_REQUEST_ID_LEN: usize = 256;
 /// The id of one emitted event, sent as `x-<identifier>-delivery`: the caller's
 /// own id, or a new UUIDv4. The same for every attempt and every emitter, so
 /// receivers can use it to ignore duplicates.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RequestId(Arc<str>);
 
 impl RequestId {
@@ -45,12 +45,6 @@ impl RequestId {
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
@@ -112,6 +106,7 @@ impl Event {
     }
 
     /// The name, cheap to clone.
+    #[cfg(feature = "sse")]
     pub(crate) fn shared_name(&self) -> Arc<str> {
         self.name.clone()
     }
@@ -137,6 +132,7 @@ impl Event {
     }
 }
 
+/// Shows the payload's size, not its content: payloads often carry personal data.
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Event")

@@ -2,6 +2,8 @@
 //! attached to them. Every `emit` passes through it, so an emit that follows an
 //! `attach` or a `detach` is routed with that change already made, and every
 //! event a detached worker received is in its mailbox before its `Stop`.
+//! Calls about one emitter pass through it too ([`Forward`]), so a missing
+//! emitter is always `UnknownEmitter`, never a closed mailbox.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,49 +13,49 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use tokio::sync::broadcast;
 
-use crate::config::ValidatedConfig;
+use crate::emitter::config::ValidatedConfig;
+use crate::emitter::event::Event;
+use crate::emitter::report::{DeliveryReport, DropReason, Reporter};
+use crate::emitter::shutdown::{ShutdownReport, Undelivered};
+use crate::emitter::stats::EmitterStats;
+use crate::emitter::worker::{Drain, Enqueue, IsPaused, Stats, Stop, Worker};
 use crate::error::{AttachError, ControlError};
-use crate::event::Event;
-use crate::report::{DeliveryReport, DropReason, Reporter};
-use crate::shutdown::{ShutdownReport, Undelivered};
+#[cfg(feature = "sse")]
 use crate::sse::{Publish, SseBroadcaster};
-use crate::stats::EmitterStats;
-use crate::worker::{Drain, Enqueue, SelfPaused, SetPaused, Stats, Stop, Worker};
 
 struct Attached {
     worker: Addr<Worker>,
     events: Vec<Arc<str>>,
-    paused: bool,
 }
 
 /// Maps names to workers; owns the workers' lifecycle.
 pub(crate) struct Registry {
     emitters: HashMap<String, Attached>,
     /// Every emitted event is published there too, on the topic of its name.
-    sse: Addr<SseBroadcaster>,
+    #[cfg(feature = "sse")]
+    sse: Option<Addr<SseBroadcaster>>,
     routes: HashMap<Arc<str>, Vec<Addr<Worker>>>,
     reports: broadcast::Sender<DeliveryReport>,
     shut_down: bool,
 }
 
 impl Registry {
-    pub(crate) fn new(
-        reports: broadcast::Sender<DeliveryReport>,
-        sse: Addr<SseBroadcaster>,
-    ) -> Self {
+    pub(crate) fn new(reports: broadcast::Sender<DeliveryReport>) -> Self {
         Registry {
             emitters: HashMap::new(),
-            sse,
+            #[cfg(feature = "sse")]
+            sse: None,
             routes: HashMap::new(),
             reports,
             shut_down: false,
         }
     }
 
-    fn attached(&self, id: &str) -> Result<&Attached, ControlError> {
-        self.emitters
-            .get(id)
-            .ok_or_else(|| ControlError::UnknownEmitter { id: id.to_owned() })
+    /// Publishes every emitted event to `sse` too.
+    #[cfg(feature = "sse")]
+    pub(crate) fn with_sse(mut self, sse: Addr<SseBroadcaster>) -> Self {
+        self.sse = Some(sse);
+        self
     }
 
     /// Removes `id` from the maps; the caller stops its worker.
@@ -68,6 +70,16 @@ impl Registry {
             }
         }
         Some(attached)
+    }
+
+    /// A future that resolves `true` once every worker's queue is empty, or
+    /// `false` at `deadline`.
+    fn drained_within(
+        &self,
+        deadline: Duration,
+    ) -> impl std::future::Future<Output = bool> + 'static {
+        let drains = join_all(self.emitters.values().map(|a| a.worker.send(Drain)));
+        async move { actix::clock::timeout(deadline, drains).await.is_ok() }
     }
 }
 
@@ -87,7 +99,7 @@ pub(crate) struct Attach {
 impl Handler<Attach> for Registry {
     type Result = Result<(), AttachError>;
 
-    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Attach, _: &mut Context<Self>) -> Self::Result {
         if self.shut_down {
             return Err(AttachError::ShutDown);
         }
@@ -95,7 +107,7 @@ impl Handler<Attach> for Registry {
             return Err(AttachError::AlreadyExists { id: msg.id });
         }
         let reporter = Reporter::new(Arc::from(msg.id.as_str()), self.reports.clone());
-        let worker = Worker::new(msg.config, reporter, ctx.address().recipient()).start();
+        let worker = Worker::new(msg.config, reporter).start();
         for event in &msg.events {
             self.routes
                 .entry(event.clone())
@@ -103,14 +115,11 @@ impl Handler<Attach> for Registry {
                 .push(worker.clone());
         }
         tracing::info!(emitter = %msg.id, events = ?msg.events, "emitter attached");
-        self.emitters.insert(
-            msg.id,
-            Attached {
-                worker,
-                events: msg.events,
-                paused: false,
-            },
-        );
+        let attached = Attached {
+            worker,
+            events: msg.events,
+        };
+        self.emitters.insert(msg.id, attached);
         Ok(())
     }
 }
@@ -129,21 +138,27 @@ impl Handler<Emit> for Registry {
                 worker.do_send(Enqueue(event.clone()));
             }
         }
-        self.sse.do_send(Publish {
-            topic: event.shared_name(),
-            event: event.shared_name(),
-            data: event.payload_bytes(),
-        });
+        #[cfg(feature = "sse")]
+        if let Some(sse) = &self.sse {
+            sse.do_send(Publish {
+                topic: event.shared_name(),
+                event: event.shared_name(),
+                data: event.payload_bytes(),
+            });
+        }
     }
 }
 
 /// Forward an app's own SSE publication. It passes through the registry, like
 /// `Emit`, so that a caller's emits and broadcasts reach SSE clients in call order.
+#[cfg(feature = "sse")]
 impl Handler<Publish> for Registry {
     type Result = ();
 
     fn handle(&mut self, publish: Publish, _: &mut Context<Self>) {
-        self.sse.do_send(publish);
+        if let Some(sse) = &self.sse {
+            sse.do_send(publish);
+        }
     }
 }
 
@@ -161,39 +176,52 @@ impl Handler<Detach> for Registry {
         };
         tracing::info!(emitter = %id, "emitter detached");
         let stopped = attached.worker.send(Stop(DropReason::Detached));
-        Box::pin(async move { Ok(stopped.await?) })
+        Box::pin(async move {
+            stopped
+                .await
+                .map_err(|_| ControlError::UnknownEmitter { id })
+        })
     }
 }
 
-/// Pause (`true`) or restart (`false`) `id`.
-#[derive(Message)]
-#[rtype(result = "Result<(), ControlError>")]
-pub(crate) struct SetEmitterPaused {
+/// A request for the worker of emitter `id`, answered by that worker.
+pub(crate) struct Forward<M> {
     pub id: String,
-    pub paused: bool,
+    pub message: M,
 }
 
-impl Handler<SetEmitterPaused> for Registry {
-    type Result = Result<(), ControlError>;
-
-    fn handle(&mut self, msg: SetEmitterPaused, _: &mut Context<Self>) -> Self::Result {
-        let attached = self
-            .emitters
-            .get_mut(&msg.id)
-            .ok_or(ControlError::UnknownEmitter { id: msg.id })?;
-        attached.paused = msg.paused;
-        attached.worker.do_send(SetPaused(msg.paused));
-        Ok(())
-    }
+impl<M> Message for Forward<M>
+where
+    M: Message,
+    M::Result: Send + 'static,
+{
+    type Result = Result<M::Result, ControlError>;
 }
 
-impl Handler<SelfPaused> for Registry {
-    type Result = ();
+impl<M> Handler<Forward<M>> for Registry
+where
+    M: Message + Send + 'static,
+    M::Result: Send + 'static,
+    Worker: Handler<M>,
+{
+    type Result = ResponseFuture<Result<M::Result, ControlError>>;
 
-    fn handle(&mut self, SelfPaused(id): SelfPaused, _: &mut Context<Self>) {
-        if let Some(attached) = self.emitters.get_mut(&*id) {
-            attached.paused = true;
-        }
+    fn handle(
+        &mut self,
+        Forward { id, message }: Forward<M>,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let Some(attached) = self.emitters.get(&id) else {
+            return Box::pin(async move { Err(ControlError::UnknownEmitter { id }) });
+        };
+        let answer = attached.worker.send(message);
+        // A worker that stopped while answering is gone as far as the caller
+        // can tell: the same error as one that was never attached.
+        Box::pin(async move {
+            answer
+                .await
+                .map_err(|_| ControlError::UnknownEmitter { id })
+        })
     }
 }
 
@@ -222,30 +250,25 @@ impl Handler<StatsAll> for Registry {
 pub(crate) struct ListRunning;
 
 impl Handler<ListRunning> for Registry {
-    type Result = MessageResult<ListRunning>;
+    type Result = ResponseFuture<Vec<String>>;
 
     fn handle(&mut self, _: ListRunning, _: &mut Context<Self>) -> Self::Result {
-        let mut ids: Vec<String> = self
-            .emitters
-            .iter()
-            .filter(|(_, a)| !a.paused)
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.sort();
-        MessageResult(ids)
-    }
-}
-
-/// The worker of `id`, for calls that go to it directly (dead letters).
-#[derive(Message)]
-#[rtype(result = "Result<Addr<Worker>, ControlError>")]
-pub(crate) struct Lookup(pub String);
-
-impl Handler<Lookup> for Registry {
-    type Result = Result<Addr<Worker>, ControlError>;
-
-    fn handle(&mut self, Lookup(id): Lookup, _: &mut Context<Self>) -> Self::Result {
-        Ok(self.attached(&id)?.worker.clone())
+        // Paused is the worker's own state: ask each one.
+        let asks = self.emitters.iter().map(|(id, attached)| {
+            let (id, paused) = (id.clone(), attached.worker.send(IsPaused));
+            async move { (id, paused.await) }
+        });
+        let asks = join_all(asks);
+        Box::pin(async move {
+            let mut ids: Vec<String> = asks
+                .await
+                .into_iter()
+                .filter(|(_, paused)| matches!(paused, Ok(false)))
+                .map(|(id, _)| id)
+                .collect();
+            ids.sort();
+            ids
+        })
     }
 }
 
@@ -254,18 +277,6 @@ impl Handler<Lookup> for Registry {
 #[rtype(result = "bool")]
 pub(crate) struct Flush {
     pub deadline: Duration,
-}
-
-impl Registry {
-    /// A future that resolves `true` once every worker's queue is empty, or
-    /// `false` at `deadline`.
-    fn drained_within(
-        &self,
-        deadline: Duration,
-    ) -> impl std::future::Future<Output = bool> + 'static {
-        let drains = join_all(self.emitters.values().map(|a| a.worker.send(Drain)));
-        async move { actix::clock::timeout(deadline, drains).await.is_ok() }
-    }
 }
 
 impl Handler<Flush> for Registry {
@@ -292,14 +303,18 @@ impl Handler<Shutdown> for Registry {
         let drained = self.drained_within(deadline);
         Box::pin(drained.into_actor(self).then(|drained, registry, _| {
             let ids: Vec<String> = registry.emitters.keys().cloned().collect();
-            let stops = ids.into_iter().filter_map(|id| {
-                let attached = registry.remove(&id)?;
-                let stopped = attached.worker.send(Stop(DropReason::Shutdown));
-                Some(async move { (id, stopped.await.unwrap_or_default()) })
-            });
-            let stops = join_all(stops.collect::<Vec<_>>());
+            let stops: Vec<_> = ids
+                .into_iter()
+                .filter_map(|id| {
+                    let stopped = registry
+                        .remove(&id)?
+                        .worker
+                        .send(Stop(DropReason::Shutdown));
+                    Some(async move { (id, stopped.await.unwrap_or_default()) })
+                })
+                .collect();
             async move {
-                let undelivered = stops
+                let undelivered = join_all(stops)
                     .await
                     .into_iter()
                     .flat_map(|(id, events)| {

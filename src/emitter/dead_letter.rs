@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::event::Event;
-use crate::report::Failure;
+use crate::delivery::Failure;
+use crate::emitter::event::Event;
 
 /// Why an event became a dead letter.
 #[derive(Debug, Clone, PartialEq, Eq)]

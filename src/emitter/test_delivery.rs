@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::event::RequestId;
-use crate::report::Failure;
+use crate::delivery::Failure;
+use crate::emitter::event::RequestId;
 
 /// Name of the event `test` sends.
 pub const TEST_EVENT: &str = "webhook_test";

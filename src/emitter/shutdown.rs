@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::event::Event;
+use crate::emitter::event::Event;
 
 /// The result of [`WebhooksEmitter::shutdown`](crate::WebhooksEmitter::shutdown).
 #[derive(Debug, Clone)]

@@ -9,6 +9,9 @@ use sha2::Sha256;
 /// Prefix of the legacy signature header value.
 pub const SIGNATURE_PREFIX: &str = "sha256:";
 
+/// The base32hex alphabet of legacy signatures.
+const ALPHABET: base32::Alphabet = base32::Alphabet::Rfc4648HexLower { padding: false };
+
 /// The value of `x-<identifier>-signature` for `body` under `secret`:
 /// `sha256:` followed by 52 base32hex characters.
 ///
@@ -47,14 +50,33 @@ pub(crate) fn legacy_mac(secret: &[u8], timestamp: Option<i64>, body: &[u8]) -> 
     mac
 }
 
-/// The base32hex alphabet of legacy signatures.
-pub(crate) const LEGACY_ALPHABET: base32::Alphabet =
-    base32::Alphabet::Rfc4648HexLower { padding: false };
+/// The 32-byte digest in a `sha256:<base32hex>` header value, or `None` if the
+/// value is not one.
+#[cfg(feature = "verify")]
+pub(crate) fn parse_signature(value: &str) -> Option<Vec<u8>> {
+    let encoded = value.strip_prefix(SIGNATURE_PREFIX)?;
+    base32::decode(ALPHABET, encoded).filter(|digest| digest.len() == 32)
+}
 
 fn encode(mac: Hmac<Sha256>) -> String {
     let digest = mac.finalize().into_bytes();
     let mut value = String::with_capacity(SIGNATURE_PREFIX.len() + 52);
     value.push_str(SIGNATURE_PREFIX);
-    value.push_str(&base32::encode(LEGACY_ALPHABET, &digest));
+    value.push_str(&base32::encode(ALPHABET, &digest));
     value
+}
+
+#[cfg(all(test, feature = "verify"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_sign_writes_parse_signature_reads() {
+        let value = sign(b"k", b"{}");
+        let digest = parse_signature(&value).unwrap_or_default();
+        assert!(legacy_mac(b"k", None, b"{}").verify_slice(&digest).is_ok());
+        for bad in ["", "sha256:", "sha1:abc", "sha256:ZZZ", &value[..20]] {
+            assert_eq!(parse_signature(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -24,13 +24,15 @@ impl Backoff {
             .map_or(self.limit, |d| d.min(self.limit))
     }
 
-    /// The nominal delay with "equal jitter": a uniform pick between half of it
-    /// and all of it. Jitter spreads the retries of many emitters that failed at
-    /// once; keeping half keeps the backoff meaningful.
-    pub(crate) fn delay(&self, failures: u32) -> Duration {
+    /// The nominal delay with "equal jitter": between half of it and all of it,
+    /// at `jitter` (0 to 1) of the way. Jitter spreads the retries of many
+    /// emitters that failed at once; keeping half keeps the backoff meaningful.
+    pub(crate) fn delay(&self, failures: u32, jitter: f64) -> Duration {
         let nominal = self.nominal(failures);
         let half = nominal / 2;
-        half + half.mul_f64(fastrand::f64())
+        // `mul_f64` panics on a result above `Duration::MAX`; half of a
+        // duration times at most 1 stays below it, and NaN becomes 0.
+        half.saturating_add(half.mul_f64(jitter.clamp(0.0, 1.0)))
     }
 }
 
@@ -50,8 +52,10 @@ mod tests {
     fn jitter_stays_within_half_and_whole() {
         let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         for n in 1..10 {
-            let d = b.delay(n);
-            assert!(d >= b.nominal(n) / 2 && d <= b.nominal(n), "{d:?}");
+            for jitter in [0.0, 0.3, 1.0] {
+                let d = b.delay(n, jitter);
+                assert!(d >= b.nominal(n) / 2 && d <= b.nominal(n), "{d:?}");
+            }
         }
     }
 }

@@ -14,13 +14,6 @@ pub const STANDARD_SECRET_PREFIX: &str = "whsec_";
 /// 16 bytes (128 bits) are refused as too weak.
 pub const MIN_STANDARD_KEY_BYTES: usize = 16;
 
-/// Header carrying the message id.
-pub const HEADER_WEBHOOK_ID: &str = "webhook-id";
-/// Header carrying the Unix timestamp (seconds) of the attempt.
-pub const HEADER_WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
-/// Header carrying the space-separated `v1,<base64>` signatures.
-pub const HEADER_WEBHOOK_SIGNATURE: &str = "webhook-signature";
-
 /// Decodes a `whsec_<base64>` secret into its key bytes.
 ///
 /// ```
@@ -74,4 +67,18 @@ pub fn sign_standard(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Strin
         .finalize()
         .into_bytes();
     format!("v1,{}", BASE64.encode(digest))
+}
+
+/// The decoded `v1` signatures of a `webhook-signature` value
+/// (`v1,<base64> v1,<base64> …`). Entries of other versions are skipped, as
+/// the spec asks, so that a sender can add a new scheme beside v1; entries
+/// that are not `<version>,<base64>` are skipped too.
+#[cfg(feature = "verify")]
+pub(crate) fn v1_signatures(value: &str) -> Vec<Vec<u8>> {
+    value
+        .split(' ')
+        .filter_map(|entry| entry.split_once(','))
+        .filter(|(version, _)| *version == "v1")
+        .filter_map(|(_, encoded)| BASE64.decode(encoded).ok())
+        .collect()
 }

@@ -5,7 +5,6 @@
 //! resolver, so the address connected to is the address checked (no DNS
 //! rebinding window).
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use futures_util::future::LocalBoxFuture;
@@ -22,7 +21,7 @@ use crate::error::ConfigError;
 /// let config = Config::new("https://hooks.customer.example/in")
 ///     .ssrf_guard(SsrfGuard::new().allow_subnet("10.20.0.0/16"));
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SsrfGuard {
     allowed: Vec<String>,
 }
@@ -51,14 +50,6 @@ impl SsrfGuard {
             })
             .collect::<Result<_, _>>()?;
         Ok(TargetPolicy { allowed })
-    }
-}
-
-impl fmt::Debug for SsrfGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SsrfGuard")
-            .field("allowed", &self.allowed)
-            .finish()
     }
 }
 

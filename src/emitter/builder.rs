@@ -1,0 +1,150 @@
+//! `WebhooksEmitterBuilder`: options shared by every emitter of one handle, and
+//! where the actors are started.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::broadcast;
+
+use crate::delivery::SsrfGuard;
+use crate::emitter::background::BackgroundSystem;
+use crate::emitter::config::Defaults;
+use crate::emitter::handle::{Inner, WebhooksEmitter};
+use crate::emitter::registry::Registry;
+use crate::emitter::report::DeliveryReport;
+#[cfg(feature = "sse")]
+use crate::sse::{SseBroadcaster, SseOptions};
+
+/// Default largest serialized payload `emit` accepts: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Default number of reports a slow report subscriber may fall behind by.
+pub const DEFAULT_REPORT_CAPACITY: usize = 4096;
+
+/// Options shared by every emitter of one [`WebhooksEmitter`]; per-endpoint
+/// settings live in [`Config`](crate::Config).
+#[derive(Debug, Clone)]
+pub struct WebhooksEmitterBuilder {
+    max_payload_bytes: usize,
+    report_capacity: usize,
+    defaults: Defaults,
+    #[cfg(feature = "sse")]
+    sse: SseOptions,
+}
+
+impl Default for WebhooksEmitterBuilder {
+    fn default() -> Self {
+        WebhooksEmitterBuilder {
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            report_capacity: DEFAULT_REPORT_CAPACITY,
+            defaults: Defaults::default(),
+            #[cfg(feature = "sse")]
+            sse: SseOptions::default(),
+        }
+    }
+}
+
+/// The actors of one handle.
+pub(crate) struct Actors {
+    pub registry: Addr<Registry>,
+    #[cfg(feature = "sse")]
+    pub sse: Addr<SseBroadcaster>,
+}
+
+impl WebhooksEmitterBuilder {
+    /// Lets configs use relative URLs (`/api/hooks`), joined to `base_url`
+    /// with its path kept as a prefix: `http://internal:8080/v1` + `/hooks` is
+    /// `http://internal:8080/v1/hooks`. For internal webhooks.
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.defaults.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Settings of the SSE broadcaster: replay buffer, heartbeat, client
+    /// buffer, `retry:`, authorization hook.
+    #[cfg(feature = "sse")]
+    pub fn sse(mut self, options: SseOptions) -> Self {
+        self.sse = options;
+        self
+    }
+
+    /// Applies an SSRF guard to every emitter whose config sets none.
+    pub fn ssrf_guard(mut self, guard: SsrfGuard) -> Self {
+        self.defaults.ssrf_guard = Some(guard);
+        self
+    }
+
+    /// Largest serialized payload `emit` accepts (default 1 MiB); above it `emit`
+    /// returns [`EmitError::PayloadTooLarge`](crate::EmitError::PayloadTooLarge).
+    pub fn max_payload_bytes(mut self, limit: usize) -> Self {
+        self.max_payload_bytes = limit;
+        self
+    }
+
+    /// How many reports a subscriber may fall behind before it misses some
+    /// (it is then told how many, by `RecvError::Lagged`). Default 4096.
+    pub fn report_capacity(mut self, capacity: usize) -> Self {
+        self.report_capacity = capacity.max(1);
+        self
+    }
+
+    /// Starts the actors in the running actix `System` (e.g. under
+    /// `#[actix_web::main]`).
+    ///
+    /// # Panics
+    /// Outside a running actix `System`, like `actix::Actor::start`; use
+    /// [`start_in_background`](Self::start_in_background) there.
+    pub fn start(self) -> WebhooksEmitter {
+        let (reports, _) = broadcast::channel(self.report_capacity);
+        let actors = self.start_actors(reports.clone());
+        self.handle(actors, reports, None)
+    }
+
+    /// Starts the actors on a thread of their own, with their own actix
+    /// `System`: for tokio applications and plain threads. The thread stops when
+    /// the last handle is dropped or after `shutdown`.
+    ///
+    /// # Panics
+    /// If the operating system cannot start a thread, like `std::thread::spawn`.
+    pub fn start_in_background(self) -> WebhooksEmitter {
+        let (reports, _) = broadcast::channel(self.report_capacity);
+        let (for_actors, builder) = (reports.clone(), self.clone());
+        let (background, actors) =
+            BackgroundSystem::spawn(move || builder.start_actors(for_actors));
+        self.handle(actors, reports, Some(background))
+    }
+
+    /// Starts the actors in the current actix `System`.
+    fn start_actors(&self, reports: broadcast::Sender<DeliveryReport>) -> Actors {
+        #[cfg(feature = "sse")]
+        {
+            let sse = SseBroadcaster::new(self.sse.clone()).start();
+            let registry = Registry::new(reports).with_sse(sse.clone()).start();
+            Actors { registry, sse }
+        }
+        #[cfg(not(feature = "sse"))]
+        Actors {
+            registry: Registry::new(reports).start(),
+        }
+    }
+
+    fn handle(
+        self,
+        actors: Actors,
+        reports: broadcast::Sender<DeliveryReport>,
+        background: Option<BackgroundSystem>,
+    ) -> WebhooksEmitter {
+        WebhooksEmitter {
+            inner: Arc::new(Inner {
+                actors,
+                #[cfg(feature = "sse")]
+                sse_options: self.sse,
+                reports,
+                accepting: AtomicBool::new(true),
+                max_payload_bytes: self.max_payload_bytes,
+                defaults: self.defaults,
+                background,
+            }),
+        }
+    }
+}

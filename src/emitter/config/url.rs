@@ -1,0 +1,180 @@
+//! Target URLs: parsed by the `url` crate (WHATWG, as browsers and reqwest
+//! parse them), joined to the emitter's base URL, and redacted for display.
+//! Whatever `attach` accepts has a display form without credentials, because
+//! the display form is derived from the parsed URL, not from the text.
+
+use std::fmt;
+
+use awc::http::Uri;
+use url::Url;
+
+use crate::delivery::TargetPolicy;
+use crate::error::ConfigError;
+
+/// A URL as the user wrote it; its `Debug` shows it redacted.
+#[derive(Clone)]
+pub(super) struct RawUrl(pub String);
+
+impl fmt::Debug for RawUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Url::parse(&self.0) {
+            Ok(url) => f.write_str(&display(&url)),
+            Err(_) => f.write_str(&redact_unparsed(&self.0)),
+        }
+    }
+}
+
+/// A URL `attach` accepted: what awc connects to, and what logs show.
+#[derive(Debug)]
+pub(super) struct Target {
+    pub uri: Uri,
+    pub display: String,
+}
+
+/// Parses `raw` (joined to `base` if it is a path) into an http(s) target.
+pub(super) fn parse(raw: &str, base: Option<&str>) -> Result<Target, ConfigError> {
+    let joined = join(raw, base)?;
+    let invalid = |reason: String| ConfigError::InvalidUrl {
+        url: redact_unparsed(&joined),
+        reason,
+    };
+    let mut url = Url::parse(&joined).map_err(|e| invalid(e.to_string()))?;
+    let display = display(&url);
+    let invalid = |reason: String| ConfigError::InvalidUrl {
+        url: display.clone(),
+        reason,
+    };
+    match url.scheme() {
+        "http" | "https" => {}
+        other => return Err(invalid(format!("scheme `{other}` is not http or https"))),
+    }
+    // WHATWG reads `http:///host` as `http://host`; a URL written without a
+    // host is a mistake worth reporting, not a guess worth making.
+    let after_scheme = joined.split_once("://").map_or("", |(_, rest)| rest);
+    if url.host_str().is_none_or(str::is_empty) || after_scheme.starts_with('/') {
+        return Err(invalid("no host".into()));
+    }
+    // Fragments are never sent.
+    url.set_fragment(None);
+    let uri = url
+        .as_str()
+        .parse::<Uri>()
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(Target { uri, display })
+}
+
+/// Joins a relative URL (`/api/hooks`) to the emitter's base URL, keeping the
+/// base's path as a prefix: `http://h/v1` + `/hooks` = `http://h/v1/hooks`.
+fn join(raw: &str, base: Option<&str>) -> Result<String, ConfigError> {
+    if !raw.starts_with('/') {
+        return Ok(raw.to_owned());
+    }
+    match base {
+        Some(base) => Ok(format!("{}{raw}", base.trim_end_matches('/'))),
+        None => Err(ConfigError::InvalidUrl {
+            url: redact_unparsed(raw),
+            reason: "a relative URL needs a base URL: WebhooksEmitter::builder().base_url(…)"
+                .into(),
+        }),
+    }
+}
+
+/// The parsed URL with any user name and password replaced by `***`.
+fn display(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    // Neither call can fail on a URL that has credentials (it has a host).
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("***");
+    shown.to_string()
+}
+
+/// A URL that did not parse, for an error message: where its credentials would
+/// be cannot be known, so everything between the scheme and the last `@` goes.
+fn redact_unparsed(raw: &str) -> String {
+    let shown = match raw.rfind('@') {
+        None => raw.to_owned(),
+        Some(at) => {
+            let start = raw.find("://").map_or(0, |i| i + 3);
+            let start = start.min(at);
+            format!("{}***{}", &raw[..start], &raw[at..])
+        }
+    };
+    shown.escape_debug().to_string()
+}
+
+/// Refuses a URL whose host is an IP literal the guard refuses. Host names are
+/// checked when they are resolved, on every connection.
+pub(super) fn check_literal_target(
+    policy: &TargetPolicy,
+    target: &Target,
+) -> Result<(), ConfigError> {
+    let host = target.uri.host().unwrap_or_default();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    match literal
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .and_then(|ip| policy.refuses(ip))
+    {
+        Some(reason) => Err(ConfigError::BlockedTarget {
+            url: target.display.clone(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(raw: &str) -> String {
+        match parse(raw, None) {
+            Ok(target) => target.display,
+            Err(ConfigError::InvalidUrl { url, .. }) => url,
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn credentials_never_show() {
+        assert_eq!(shown("https://u:p@host/x@y"), "https://***@host/x@y");
+        assert_eq!(shown("https://host/path"), "https://host/path");
+        assert_eq!(shown("https://user@host/"), "https://***@host/");
+        // A password with an unencoded `/`: WHATWG ends the host at the `/`,
+        // so the port `pa` is invalid; the error hides the password anyway.
+        assert!(parse("http://bob:pa/ss@host/hooks", None).is_err());
+        assert_eq!(
+            shown("http://bob:pa/ss@host/hooks"),
+            "http://***@host/hooks"
+        );
+        assert_eq!(shown("not a url"), "not a url");
+        assert_eq!(
+            format!("{:?}", RawUrl("http://u:secret@h/".into())),
+            "http://***@h/"
+        );
+    }
+
+    #[test]
+    fn what_is_refused() {
+        for bad in [
+            "ftp://host/",
+            "not a url",
+            "http:///nohost",
+            "http://host:port/",
+            "http://[::1/",
+            "/relative",
+        ] {
+            assert!(
+                matches!(parse(bad, None), Err(ConfigError::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+        let joined = parse("/hooks", Some("http://h:8080/v1/")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(joined.uri.to_string(), "http://h:8080/v1/hooks");
+        let idn = parse("https://bücher.example/#frag", None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(idn.uri.to_string(), "https://xn--bcher-kva.example/");
+    }
+}

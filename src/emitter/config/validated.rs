@@ -1,0 +1,240 @@
+//! `attach`'s checks, and what every request needs, prepared once: parsed URL,
+//! header names and values, keys, the retry policy, the TLS configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use awc::http::Uri;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use super::url::{check_literal_target, parse};
+use super::{Auth, Config, Defaults};
+use crate::delivery::{tls, TargetPolicy};
+use crate::emitter::backoff::Backoff;
+use crate::emitter::retry_policy::{DeliveryOrder, RetryPolicy};
+use crate::error::ConfigError;
+use crate::redact::Redacted;
+use crate::signing::headers::{LegacyHeaders, STANDARD_HEADERS};
+use crate::signing::standard::parse_standard_secret;
+
+/// A signing key.
+pub(crate) type Key = Redacted<Arc<[u8]>>;
+
+/// Headers a config may never set: HTTP framing.
+const FRAMING_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+
+/// The `x-<identifier>-*` headers, as header names.
+#[derive(Debug, Clone)]
+pub(crate) struct SenderHeaders {
+    pub event: HeaderName,
+    pub delivery: HeaderName,
+    pub signature: HeaderName,
+    pub timestamp: HeaderName,
+}
+
+/// A configuration `attach` has accepted.
+#[derive(Debug)]
+pub(crate) struct ValidatedConfig {
+    pub url: Uri,
+    /// The URL with credentials redacted, for logs.
+    pub display_url: String,
+    pub secret: Option<Key>,
+    pub headers: SenderHeaders,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Values marked sensitive: they are often credentials.
+    pub additional_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Standard Webhooks keys; each signs every request.
+    pub standard_keys: Vec<Key>,
+    /// `x-<identifier>-timestamp`, when the legacy signature is timestamped.
+    pub timestamp_header: Option<HeaderName>,
+    /// The `authorization` value from `bearer_token` or `basic_auth`.
+    pub authorization: Option<HeaderValue>,
+    pub envelope: bool,
+    /// Set when an SSRF guard applies.
+    pub target_policy: Option<TargetPolicy>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub queue_capacity: usize,
+    pub dead_letter_capacity: usize,
+}
+
+impl Config {
+    /// Checks every setting and prepares what each request needs.
+    pub(crate) fn validate(self, defaults: &Defaults) -> Result<ValidatedConfig, ConfigError> {
+        let target = parse(&self.url.0, defaults.base_url.as_deref())?;
+        let target_policy = match self.ssrf_guard.as_ref().or(defaults.ssrf_guard.as_ref()) {
+            Some(guard) => Some(guard.validate()?),
+            None => None,
+        };
+        if let Some(policy) = &target_policy {
+            check_literal_target(policy, &target)?;
+        }
+        self.check_numbers()?;
+        let names = LegacyHeaders::validated(&self.header_identifier)?;
+        let headers = sender_headers(&names)?;
+        let secret = match self.secret.as_ref().map(Redacted::expose) {
+            Some(s) if s.is_empty() => return Err(ConfigError::EmptySecret),
+            Some(s) => Some(Redacted::new(Arc::from(s.as_bytes()))),
+            None => None,
+        };
+        let standard_keys = self
+            .standard_secrets
+            .iter()
+            .map(|s| parse_standard_secret(s.expose()).map(|key| Redacted::new(Arc::from(key))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let authorization = self.auth.as_ref().map(Auth::header_value).transpose()?;
+        let reserved = Reserved {
+            names: &names,
+            standard: !standard_keys.is_empty(),
+            authorization: authorization.is_some(),
+        };
+        let additional_headers = self
+            .additional_headers
+            .iter()
+            .map(|(name, value)| reserved.check(name, value.expose()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let timestamp_header = match (self.timestamped_signature, &secret) {
+            (true, Some(_)) => Some(headers.timestamp.clone()),
+            _ => None,
+        };
+        Ok(ValidatedConfig {
+            url: target.uri,
+            display_url: target.display,
+            secret,
+            headers,
+            request_timeout: self.request_timeout,
+            retry: self.retry_policy(),
+            additional_headers,
+            standard_keys,
+            timestamp_header,
+            authorization,
+            envelope: self.envelope,
+            target_policy,
+            tls: tls::client_config(self.allow_insecure).map_err(ConfigError::Tls)?,
+            queue_capacity: self.queue_capacity,
+            dead_letter_capacity: self.dead_letter_capacity,
+        })
+    }
+
+    /// Counts and durations that must be positive, and the backoff's order.
+    fn check_numbers(&self) -> Result<(), ConfigError> {
+        for (setting, zero) in [
+            ("request_timeout", self.request_timeout.is_zero()),
+            ("max_retries", self.max_retries == 0),
+            ("backoff start", self.backoff_start.is_zero()),
+            ("queue_capacity", self.queue_capacity == 0),
+            ("max_in_flight", self.max_in_flight == 0),
+            (
+                "auto_disable_after_dead_letters",
+                self.auto_disable.dead_letters == Some(0),
+            ),
+        ] {
+            if zero {
+                return Err(ConfigError::Zero { setting });
+            }
+        }
+        if self.backoff_limit < self.backoff_start {
+            return Err(ConfigError::BackoffLimitBelowStart {
+                start: self.backoff_start,
+                limit: self.backoff_limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_retries,
+            backoff: Backoff::new(self.backoff_start, self.backoff_limit),
+            retry_after_limit: self.retry_after_limit,
+            auto_disable: self.auto_disable,
+            order: DeliveryOrder::from_max_in_flight(self.max_in_flight),
+        }
+    }
+}
+
+fn sender_headers(names: &LegacyHeaders) -> Result<SenderHeaders, ConfigError> {
+    let name = |text: &str| {
+        HeaderName::from_bytes(text.as_bytes()).map_err(|_| ConfigError::InvalidHeaderIdentifier {
+            identifier: text.escape_debug().to_string(),
+        })
+    };
+    Ok(SenderHeaders {
+        event: name(&names.event)?,
+        delivery: name(&names.delivery)?,
+        signature: name(&names.signature)?,
+        timestamp: name(&names.timestamp)?,
+    })
+}
+
+impl Auth {
+    fn header_value(&self) -> Result<HeaderValue, ConfigError> {
+        let (what, text) = match self {
+            Auth::Bearer(token) => {
+                if token.expose().is_empty() {
+                    return Err(ConfigError::InvalidCredentials {
+                        what: "bearer token",
+                        reason: "it is empty",
+                    });
+                }
+                ("bearer token", format!("Bearer {}", token.expose()))
+            }
+            Auth::Basic { user, password } => {
+                if user.contains(':') {
+                    return Err(ConfigError::InvalidCredentials {
+                        what: "basic auth",
+                        reason: "the user name must not contain `:`",
+                    });
+                }
+                let encoded = BASE64.encode(format!("{user}:{}", password.expose()));
+                ("basic auth", format!("Basic {encoded}"))
+            }
+        };
+        sensitive_value(&text).ok_or(ConfigError::InvalidCredentials {
+            what,
+            reason: "only visible ASCII, space and tab are allowed",
+        })
+    }
+}
+
+/// A header value marked sensitive, which keeps it out of awc's debug output
+/// and HTTP/2 header tables; `None` if HTTP forbids it (CR, LF, …).
+fn sensitive_value(text: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// The header names an additional header may not take.
+struct Reserved<'a> {
+    names: &'a LegacyHeaders,
+    /// Standard Webhooks headers are in use.
+    standard: bool,
+    /// `authorization` is set by `bearer_token` or `basic_auth`.
+    authorization: bool,
+}
+
+impl Reserved<'_> {
+    fn check(&self, name: &str, value: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {
+        let shown = name.escape_debug().to_string();
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ConfigError::InvalidHeaderName {
+                name: shown.clone(),
+                reason: "header names are tokens: letters, digits and !#$%&'*+-.^_`|~",
+            }
+        })?;
+        let lower = header.as_str();
+        let reserved = self.names.all().contains(&lower)
+            || FRAMING_HEADERS.contains(&lower)
+            || (self.standard && STANDARD_HEADERS.contains(&lower))
+            || (self.authorization && header == AUTHORIZATION);
+        if reserved {
+            return Err(ConfigError::ReservedHeader { name: shown });
+        }
+        let value =
+            sensitive_value(value).ok_or(ConfigError::InvalidHeaderValue { name: shown })?;
+        Ok((header, value))
+    }
+}

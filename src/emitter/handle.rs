@@ -1,0 +1,346 @@
+//! `WebhooksEmitter`: the cheap, cloneable handle applications hold.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::emitter::background::BackgroundSystem;
+use crate::emitter::builder::{Actors, WebhooksEmitterBuilder};
+use crate::emitter::config::{Config, Defaults};
+use crate::emitter::dead_letter::DeadLetter;
+use crate::emitter::event::{validate_event_name, Event, RequestId};
+use crate::emitter::registry::{
+    Attach, Detach, Emit, Flush, Forward, ListRunning, Registry, Shutdown, StatsAll,
+};
+use crate::emitter::report::DeliveryReport;
+use crate::emitter::shutdown::ShutdownReport;
+use crate::emitter::stats::EmitterStats;
+use crate::emitter::test_delivery::TestDelivery;
+use crate::emitter::worker::{ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Worker};
+use crate::error::{AttachError, ControlError, EmitError};
+
+/// The handle to the emitter: attach emitters to event names, emit events,
+/// manage emitters at run time. `Clone + Send + Sync`, and cheap to clone.
+///
+/// ```no_run
+/// use webhooks_emitter::{Config, WebhooksEmitter};
+///
+/// #[actix_web::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let emitter = WebhooksEmitter::start();
+///     emitter
+///         .attach("crm", "order.created", Config::new("https://crm.example/hooks").secret("s3cret"))
+///         .await?;
+///     let id = emitter.emit("order.created", &serde_json::json!({"order": 42}), None)?;
+///     println!("sent as {id}");
+///     let report = emitter.shutdown(std::time::Duration::from_secs(10)).await;
+///     assert!(report.undelivered.is_empty());
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct WebhooksEmitter {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub actors: Actors,
+    #[cfg(feature = "sse")]
+    pub sse_options: crate::sse::SseOptions,
+    pub reports: broadcast::Sender<DeliveryReport>,
+    pub accepting: AtomicBool,
+    pub max_payload_bytes: usize,
+    pub defaults: Defaults,
+    /// Present when the actors run on the crate's own thread; stopped on drop.
+    pub background: Option<BackgroundSystem>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(background) = &self.background {
+            background.stop();
+        }
+    }
+}
+
+impl WebhooksEmitter {
+    /// Options for the whole emitter (payload limit, report buffer).
+    pub fn builder() -> WebhooksEmitterBuilder {
+        WebhooksEmitterBuilder::default()
+    }
+
+    /// Starts with default options inside the running actix `System`.
+    /// See [`WebhooksEmitterBuilder::start`].
+    pub fn start() -> Self {
+        Self::builder().start()
+    }
+
+    /// Starts with default options on a background thread.
+    /// See [`WebhooksEmitterBuilder::start_in_background`].
+    pub fn start_in_background() -> Self {
+        Self::builder().start_in_background()
+    }
+
+    fn registry(&self) -> &actix::Addr<Registry> {
+        &self.inner.actors.registry
+    }
+
+    /// Attaches emitter `id` to one event name.
+    pub async fn attach(
+        &self,
+        id: impl Into<String>,
+        event: impl Into<String>,
+        config: Config,
+    ) -> Result<(), AttachError> {
+        self.attach_many(id, [event.into()], config).await
+    }
+
+    /// Attaches emitter `id` to several event names; it gets each event emitted
+    /// under any of them, in emit order. Repeated names count once.
+    pub async fn attach_many<I, S>(
+        &self,
+        id: impl Into<String>,
+        events: I,
+        config: Config,
+    ) -> Result<(), AttachError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let id = id.into();
+        if id.is_empty() {
+            return Err(AttachError::EmptyId);
+        }
+        let mut seen = HashSet::new();
+        let mut names: Vec<Arc<str>> = Vec::new();
+        for event in events {
+            let event = event.into();
+            validate_event_name(&event)?;
+            if seen.insert(event.clone()) {
+                names.push(Arc::from(event));
+            }
+        }
+        if names.is_empty() {
+            return Err(AttachError::NoEvents { id });
+        }
+        let config =
+            config
+                .validate(&self.inner.defaults)
+                .map_err(|source| AttachError::InvalidConfig {
+                    id: id.clone(),
+                    source,
+                })?;
+        let attach = Attach {
+            id,
+            events: names,
+            config: Arc::new(config),
+        };
+        self.registry()
+            .send(attach)
+            .await
+            .map_err(|_| AttachError::NotRunning)?
+    }
+
+    /// Emits `payload` under `event` to every emitter attached to it, and to no
+    /// one if none is. Serializes once, queues, and returns at once: it never
+    /// waits on the network. Returns the request id: `request_id` if given (1 to
+    /// 256 visible ASCII characters), else a new UUIDv4.
+    pub fn emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+        request_id: Option<String>,
+    ) -> Result<RequestId, EmitError> {
+        self.check_accepting()?;
+        validate_event_name(event)?;
+        let request_id = match request_id {
+            Some(id) => RequestId::parse(&id)?,
+            None => RequestId::generate(),
+        };
+        let body = self.serialize(payload)?;
+        let event = Event::new(Arc::from(event), body, request_id.clone());
+        self.route(Emit(Arc::new(event)))?;
+        Ok(request_id)
+    }
+
+    /// Refuses new events once `shutdown` has begun.
+    pub(crate) fn check_accepting(&self) -> Result<(), EmitError> {
+        if self.inner.accepting.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(EmitError::ShuttingDown)
+        }
+    }
+
+    /// Hands `message` to the registry without waiting. Emits and broadcasts
+    /// both go this way, so a caller's calls reach SSE clients in call order.
+    pub(crate) fn route<M>(&self, message: M) -> Result<(), EmitError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        Registry: actix::Handler<M>,
+    {
+        if !self.registry().connected() {
+            return Err(EmitError::NotRunning);
+        }
+        self.registry().do_send(message);
+        Ok(())
+    }
+
+    /// The payload as JSON, within the size limit.
+    pub(crate) fn serialize<T: Serialize + ?Sized>(&self, payload: &T) -> Result<Bytes, EmitError> {
+        let body = serde_json::to_vec(payload).map_err(|e| EmitError::Serialize(e.to_string()))?;
+        self.check_size(body.len())?;
+        Ok(payload_bytes(body))
+    }
+
+    /// Refuses a payload above the limit.
+    pub(crate) fn check_size(&self, size: usize) -> Result<(), EmitError> {
+        let limit = self.inner.max_payload_bytes;
+        if size > limit {
+            return Err(EmitError::PayloadTooLarge { size, limit });
+        }
+        Ok(())
+    }
+
+    /// Stops deliveries of emitter `id`; its events keep being queued.
+    pub async fn pause(&self, id: &str) -> Result<(), ControlError> {
+        self.ask(id, SetPaused(true)).await
+    }
+
+    /// Resumes deliveries of emitter `id`, in order, from where they stopped.
+    pub async fn restart(&self, id: &str) -> Result<(), ControlError> {
+        self.ask(id, SetPaused(false)).await
+    }
+
+    /// Removes emitter `id` and stops it. Returns the events it still had queued
+    /// (the one in flight, if any, included), each also reported as dropped.
+    /// The id can be attached again afterwards.
+    pub async fn detach(&self, id: &str) -> Result<Vec<Arc<Event>>, ControlError> {
+        self.registry()
+            .send(Detach(id.to_owned()))
+            .await
+            .map_err(|_| ControlError::NotRunning)?
+    }
+
+    /// Ids of the attached emitters that are not paused, sorted.
+    pub async fn list_emitters(&self) -> Vec<String> {
+        self.registry().send(ListRunning).await.unwrap_or_default()
+    }
+
+    /// Whether emitter `id` is attached and not paused.
+    pub async fn is_started(&self, id: &str) -> bool {
+        self.list_emitters().await.iter().any(|e| e == id)
+    }
+
+    /// The dead letters of emitter `id`, oldest first.
+    pub async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, ControlError> {
+        self.ask(id, ListDeadLetters).await
+    }
+
+    /// Queues dead letter `dead_letter` of emitter `id` again, at the tail, with
+    /// fresh attempts. On a full queue it stays a dead letter.
+    pub async fn redeliver(&self, id: &str, dead_letter: u64) -> Result<(), ControlError> {
+        self.ask(id, Redeliver(Some(dead_letter))).await?.map(drop)
+    }
+
+    /// Queues every dead letter of emitter `id` again, oldest first; returns how
+    /// many. On a full queue, those that did not fit stay dead letters.
+    pub async fn redeliver_all(&self, id: &str) -> Result<usize, ControlError> {
+        self.ask(id, Redeliver(None)).await?
+    }
+
+    /// Counters of emitter `id`: queued, in flight, delivered, failures, dead
+    /// letters, last status and latency, paused.
+    pub async fn stats(&self, id: &str) -> Result<EmitterStats, ControlError> {
+        self.ask(id, Stats).await
+    }
+
+    /// [`stats`](Self::stats) of every attached emitter, sorted by id.
+    pub async fn stats_all(&self) -> Vec<EmitterStats> {
+        self.registry().send(StatsAll).await.unwrap_or_default()
+    }
+
+    /// Sends one `webhook_test` event (`{"test": true, "emitter": id}`) to
+    /// emitter `id` now, signed like its other requests but outside its queue
+    /// and without retries, and returns what the endpoint answered: for a "test
+    /// this webhook" button. Works while the emitter is paused.
+    pub async fn test(&self, id: &str) -> Result<TestDelivery, ControlError> {
+        self.ask(id, SendTest).await
+    }
+
+    /// Sends `message` to the worker of `id`, through the registry.
+    async fn ask<M>(&self, id: &str, message: M) -> Result<M::Result, ControlError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send + 'static,
+        Worker: actix::Handler<M>,
+    {
+        let id = id.to_owned();
+        self.registry()
+            .send(Forward { id, message })
+            .await
+            .map_err(|_| ControlError::NotRunning)?
+    }
+
+    /// A receiver of every [`DeliveryReport`] from now on. Subscribe before
+    /// emitting what you want to observe.
+    pub fn reports(&self) -> broadcast::Receiver<DeliveryReport> {
+        self.inner.reports.subscribe()
+    }
+
+    /// Waits until every emitter's queue is empty (each event delivered or
+    /// dead-lettered), or `deadline` passes; `true` if they all emptied. Nothing
+    /// is stopped: for tests, benchmarks, and handing over before a deploy.
+    /// A paused emitter with queued events keeps it waiting until the deadline.
+    pub async fn flush(&self, deadline: Duration) -> bool {
+        self.registry()
+            .send(Flush { deadline })
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Stops taking events (`emit` returns [`EmitError::ShuttingDown`]), lets
+    /// every queue drain until `deadline`, then stops every emitter and says
+    /// what was left undelivered. A background system is stopped afterwards.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.inner.accepting.store(false, Ordering::Release);
+        let report = self
+            .registry()
+            .send(Shutdown { deadline })
+            .await
+            .unwrap_or(ShutdownReport {
+                drained: false,
+                undelivered: Vec::new(),
+            });
+        #[cfg(feature = "sse")]
+        self.stop_sse().await;
+        if let Some(background) = &self.inner.background {
+            background.stop();
+        }
+        report
+    }
+}
+
+impl fmt::Debug for WebhooksEmitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhooksEmitter")
+            .field("accepting", &self.inner.accepting.load(Ordering::Relaxed))
+            .field("max_payload_bytes", &self.inner.max_payload_bytes)
+            .field("background", &self.inner.background.is_some())
+            .finish()
+    }
+}
+
+/// The serialized payload as `Bytes`, without spare capacity: queued events
+/// keep their payload alive, so slack would be paid for every queued event.
+fn payload_bytes(mut body: Vec<u8>) -> Bytes {
+    body.shrink_to_fit();
+    Bytes::from(body)
+}

@@ -1,0 +1,249 @@
+//! What other actors ask of a worker, one message per request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::{Step, Worker};
+use crate::delivery::{envelope, request, Failure};
+use crate::emitter::dead_letter::{DeadLetter, DeadLetterReason};
+use crate::emitter::event::{Event, RequestId};
+use crate::emitter::queue::Ticket;
+use crate::emitter::report::{DropReason, Outcome};
+use crate::emitter::stats::EmitterStats;
+use crate::emitter::test_delivery::{TestDelivery, TEST_EVENT};
+use crate::error::ControlError;
+
+/// The result of one attempt, from the driver.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct AttemptDone {
+    pub ticket: Ticket,
+    pub result: Result<u16, Failure>,
+    pub latency: Duration,
+}
+
+impl Handler<AttemptDone> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, done: AttemptDone, ctx: &mut Context<Self>) {
+        self.on_attempt_done(done.ticket, done.result, done.latency, ctx);
+    }
+}
+
+/// Queue an event for delivery.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Enqueue(pub Arc<Event>);
+
+impl Handler<Enqueue> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, Enqueue(event): Enqueue, ctx: &mut Context<Self>) {
+        if let Err(event) = self.queue.push(event) {
+            tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), capacity = self.config.queue_capacity, "queue full; event dead-lettered");
+            self.dead_letter(event, 0, DeadLetterReason::QueueFull);
+            return;
+        }
+        self.pump(ctx);
+    }
+}
+
+/// Pause (`true`) or resume (`false`) deliveries; events keep being queued.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SetPaused(pub bool);
+
+impl Handler<SetPaused> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, SetPaused(paused): SetPaused, ctx: &mut Context<Self>) {
+        self.paused = paused;
+        if !paused {
+            // A restart is a fresh start for auto-disable.
+            self.streak.dead_letters = 0;
+            self.streak.since = None;
+        }
+        let state = if paused { "paused" } else { "resumed" };
+        tracing::info!(parent: &self.span, paused, queued = self.queue.len(), "emitter {state}");
+        self.pump(ctx);
+    }
+}
+
+/// Whether deliveries are paused.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub(crate) struct IsPaused;
+
+impl Handler<IsPaused> for Worker {
+    type Result = bool;
+
+    fn handle(&mut self, _: IsPaused, _: &mut Context<Self>) -> bool {
+        self.paused
+    }
+}
+
+/// Stop the actor; what is still queued is reported as dropped and returned,
+/// started events first, oldest first.
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<Event>>")]
+pub(crate) struct Stop(pub DropReason);
+
+impl Handler<Stop> for Worker {
+    type Result = MessageResult<Stop>;
+
+    fn handle(&mut self, Stop(reason): Stop, ctx: &mut Context<Self>) -> Self::Result {
+        let mut dropped = Vec::with_capacity(self.queue.len());
+        for (_, active) in std::mem::take(&mut self.active) {
+            if let Step::Waiting(timer) = active.step {
+                ctx.cancel_future(timer);
+            }
+            dropped.push(active.event);
+        }
+        dropped.extend(self.queue.drain_waiting());
+        for event in &dropped {
+            self.reporter.report(event, Outcome::Dropped { reason });
+        }
+        if !dropped.is_empty() {
+            tracing::warn!(parent: &self.span, dropped = dropped.len(), ?reason, "emitter stopped with events still queued");
+        }
+        ctx.stop();
+        MessageResult(dropped)
+    }
+}
+
+/// Resolve once the queue is empty.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Drain;
+
+impl Handler<Drain> for Worker {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        if self.queue.len() == 0 {
+            let _ = done.send(());
+        } else {
+            self.drain_waiters.push(done);
+        }
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}
+
+/// Read the dead letters, oldest first.
+#[derive(Message)]
+#[rtype(result = "Vec<DeadLetter>")]
+pub(crate) struct ListDeadLetters;
+
+impl Handler<ListDeadLetters> for Worker {
+    type Result = MessageResult<ListDeadLetters>;
+
+    fn handle(&mut self, _: ListDeadLetters, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.dead_letters.list())
+    }
+}
+
+/// Move dead letters back to the tail of the queue with fresh attempts: one by
+/// id, or all of them. Returns how many were queued.
+#[derive(Message)]
+#[rtype(result = "Result<usize, ControlError>")]
+pub(crate) struct Redeliver(pub Option<u64>);
+
+impl Handler<Redeliver> for Worker {
+    type Result = Result<usize, ControlError>;
+
+    fn handle(&mut self, Redeliver(which): Redeliver, ctx: &mut Context<Self>) -> Self::Result {
+        let letters =
+            match which {
+                Some(id) => vec![self.dead_letters.take(id).ok_or_else(|| {
+                    ControlError::UnknownDeadLetter {
+                        id: self.id().to_owned(),
+                        dead_letter: id,
+                    }
+                })?],
+                None => self.dead_letters.take_all(),
+            };
+        let mut queued = 0;
+        let mut letters = letters.into_iter();
+        for letter in letters.by_ref() {
+            if self.queue.push(letter.event.clone()).is_err() {
+                // Keep this one and the rest: a full queue must not lose them.
+                self.dead_letters.restore(letter);
+                letters.for_each(|l| self.dead_letters.restore(l));
+                self.pump(ctx);
+                return Err(ControlError::QueueFull {
+                    id: self.id().to_owned(),
+                });
+            }
+            queued += 1;
+        }
+        tracing::info!(parent: &self.span, queued, "dead letters queued for redelivery");
+        self.pump(ctx);
+        Ok(queued)
+    }
+}
+
+/// A snapshot of the counters.
+#[derive(Message)]
+#[rtype(result = "EmitterStats")]
+pub(crate) struct Stats;
+
+impl Handler<Stats> for Worker {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(EmitterStats {
+            id: self.id().to_owned(),
+            queued: self.queue.waiting(),
+            in_flight: self.count(|s| matches!(s, Step::InFlight)),
+            retrying: self.count(|s| !matches!(s, Step::InFlight)),
+            delivered: self.counters.delivered,
+            failed_attempts: self.counters.failed_attempts,
+            dead_lettered: self.counters.dead_lettered,
+            dead_letters: self.dead_letters.len(),
+            last_status: self.counters.last_status,
+            last_latency: self.counters.last_latency,
+            paused: self.paused,
+        })
+    }
+}
+
+/// Send one `webhook_test` event now, outside the queue, once.
+#[derive(Message)]
+#[rtype(result = "TestDelivery")]
+pub(crate) struct SendTest;
+
+impl Handler<SendTest> for Worker {
+    type Result = ResponseActFuture<Self, TestDelivery>;
+
+    fn handle(&mut self, _: SendTest, _: &mut Context<Self>) -> Self::Result {
+        let payload = serde_json::json!({ "test": true, "emitter": self.id() });
+        let request_id = RequestId::generate();
+        let event = Event::new(
+            Arc::from(TEST_EVENT),
+            Bytes::from(payload.to_string()),
+            request_id.clone(),
+        );
+        let (client, config) = (self.client.clone(), self.config.clone());
+        let send = async move {
+            let started = Instant::now();
+            let outcome = match (client, envelope::body_for(config.envelope, &event)) {
+                (Some(client), Ok(body)) => request::attempt(&client, &config, &event, body).await,
+                (None, _) => Err(Failure::Request("emitter not started".into())),
+                (_, Err(e)) => Err(Failure::Request(e.to_string())),
+            };
+            TestDelivery {
+                request_id,
+                outcome,
+                latency: started.elapsed(),
+            }
+        };
+        Box::pin(send.into_actor(self))
+    }
+}

@@ -1,0 +1,328 @@
+//! The emitter actor: one per attached emitter id. It owns a FIFO queue and
+//! keeps up to `max_in_flight` of its events active (default 1). An active
+//! event is in flight, waiting out its backoff, or ready to be sent again.
+//! With one active event (strict order), events reach the endpoint in emit
+//! order and a failing event holds back the ones behind it until it succeeds
+//! or runs out of attempts.
+//!
+//! This file is the state machine; [`messages`] holds what other actors ask of
+//! it. What follows a failed attempt is decided by the pure
+//! [`RetryPolicy`](crate::emitter::retry_policy::RetryPolicy); the worker only
+//! carries it out.
+
+mod messages;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::delivery::{client, driver, envelope, request, Failure};
+use crate::emitter::config::ValidatedConfig;
+use crate::emitter::dead_letter::{DeadLetterReason, DeadLetters};
+use crate::emitter::event::Event;
+use crate::emitter::queue::{EventQueue, MemoryQueue, Ticket};
+use crate::emitter::report::{Outcome, PauseReason, Reporter};
+use crate::emitter::retry_policy::{Decision, FailedAttempt};
+
+pub(crate) use messages::{
+    Drain, Enqueue, IsPaused, ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Stop,
+};
+
+/// Where an active event stands.
+#[derive(Debug)]
+enum Step {
+    /// A request is on the wire.
+    InFlight,
+    /// It failed; the timer will make it ready again.
+    Waiting(SpawnHandle),
+    /// To be sent as soon as the emitter is not paused.
+    Ready,
+}
+
+/// An event the worker has started on. The worker is the one owner of
+/// started events, from `start_next` to ack or fail.
+struct Active {
+    event: Arc<Event>,
+    /// The bytes sent (and signed), built once so retries send the same body.
+    body: Bytes,
+    attempts: u32,
+    step: Step,
+}
+
+/// The counters behind [`EmitterStats`](crate::EmitterStats).
+#[derive(Debug, Default)]
+struct Counters {
+    delivered: u64,
+    failed_attempts: u64,
+    dead_lettered: u64,
+    last_status: Option<u16>,
+    last_latency: Option<Duration>,
+}
+
+/// Failures since the last success, for the retry policy.
+#[derive(Debug, Default)]
+struct Streak {
+    /// Failed attempts, across events: drives the backoff in strict order.
+    failures: u32,
+    dead_letters: u32,
+    /// When the current run of failures began.
+    since: Option<Instant>,
+}
+
+/// The actor behind one emitter id.
+pub(crate) struct Worker {
+    config: Arc<ValidatedConfig>,
+    /// Created in `started`, on the actor's own thread: awc clients are `!Send`.
+    client: Option<awc::Client>,
+    queue: Box<dyn EventQueue>,
+    /// Started events by ticket, so the oldest comes first.
+    active: BTreeMap<Ticket, Active>,
+    paused: bool,
+    streak: Streak,
+    dead_letters: DeadLetters,
+    counters: Counters,
+    reporter: Reporter,
+    /// Every log line of this worker carries the emitter id through it.
+    span: tracing::Span,
+    /// `Drain` callers waiting for an empty queue.
+    drain_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Worker {
+    pub(crate) fn new(config: Arc<ValidatedConfig>, reporter: Reporter) -> Self {
+        // At error level, so that the id shows with every event a subscriber
+        // records, whatever its level.
+        let span = tracing::error_span!("emitter", id = %reporter.emitter_id());
+        Worker {
+            queue: Box::new(MemoryQueue::new(config.queue_capacity)),
+            dead_letters: DeadLetters::new(config.dead_letter_capacity),
+            config,
+            client: None,
+            active: BTreeMap::new(),
+            paused: false,
+            streak: Streak::default(),
+            counters: Counters::default(),
+            reporter,
+            span,
+            drain_waiters: Vec::new(),
+        }
+    }
+
+    fn id(&self) -> &str {
+        self.reporter.emitter_id()
+    }
+
+    /// Sends what can be sent: ready events first, oldest first, then new ones
+    /// up to the limit.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.queue.len() == 0 {
+            self.drain_waiters.drain(..).for_each(|waiter| {
+                let _ = waiter.send(());
+            });
+            return;
+        }
+        if self.paused {
+            return;
+        }
+        let ready: Vec<Ticket> = self
+            .active
+            .iter()
+            .filter(|(_, a)| matches!(a.step, Step::Ready))
+            .map(|(ticket, _)| *ticket)
+            .collect();
+        for ticket in ready {
+            self.send(ticket, ctx);
+        }
+        while self.active.len() < self.config.retry.order.max_active() {
+            let Some(started) = self.queue.start_next() else {
+                break;
+            };
+            self.start(started.ticket, started.event, ctx);
+        }
+    }
+
+    fn start(&mut self, ticket: Ticket, event: Arc<Event>, ctx: &mut Context<Self>) {
+        let body = match envelope::body_for(self.config.envelope, &event) {
+            Ok(body) => body,
+            Err(error) => {
+                // Only a payload that is not JSON gets here; `emit` lets none through.
+                let failure = Failure::Request(format!("payload is not JSON: {error}"));
+                self.queue.fail(ticket);
+                self.dead_letter(event, 0, DeadLetterReason::NotRetryable { failure });
+                return;
+            }
+        };
+        let active = Active {
+            event,
+            body,
+            attempts: 0,
+            step: Step::Ready,
+        };
+        self.active.insert(ticket, active);
+        self.send(ticket, ctx);
+    }
+
+    fn send(&mut self, ticket: Ticket, ctx: &mut Context<Self>) {
+        let (Some(active), Some(client)) = (self.active.get_mut(&ticket), self.client.clone())
+        else {
+            return;
+        };
+        active.step = Step::InFlight;
+        let (config, event, body) = (
+            self.config.clone(),
+            active.event.clone(),
+            active.body.clone(),
+        );
+        let worker = ctx.address();
+        driver::submit(Box::pin(async move {
+            let started = Instant::now();
+            let result = request::attempt(&client, &config, &event, body).await;
+            // A stopped worker (detached) no longer wants the result.
+            worker.do_send(messages::AttemptDone {
+                ticket,
+                result,
+                latency: started.elapsed(),
+            });
+        }));
+    }
+
+    fn on_attempt_done(
+        &mut self,
+        ticket: Ticket,
+        result: Result<u16, Failure>,
+        latency: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(active) = self.active.get_mut(&ticket) else {
+            return;
+        };
+        active.attempts = active.attempts.saturating_add(1);
+        match result {
+            Ok(status) => self.delivered(ticket, status, latency),
+            Err(failure) => self.failed(ticket, failure, ctx),
+        }
+        self.pump(ctx);
+    }
+
+    fn delivered(&mut self, ticket: Ticket, status: u16, latency: Duration) {
+        let Some(active) = self.active.remove(&ticket) else {
+            return;
+        };
+        self.queue.ack(ticket);
+        self.streak = Streak::default();
+        self.counters.delivered += 1;
+        self.counters.last_status = Some(status);
+        self.counters.last_latency = Some(latency);
+        let (event, attempts) = (active.event, active.attempts);
+        tracing::debug!(parent: &self.span, event = event.name(), request_id = %event.request_id(), status, attempts, "delivered");
+        self.reporter.report(
+            &event,
+            Outcome::Delivered {
+                status,
+                attempts,
+                latency,
+            },
+        );
+    }
+
+    /// Asks the retry policy what follows this failure, and does it.
+    fn failed(&mut self, ticket: Ticket, failure: Failure, ctx: &mut Context<Self>) {
+        let Some(active) = self.active.get(&ticket) else {
+            return;
+        };
+        let (event, attempts) = (active.event.clone(), active.attempts);
+        self.counters.failed_attempts += 1;
+        self.counters.last_status = failure.status().or(self.counters.last_status);
+        self.streak.failures = self.streak.failures.saturating_add(1);
+        let now = Instant::now();
+        let since = *self.streak.since.get_or_insert(now);
+        let decision = self.config.retry.decide(FailedAttempt {
+            failure: &failure,
+            attempts,
+            consecutive_failures: self.streak.failures,
+            consecutive_dead_letters: self.streak.dead_letters,
+            failing_for: now.duration_since(since),
+            jitter: fastrand::f64(),
+        });
+        match decision {
+            Decision::HoldAndPause(reason) => {
+                self.set_step(ticket, Step::Ready);
+                self.pause_self(&event, reason);
+            }
+            Decision::Retry { after, pause } => {
+                tracing::warn!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempt = attempts, %failure, retry_in = ?after, "attempt failed; will retry");
+                let outcome = Outcome::AttemptFailed {
+                    attempt: attempts,
+                    failure,
+                    retry_in: after,
+                };
+                self.reporter.report(&event, outcome);
+                let timer = ctx.run_later(after, move |worker, ctx| {
+                    worker.set_step(ticket, Step::Ready);
+                    worker.pump(ctx);
+                });
+                self.set_step(ticket, Step::Waiting(timer));
+                self.pause_if(&event, pause);
+            }
+            Decision::DeadLetter { reason, pause } => {
+                self.active.remove(&ticket);
+                self.queue.fail(ticket);
+                tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempts, %failure, "event dead-lettered");
+                self.streak.dead_letters = self.streak.dead_letters.saturating_add(1);
+                self.dead_letter(event.clone(), attempts, reason);
+                self.pause_if(&event, pause);
+            }
+        }
+    }
+
+    fn set_step(&mut self, ticket: Ticket, step: Step) {
+        if let Some(active) = self.active.get_mut(&ticket) {
+            active.step = step;
+        }
+    }
+
+    fn dead_letter(&mut self, event: Arc<Event>, attempts: u32, reason: DeadLetterReason) {
+        self.counters.dead_lettered += 1;
+        self.reporter.report(
+            &event,
+            Outcome::DeadLettered {
+                attempts,
+                reason: reason.clone(),
+            },
+        );
+        self.dead_letters.push(event, attempts, reason);
+    }
+
+    fn pause_if(&mut self, event: &Arc<Event>, reason: Option<PauseReason>) {
+        if let Some(reason) = reason {
+            if !self.paused {
+                self.pause_self(event, reason);
+            }
+        }
+    }
+
+    fn pause_self(&mut self, event: &Arc<Event>, reason: PauseReason) {
+        self.paused = true;
+        tracing::warn!(parent: &self.span, url = %self.config.display_url, ?reason, "emitter paused itself; restart it to resume");
+        self.reporter
+            .report(event, Outcome::EmitterPaused { reason });
+    }
+
+    fn count(&self, pick: fn(&Step) -> bool) -> usize {
+        self.active.values().filter(|a| pick(&a.step)).count()
+    }
+}
+
+impl Actor for Worker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.client = Some(client::build_client(&self.config));
+        tracing::info!(parent: &self.span, url = %self.config.display_url, "emitter started");
+        self.pump(ctx);
+    }
+}

@@ -1,0 +1,101 @@
+//! The SSE side of the handle: publish on topics of your own, mount the
+//! endpoint, count clients.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::broadcaster::{ClientCounts, Publish, StopBroadcaster};
+use super::{endpoint, validate_topic, ALL_TOPICS};
+use crate::emitter::event::validate_event_name;
+use crate::emitter::WebhooksEmitter;
+use crate::error::EmitError;
+
+impl WebhooksEmitter {
+    /// Publishes `payload` (as JSON) to the SSE clients of `topic` (and of `*`)
+    /// as an event named `event`; no webhook is sent. For topics of your own,
+    /// such as a session id. Never waits for a client.
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), EmitError> {
+        self.check_broadcast(topic, event)?;
+        let data = self.serialize(payload)?;
+        self.publish(topic, event, data)
+    }
+
+    /// Like [`broadcast`](Self::broadcast) with text data, sent as is (HTML
+    /// fragments for htmx, say); line breaks become several `data:` lines,
+    /// which clients join back with LF.
+    pub fn broadcast_text(&self, topic: &str, event: &str, text: &str) -> Result<(), EmitError> {
+        self.check_broadcast(topic, event)?;
+        self.check_size(text.len())?;
+        self.publish(topic, event, Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    fn check_broadcast(&self, topic: &str, event: &str) -> Result<(), EmitError> {
+        self.check_accepting()?;
+        let invalid_topic = |reason| EmitError::InvalidTopic {
+            topic: topic.escape_debug().to_string(),
+            reason,
+        };
+        if topic == ALL_TOPICS {
+            return Err(invalid_topic(
+                "`*` receives every topic; publish on a topic of its own",
+            ));
+        }
+        validate_topic(topic).map_err(invalid_topic)?;
+        validate_event_name(event)?;
+        Ok(())
+    }
+
+    fn publish(&self, topic: &str, event: &str, data: Bytes) -> Result<(), EmitError> {
+        self.route(Publish {
+            topic: Arc::from(topic),
+            event: Arc::from(event),
+            data,
+        })
+    }
+
+    /// An actix-web scope serving `GET <path>/{topic}` as an event stream
+    /// (`<path>/*` for every topic). Mount it in each worker's `App`:
+    ///
+    /// ```no_run
+    /// # use actix_web::{App, HttpServer};
+    /// # async fn run(emitter: webhooks_emitter::WebhooksEmitter) -> std::io::Result<()> {
+    /// HttpServer::new(move || App::new().service(emitter.sse_scope("/sse")))
+    ///     .bind(("127.0.0.1", 8080))?
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// Clients resume with the `Last-Event-ID` header or the `last_event_id`
+    /// query parameter; a malformed id is answered 400.
+    pub fn sse_scope(&self, path: &str) -> actix_web::Scope {
+        endpoint::scope(
+            path,
+            self.inner.actors.sse.clone(),
+            self.inner.sse_options.clone(),
+        )
+    }
+
+    /// Connected SSE clients per topic (topics without clients left out).
+    pub async fn sse_clients(&self) -> HashMap<String, usize> {
+        self.inner
+            .actors
+            .sse
+            .send(ClientCounts)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Ends every SSE stream, so HTTP servers can stop gracefully.
+    pub(crate) async fn stop_sse(&self) {
+        let _ = self.inner.actors.sse.send(StopBroadcaster).await;
+    }
+}
