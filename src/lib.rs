@@ -14,9 +14,10 @@
 //! idempotency store and an actix-web extractor.
 //!
 //! ```no_run
+//! # #[cfg(feature = "emitter")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use webhooks_emitter::{Config, WebhooksEmitter};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let emitter = WebhooksEmitter::start_in_background();
 //! let config = Config::new("https://host.tld/hooks").secret("supersecret");
 //! emitter.attach("my_emitter", "order.created", config).await?;

@@ -1,4 +1,5 @@
 //! Using the emitter from plain tokio, with its actors on a background thread.
+#![cfg(feature = "emitter")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -6,19 +7,15 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{fast_config, next_final, Receiver};
+use support::Harness;
 use webhooks_emitter::{EmitError, Outcome, WebhooksEmitter};
 
 #[tokio::test]
 async fn works_from_a_plain_tokio_test() {
-    let mut receiver = Receiver::start();
-    receiver.script_statuses([500]);
-    let emitter = WebhooksEmitter::start_in_background();
-    let mut reports = emitter.reports();
-    emitter
-        .attach("bg", "ping", fast_config(receiver.url("/")).secret("s"))
-        .await
-        .unwrap();
+    let mut h = Harness::around(WebhooksEmitter::start_in_background());
+    h.receiver.script_statuses([500]);
+    h.attach("bg", "ping", h.config().secret("s")).await;
+    let emitter = h.emitter.clone();
     assert_eq!(emitter.list_emitters().await, ["bg"]);
 
     // The handle is Send + Sync: emit from another thread.
@@ -26,13 +23,13 @@ async fn works_from_a_plain_tokio_test() {
     let id = std::thread::spawn(move || from_thread.emit("ping", &json!({"n": 1}), None).unwrap())
         .join()
         .unwrap();
-    let report = next_final(&mut reports).await;
+    let report = h.next_final().await;
     assert_eq!(report.event.request_id(), &id);
     assert!(
         matches!(report.outcome, Outcome::Delivered { attempts: 2, .. }),
         "{report:?}"
     );
-    assert_eq!(receiver.take(2).await.len(), 2);
+    assert_eq!(h.receiver.take(2).await.len(), 2);
 
     let shutdown = emitter.shutdown(Duration::from_secs(10)).await;
     assert!(shutdown.drained && shutdown.undelivered.is_empty());

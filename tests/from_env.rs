@@ -1,5 +1,6 @@
 //! `Config::from_env` against the real process environment. Alone in its test
 //! binary: setting variables must not race other tests reading them.
+#![cfg(feature = "emitter")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

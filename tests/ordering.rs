@@ -1,67 +1,36 @@
 //! Many events through one emitter: all arrive, in order, once each.
+#![cfg(feature = "emitter")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use serde_json::json;
-use support::{fast_config, finals, Receiver};
-use webhooks_emitter::{Outcome, WebhooksEmitter};
+use support::{all_delivered, fast_config, Harness, Receiver};
 
 #[actix_web::test]
 async fn a_thousand_events_arrive_in_order_none_lost_none_doubled() {
-    let mut receiver = Receiver::start();
+    let mut h = Harness::start();
     // A few failures on the way must not reorder or duplicate anything.
-    receiver.script_statuses([200, 500, 200, 200, 503]);
-    let emitter = WebhooksEmitter::start();
-    let mut reports = emitter.reports();
-    emitter
-        .attach("o", "tick", fast_config(receiver.url("/")).secret("s"))
-        .await
-        .unwrap();
-    for n in 0..1000 {
-        emitter.emit("tick", &json!({"n": n}), None).unwrap();
-    }
-    let outcomes = finals(&mut reports, 1000).await;
-    assert!(outcomes
-        .iter()
-        .all(|r| matches!(r.outcome, Outcome::Delivered { .. })));
+    h.receiver.script_statuses([200, 500, 200, 200, 503]);
+    h.attach("o", "tick", h.config().secret("s")).await;
+    h.emit_numbers("tick", 0..1000);
+    assert!(all_delivered(&h.finals(1000).await));
 
-    let requests = receiver.take(1002).await;
-    let delivered: Vec<i64> = requests
-        .iter()
-        .map(|r| r.json()["n"].as_i64().unwrap())
-        .collect();
     // Requests 2 and 5 failed, so events 1 and 3 were sent twice, each retry
     // right after its failure; everything else exactly once, in order.
     let mut expected = vec![0, 1, 1, 2, 3, 3];
     expected.extend(4..1000);
-    assert_eq!(delivered, expected);
-    assert!(receiver.try_next().is_none());
+    assert_eq!(h.receiver.numbers(1002).await, expected);
+    assert!(h.receiver.try_next().is_none());
 }
 
 #[actix_web::test]
 async fn the_same_order_on_every_emitter_of_an_event() {
-    let mut a = Receiver::start();
-    let mut b = Receiver::start();
-    let emitter = WebhooksEmitter::start();
-    emitter
-        .attach("a", "tick", fast_config(a.url("/")))
-        .await
-        .unwrap();
-    emitter
-        .attach("b", "tick", fast_config(b.url("/")))
-        .await
-        .unwrap();
-    for n in 0..200 {
-        emitter.emit("tick", &json!({"n": n}), None).unwrap();
-    }
-    for receiver in [&mut a, &mut b] {
-        let got: Vec<i64> = receiver
-            .take(200)
-            .await
-            .iter()
-            .map(|r| r.json()["n"].as_i64().unwrap())
-            .collect();
-        assert_eq!(got, (0..200).collect::<Vec<_>>());
+    let mut h = Harness::start();
+    let mut other = Receiver::start();
+    h.attach("a", "tick", h.config()).await;
+    h.attach("b", "tick", fast_config(other.url("/"))).await;
+    h.emit_numbers("tick", 0..200);
+    for receiver in [&mut h.receiver, &mut other] {
+        assert_eq!(receiver.numbers(200).await, (0..200).collect::<Vec<_>>());
     }
 }

@@ -1,4 +1,5 @@
 //! Secrets never reach logs, `Debug` output or error messages.
+#![cfg(feature = "emitter")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -7,9 +8,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use support::{fast_config, finals, refused_addr, Receiver};
+use support::{fast_config, refused_addr, Harness};
 use tracing_subscriber::fmt::MakeWriter;
-use webhooks_emitter::{Config, WebhooksEmitter};
+use webhooks_emitter::Config;
 
 const SECRET: &str = "topsecret-4f1c9";
 const TOKEN: &str = "bearer-token-77aa";
@@ -52,31 +53,28 @@ async fn secrets_stay_out_of_logs_debug_and_errors() {
     )
     .unwrap();
 
-    let mut receiver = Receiver::start();
-    receiver.script_statuses([500]);
-    let emitter = WebhooksEmitter::start();
-    let mut reports = emitter.reports();
-    let config = fast_config(receiver.url("/"))
+    let mut h = Harness::start();
+    h.receiver.script_statuses([500]);
+    let config = h
+        .config()
         .secret(SECRET)
         .additional_header("authorization", format!("Bearer {TOKEN}"));
     assert_clean("Debug of Config", &format!("{config:?} {config:#?}"));
-    emitter.attach("s", "ping", config).await.unwrap();
+    h.attach("s", "ping", config).await;
 
     // A refused endpoint with credentials in its URL: failures get logged.
     let url = format!("http://user:{URL_PASSWORD}@{}/", refused_addr());
-    emitter
-        .attach(
-            "down",
-            "ping",
-            fast_config(url).secret(SECRET).max_retries(2),
-        )
-        .await
-        .unwrap();
+    h.attach(
+        "down",
+        "ping",
+        fast_config(url).secret(SECRET).max_retries(2),
+    )
+    .await;
 
-    emitter.emit("ping", &json!({"n": 1}), None).unwrap();
-    let outcomes = finals(&mut reports, 2).await;
+    h.emitter.emit("ping", &json!({"n": 1}), None).unwrap();
+    let outcomes = h.finals(2).await;
     assert_clean("reports", &format!("{outcomes:?}"));
-    let request = receiver.take(2).await.remove(1);
+    let request = h.receiver.take(2).await.remove(1);
     assert_eq!(
         request.header("authorization"),
         Some(format!("Bearer {TOKEN}").as_str())
@@ -84,15 +82,19 @@ async fn secrets_stay_out_of_logs_debug_and_errors() {
 
     // Errors for bad configs name the problem, not the secret.
     let bad_url = Config::new(format!("ftp://user:{URL_PASSWORD}@host/")).secret(SECRET);
-    let err = emitter.attach("bad", "ping", bad_url).await.unwrap_err();
+    let err = h.emitter.attach("bad", "ping", bad_url).await.unwrap_err();
     assert_clean("error", &format!("{err} {err:?}"));
     let bad_header =
         Config::new("http://127.0.0.1:1/").additional_header("authorization", format!("{TOKEN}\n"));
-    let err = emitter.attach("bad", "ping", bad_header).await.unwrap_err();
+    let err = h
+        .emitter
+        .attach("bad", "ping", bad_header)
+        .await
+        .unwrap_err();
     assert_clean("error", &format!("{err} {err:?}"));
-    assert_clean("Debug of WebhooksEmitter", &format!("{emitter:?}"));
+    assert_clean("Debug of WebhooksEmitter", &format!("{:?}", h.emitter));
 
-    let _ = emitter.shutdown(std::time::Duration::from_secs(5)).await;
+    let _ = h.emitter.shutdown(std::time::Duration::from_secs(5)).await;
     let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(
         logs.contains("attempt failed"),

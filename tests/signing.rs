@@ -1,16 +1,14 @@
 //! Sending side of issue "signatures": Standard Webhooks, timestamped legacy
 //! signatures, auth headers, checked against independent implementations.
+#![cfg(feature = "emitter")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use serde_json::json;
-use support::{fast_config, next_final, Received, Receiver};
+use support::{Harness, Received};
 use webhooks_emitter::verify::{LegacyVerifier, StandardVerifier, Verifier};
-use webhooks_emitter::{
-    parse_standard_secret, sign, sign_standard, sign_timestamped, AttachError, Config, ConfigError,
-    Outcome, WebhooksEmitter,
-};
+use webhooks_emitter::{parse_standard_secret, sign, sign_standard, sign_timestamped, Outcome};
 
 const KEY_A: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const KEY_B: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -80,13 +78,12 @@ fn published_standard_webhooks_vectors() {
 
 #[actix_web::test]
 async fn standard_webhooks_requests_verify_with_the_reference_crate() {
-    let mut receiver = Receiver::start();
-    receiver.script_statuses([500]);
-    let emitter = WebhooksEmitter::start();
-    let mut reports = emitter.reports();
-    let config = fast_config(receiver.url("/")).standard_webhooks(KEY_A);
-    emitter.attach("std", "user.created", config).await.unwrap();
-    let id = emitter
+    let mut h = Harness::start();
+    h.receiver.script_statuses([500]);
+    h.attach("std", "user.created", h.config().standard_webhooks(KEY_A))
+        .await;
+    let id = h
+        .emitter
         .emit(
             "user.created",
             &json!({"email": "a@b.c"}),
@@ -94,11 +91,11 @@ async fn standard_webhooks_requests_verify_with_the_reference_crate() {
         )
         .unwrap();
     assert!(matches!(
-        next_final(&mut reports).await.outcome,
+        h.next_final().await.outcome,
         Outcome::Delivered { attempts: 2, .. }
     ));
 
-    for request in receiver.take(2).await {
+    for request in h.receiver.take(2).await {
         // webhook-id is the request id, unchanged, on every attempt.
         assert_eq!(request.header("webhook-id"), Some(id.as_str()));
         assert_eq!(request.header("x-webhooks-delivery"), Some(id.as_str()));
@@ -134,14 +131,11 @@ fn our_verifier_accepts_what_the_reference_crate_signs() {
 
 #[actix_web::test]
 async fn rotated_keys_each_sign_and_either_verifies() {
-    let mut receiver = Receiver::start();
-    let emitter = WebhooksEmitter::start();
-    let config = fast_config(receiver.url("/"))
-        .standard_webhooks(KEY_A)
-        .standard_webhooks(KEY_B);
-    emitter.attach("rot", "ping", config).await.unwrap();
-    emitter.emit("ping", &json!({"n": 1}), None).unwrap();
-    let request = receiver.next().await;
+    let mut h = Harness::start();
+    let config = h.config().standard_webhooks(KEY_A).standard_webhooks(KEY_B);
+    h.attach("rot", "ping", config).await;
+    h.emit_numbers("ping", [1]);
+    let request = h.receiver.next().await;
     let signatures: Vec<&str> = request
         .header("webhook-signature")
         .unwrap()
@@ -163,15 +157,15 @@ async fn rotated_keys_each_sign_and_either_verifies() {
 
 #[actix_web::test]
 async fn legacy_and_standard_headers_together_with_a_timestamp() {
-    let mut receiver = Receiver::start();
-    let emitter = WebhooksEmitter::start();
-    let config = fast_config(receiver.url("/"))
+    let mut h = Harness::start();
+    let config = h
+        .config()
         .secret("legacy-secret")
         .timestamped_signature()
         .standard_webhooks(KEY_A);
-    emitter.attach("both", "ping", config).await.unwrap();
-    emitter.emit("ping", &json!({"n": 1}), None).unwrap();
-    let request = receiver.next().await;
+    h.attach("both", "ping", config).await;
+    h.emit_numbers("ping", [1]);
+    let request = h.receiver.next().await;
 
     let timestamp: i64 = request
         .header("x-webhooks-timestamp")
@@ -199,113 +193,25 @@ async fn legacy_and_standard_headers_together_with_a_timestamp() {
 
 #[actix_web::test]
 async fn bearer_and_basic_auth_headers() {
-    let mut receiver = Receiver::start();
-    let emitter = WebhooksEmitter::start();
-    let bearer = fast_config(receiver.url("/bearer")).bearer_token("tok-123");
-    let basic = fast_config(receiver.url("/basic")).basic_auth("aladdin", "opensesame");
+    let mut h = Harness::start();
+    let url = |path| support::fast_config(h.receiver.url(path));
+    let bearer = url("/bearer").bearer_token("tok-123");
+    let basic = url("/basic").basic_auth("aladdin", "opensesame");
     assert!(!format!("{bearer:?}{basic:?}").contains("tok-123"));
     assert!(!format!("{basic:?}").contains("opensesame"));
-    emitter.attach("bearer", "ping", bearer).await.unwrap();
-    emitter.pause("bearer").await.unwrap();
-    emitter.attach("basic", "ping", basic).await.unwrap();
-    emitter.emit("ping", &json!({}), None).unwrap();
-    let request = receiver.next().await;
+    h.attach("bearer", "ping", bearer).await;
+    h.emitter.pause("bearer").await.unwrap();
+    h.attach("basic", "ping", basic).await;
+    h.emitter.emit("ping", &json!({}), None).unwrap();
+    let request = h.receiver.next().await;
     assert_eq!(request.path, "/basic");
     // RFC 7617's example credentials.
     assert_eq!(
         request.header("authorization"),
         Some("Basic YWxhZGRpbjpvcGVuc2VzYW1l")
     );
-    emitter.restart("bearer").await.unwrap();
-    let request = receiver.next().await;
+    h.emitter.restart("bearer").await.unwrap();
+    let request = h.receiver.next().await;
     assert_eq!(request.path, "/bearer");
     assert_eq!(request.header("authorization"), Some("Bearer tok-123"));
-}
-
-#[actix_web::test]
-async fn bad_secrets_and_credentials_are_refused_without_showing_them() {
-    let emitter = WebhooksEmitter::start();
-    let url = "http://127.0.0.1:1/";
-    let cases = [
-        (
-            Config::new(url).standard_webhooks("C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
-            "whsec_",
-        ),
-        (
-            Config::new(url).standard_webhooks("whsec_not*base64!"),
-            "base64",
-        ),
-        (
-            Config::new(url).standard_webhooks("whsec_c2hvcnQ="),
-            "at least 16",
-        ),
-    ];
-    for (config, expected) in cases {
-        let err = emitter.attach("bad", "ping", config).await.unwrap_err();
-        let text = err.to_string();
-        assert!(
-            matches!(
-                &err,
-                AttachError::InvalidConfig {
-                    source: ConfigError::InvalidStandardSecret { .. },
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(text.contains(expected), "{text}");
-        assert!(
-            !text.contains("C2FVsBQIhrscChlQIMV") && !text.contains("c2hvcnQ"),
-            "{text}"
-        );
-    }
-    let err = emitter
-        .attach(
-            "bad",
-            "ping",
-            Config::new(url).bearer_token("zq9-secret\r\nx: y"),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        AttachError::InvalidConfig {
-            source: ConfigError::InvalidCredentials { .. },
-            ..
-        }
-    ));
-    assert!(!format!("{err} {err:?}").contains("zq9-secret"));
-    let err = emitter
-        .attach("bad", "ping", Config::new(url).basic_auth("a:b", "p"))
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        AttachError::InvalidConfig {
-            source: ConfigError::InvalidCredentials { .. },
-            ..
-        }
-    ));
-    let twice = Config::new(url)
-        .bearer_token("t")
-        .additional_header("Authorization", "other");
-    let err = emitter.attach("bad", "ping", twice).await.unwrap_err();
-    assert!(matches!(
-        err,
-        AttachError::InvalidConfig {
-            source: ConfigError::ReservedHeader { .. },
-            ..
-        }
-    ));
-    let forged = Config::new(url)
-        .standard_webhooks(KEY_A)
-        .additional_header("webhook-id", "x");
-    let err = emitter.attach("bad", "ping", forged).await.unwrap_err();
-    assert!(matches!(
-        err,
-        AttachError::InvalidConfig {
-            source: ConfigError::ReservedHeader { .. },
-            ..
-        }
-    ));
 }

@@ -1,5 +1,6 @@
 //! The SSE broadcaster, read by an independent parser (`eventsource-stream`)
 //! or by raw sockets, against a real actix-web server on loopback.
+#![cfg(feature = "sse")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

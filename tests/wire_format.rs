@@ -1,4 +1,5 @@
 //! What goes on the wire: headers, body, signature, request ids.
+#![cfg(feature = "emitter")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -6,8 +7,8 @@ mod support;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
-use support::{fast_config, next_final, Receiver};
-use webhooks_emitter::{Outcome, WebhooksEmitter, USER_AGENT_VALUE};
+use support::Harness;
+use webhooks_emitter::{Outcome, USER_AGENT_VALUE};
 
 /// The signature as a receiver would compute it, written without the crate.
 fn independent_signature(secret: &str, body: &[u8]) -> String {
@@ -34,19 +35,15 @@ fn independent_signature(secret: &str, body: &[u8]) -> String {
 
 #[actix_web::test]
 async fn sends_exact_headers_body_and_signature() {
-    let mut receiver = Receiver::start();
-    let emitter = WebhooksEmitter::start();
-    let config = fast_config(receiver.url("/hooks"))
+    let mut h = Harness::start();
+    let config = fast_config_hooks(&h)
         .secret("supersecret")
         .additional_header("authorization", "bearer 4242");
-    emitter
-        .attach("crm", "order.created", config)
-        .await
-        .unwrap();
+    h.attach("crm", "order.created", config).await;
 
     let payload = json!({"order": 42, "items": ["a", "b"], "note": "ünïcode"});
-    let id = emitter.emit("order.created", &payload, None).unwrap();
-    let request = receiver.next().await;
+    let id = h.emitter.emit("order.created", &payload, None).unwrap();
+    let request = h.receiver.next().await;
 
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, "/hooks");
@@ -73,32 +70,29 @@ async fn sends_exact_headers_body_and_signature() {
     );
 }
 
+fn fast_config_hooks(h: &Harness) -> webhooks_emitter::Config {
+    support::fast_config(h.receiver.url("/hooks"))
+}
+
 #[actix_web::test]
 async fn no_signature_header_without_a_secret() {
-    let mut receiver = Receiver::start();
-    let emitter = WebhooksEmitter::start();
-    emitter
-        .attach("plain", "ping", fast_config(receiver.url("/")))
-        .await
-        .unwrap();
-    emitter.emit("ping", &json!({}), None).unwrap();
-    let request = receiver.next().await;
+    let mut h = Harness::start();
+    h.attach("plain", "ping", h.config()).await;
+    h.emitter.emit("ping", &json!({}), None).unwrap();
+    let request = h.receiver.next().await;
     assert!(request.header("x-webhooks-signature").is_none());
     assert_eq!(request.header("x-webhooks-event"), Some("ping"));
 }
 
 #[actix_web::test]
 async fn header_identifier_names_the_headers() {
-    let mut receiver = Receiver::start();
-    let emitter = WebhooksEmitter::start();
-    let config = fast_config(receiver.url("/"))
-        .secret("k")
-        .header_identifier("Yourapp");
-    emitter.attach("custom", "ping", config).await.unwrap();
-    emitter
+    let mut h = Harness::start();
+    let config = h.config().secret("k").header_identifier("Yourapp");
+    h.attach("custom", "ping", config).await;
+    h.emitter
         .emit("ping", &json!({"x": 1}), Some("req-42".into()))
         .unwrap();
-    let request = receiver.next().await;
+    let request = h.receiver.next().await;
     assert_eq!(request.header("x-yourapp-event"), Some("ping"));
     assert_eq!(request.header("x-yourapp-delivery"), Some("req-42"));
     assert_eq!(
@@ -110,13 +104,9 @@ async fn header_identifier_names_the_headers() {
 
 #[actix_web::test]
 async fn caller_and_generated_request_ids() {
-    let mut receiver = Receiver::start();
-    let emitter = WebhooksEmitter::start();
-    emitter
-        .attach("ids", "ping", fast_config(receiver.url("/")))
-        .await
-        .unwrap();
-
+    let mut h = Harness::start();
+    h.attach("ids", "ping", h.config()).await;
+    let emitter = &h.emitter;
     let given = emitter
         .emit("ping", &1, Some("req-42".to_string()))
         .unwrap();
@@ -128,7 +118,8 @@ async fn caller_and_generated_request_ids() {
     let other = emitter.emit("ping", &3, None).unwrap();
     assert_ne!(generated, other);
 
-    let seen: Vec<String> = receiver
+    let seen: Vec<String> = h
+        .receiver
         .take(3)
         .await
         .iter()
@@ -142,21 +133,16 @@ async fn caller_and_generated_request_ids() {
 
 #[actix_web::test]
 async fn request_id_is_the_same_on_every_retry() {
-    let mut receiver = Receiver::start();
-    receiver.script_statuses([500, 502]);
-    let emitter = WebhooksEmitter::start();
-    let mut reports = emitter.reports();
-    emitter
-        .attach("retry", "ping", fast_config(receiver.url("/")).secret("s"))
-        .await
-        .unwrap();
-    let id = emitter.emit("ping", &json!({"n": 1}), None).unwrap();
-    let attempts = receiver.take(3).await;
+    let mut h = Harness::start();
+    h.receiver.script_statuses([500, 502]);
+    h.attach("retry", "ping", h.config().secret("s")).await;
+    let id = h.emit_numbers("ping", [1]).remove(0);
+    let attempts = h.receiver.take(3).await;
     for attempt in &attempts {
         assert_eq!(attempt.header("x-webhooks-delivery"), Some(id.as_str()));
         assert_eq!(attempt.body, attempts[0].body);
     }
-    let report = next_final(&mut reports).await;
+    let report = h.next_final().await;
     assert!(
         matches!(
             report.outcome,

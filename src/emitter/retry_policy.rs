@@ -198,78 +198,25 @@ mod tests {
             },
             pause: None,
         };
+        let not_retryable = Decision::DeadLetter {
+            reason: DeadLetterReason::NotRetryable {
+                failure: blocked.clone(),
+            },
+            pause: None,
+        };
+        #[rustfmt::skip]
         let cases: Vec<(&str, &RetryPolicy, FailedAttempt<'_>, Decision)> = vec![
-            (
-                "first failure",
-                &strict,
-                failed(&e500, 1, 1),
-                retry(100 * MS),
-            ),
-            (
-                "strict: backoff grows across events",
-                &strict,
-                failed(&e500, 1, 3),
-                retry(400 * MS),
-            ),
-            (
-                "parallel: backoff per event",
-                &parallel,
-                failed(&e500, 1, 3),
-                retry(100 * MS),
-            ),
-            (
-                "capped at the limit",
-                &strict,
-                failed(&e500, 2, 30),
-                retry(1000 * MS),
-            ),
-            (
-                "last attempt",
-                &strict,
-                failed(&e500, 3, 3),
-                exhausted(&e500),
-            ),
-            (
-                "beyond the last attempt",
-                &strict,
-                failed(&e500, 9, 9),
-                exhausted(&e500),
-            ),
-            (
-                "410 holds and pauses",
-                &strict,
-                failed(&gone, 3, 3),
-                Decision::HoldAndPause(PauseReason::Gone),
-            ),
-            (
-                "blocked is not retried",
-                &strict,
-                failed(&blocked, 1, 1),
-                Decision::DeadLetter {
-                    reason: DeadLetterReason::NotRetryable {
-                        failure: blocked.clone(),
-                    },
-                    pause: None,
-                },
-            ),
-            (
-                "Retry-After lengthens",
-                &strict,
-                failed(&ra_2s, 1, 1),
-                retry(2000 * MS),
-            ),
-            (
-                "Retry-After is clamped",
-                &strict,
-                failed(&ra_hour, 1, 1),
-                retry(5000 * MS),
-            ),
-            (
-                "Retry-After never shortens",
-                &strict,
-                failed(&ra_zero, 1, 2),
-                retry(200 * MS),
-            ),
+            ("first failure", &strict, failed(&e500, 1, 1), retry(100 * MS)),
+            ("strict: backoff grows across events", &strict, failed(&e500, 1, 3), retry(400 * MS)),
+            ("parallel: backoff per event", &parallel, failed(&e500, 1, 3), retry(100 * MS)),
+            ("capped at the limit", &strict, failed(&e500, 2, 30), retry(1000 * MS)),
+            ("last attempt", &strict, failed(&e500, 3, 3), exhausted(&e500)),
+            ("beyond the last attempt", &strict, failed(&e500, 9, 9), exhausted(&e500)),
+            ("410 holds and pauses", &strict, failed(&gone, 3, 3), Decision::HoldAndPause(PauseReason::Gone)),
+            ("blocked is not retried", &strict, failed(&blocked, 1, 1), not_retryable),
+            ("Retry-After lengthens", &strict, failed(&ra_2s, 1, 1), retry(2000 * MS)),
+            ("Retry-After is clamped", &strict, failed(&ra_hour, 1, 1), retry(5000 * MS)),
+            ("Retry-After never shortens", &strict, failed(&ra_zero, 1, 2), retry(200 * MS)),
         ];
         for (name, policy, attempt, expected) in cases {
             assert_eq!(policy.decide(attempt), expected, "{name}");

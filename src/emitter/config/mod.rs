@@ -292,3 +292,45 @@ impl Config {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn from_env_reads_url_and_api_key() {
+        let vars = HashMap::from([
+            ("WEBHOOK_URL", "https://hooks.example/in"),
+            ("WEBHOOK_API_KEY", "k-123"),
+        ]);
+        let config = Config::from_env_with(|v| vars.get(v).map(|s| s.to_string()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let debug = format!("{config:?}");
+        assert!(
+            debug.contains("hooks.example")
+                && debug.contains("Bearer([redacted])")
+                && !debug.contains("k-123"),
+            "{debug}"
+        );
+        assert_eq!(
+            Config::from_env_with(|_| None).err(),
+            Some(ConfigError::MissingEnv { var: "WEBHOOK_URL" })
+        );
+    }
+
+    #[test]
+    fn debug_shows_settings_but_no_secret() {
+        let config = Config::new("https://user:pw-77@example.com/hooks")
+            .secret("s3cret-1")
+            .standard_webhooks("whsec_c2VjcmV0LWtleS1vZi0yNC1ieXRlcyE=")
+            .basic_auth("aladdin", "opensesame")
+            .additional_header("authorization-extra", "tok-9");
+        let debug = format!("{config:?} {config:#?}");
+        for secret in ["pw-77", "s3cret-1", "c2VjcmV0", "opensesame", "tok-9"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("https://***@example.com/hooks"), "{debug}");
+        assert!(debug.contains("authorization-extra"), "{debug}");
+    }
+}

@@ -238,3 +238,196 @@ impl Reserved<'_> {
         Ok((header, value))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::SsrfGuard;
+
+    fn refusal(config: Config) -> ConfigError {
+        match config.validate(&Defaults::default()) {
+            Err(e) => e,
+            Ok(v) => panic!("accepted: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn every_rule_refuses_with_a_reason() {
+        let ok = || Config::new("http://127.0.0.1:1/");
+        type Expect = fn(&ConfigError) -> bool;
+        let cases: Vec<(Config, Expect)> = vec![
+            (
+                Config::new("ftp://127.0.0.1/"),
+                |e| matches!(e, ConfigError::InvalidUrl { reason, .. } if reason.contains("ftp")),
+            ),
+            (Config::new("not a url"), |e| {
+                matches!(e, ConfigError::InvalidUrl { .. })
+            }),
+            (Config::new("/relative/path"), |e| {
+                matches!(e, ConfigError::InvalidUrl { .. })
+            }),
+            (Config::new("http:///nohost"), |e| {
+                matches!(e, ConfigError::InvalidUrl { .. })
+            }),
+            (ok().additional_header("x-bad\r\nname", "v"), |e| {
+                matches!(e, ConfigError::InvalidHeaderName { .. })
+            }),
+            (
+                ok().additional_header("x-evil", "v\r\nx-injected: 1"),
+                |e| matches!(e, ConfigError::InvalidHeaderValue { name } if name == "x-evil"),
+            ),
+            (
+                ok().additional_header("x-webhooks-signature", "forged"),
+                |e| matches!(e, ConfigError::ReservedHeader { .. }),
+            ),
+            (ok().additional_header("Host", "elsewhere"), |e| {
+                matches!(e, ConfigError::ReservedHeader { .. })
+            }),
+            (ok().header_identifier("bad id"), |e| {
+                matches!(e, ConfigError::InvalidHeaderIdentifier { .. })
+            }),
+            (ok().header_identifier(""), |e| {
+                matches!(e, ConfigError::InvalidHeaderIdentifier { .. })
+            }),
+            (ok().request_timeout(Duration::ZERO), |e| {
+                *e == ConfigError::Zero {
+                    setting: "request_timeout",
+                }
+            }),
+            (ok().max_retries(0), |e| {
+                *e == ConfigError::Zero {
+                    setting: "max_retries",
+                }
+            }),
+            (ok().queue_capacity(0), |e| {
+                *e == ConfigError::Zero {
+                    setting: "queue_capacity",
+                }
+            }),
+            (ok().max_in_flight(0), |e| {
+                *e == ConfigError::Zero {
+                    setting: "max_in_flight",
+                }
+            }),
+            (ok().backoff(Duration::ZERO, Duration::from_secs(1)), |e| {
+                matches!(e, ConfigError::Zero { .. })
+            }),
+            (
+                ok().backoff(Duration::from_secs(2), Duration::from_secs(1)),
+                |e| matches!(e, ConfigError::BackoffLimitBelowStart { .. }),
+            ),
+            (ok().secret(""), |e| *e == ConfigError::EmptySecret),
+        ];
+        for (i, (config, expected)) in cases.into_iter().enumerate() {
+            let error = refusal(config);
+            assert!(expected(&error), "case {i}: unexpected error {error:?}");
+            assert!(!error.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_secrets_and_credentials_are_refused_without_showing_them() {
+        const KEY: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let url = "http://127.0.0.1:1/";
+        for (config, expected) in [
+            (
+                Config::new(url).standard_webhooks("C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+                "whsec_",
+            ),
+            (
+                Config::new(url).standard_webhooks("whsec_not*base64!"),
+                "base64",
+            ),
+            (
+                Config::new(url).standard_webhooks("whsec_c2hvcnQ="),
+                "at least 16",
+            ),
+        ] {
+            let error = refusal(config);
+            let text = error.to_string();
+            assert!(
+                matches!(error, ConfigError::InvalidStandardSecret { .. }),
+                "{error:?}"
+            );
+            assert!(text.contains(expected), "{text}");
+            assert!(
+                !text.contains("C2FVsBQIhrscChlQIMV") && !text.contains("c2hvcnQ"),
+                "{text}"
+            );
+        }
+        let error = refusal(Config::new(url).bearer_token("zq9-secret\r\nx: y"));
+        assert!(matches!(error, ConfigError::InvalidCredentials { .. }));
+        assert!(!format!("{error} {error:?}").contains("zq9-secret"));
+        let error = refusal(Config::new(url).basic_auth("a:b", "p"));
+        assert!(matches!(error, ConfigError::InvalidCredentials { .. }));
+        for reserved in [
+            Config::new(url)
+                .bearer_token("t")
+                .additional_header("Authorization", "other"),
+            Config::new(url)
+                .standard_webhooks(KEY)
+                .additional_header("webhook-id", "x"),
+        ] {
+            assert!(matches!(
+                refusal(reserved),
+                ConfigError::ReservedHeader { .. }
+            ));
+        }
+        // Without Standard Webhooks keys, `webhook-id` is an ordinary header.
+        assert!(Config::new(url)
+            .additional_header("webhook-id", "x")
+            .validate(&Defaults::default())
+            .is_ok());
+    }
+
+    #[test]
+    fn the_ssrf_guard_refuses_private_ip_literals() {
+        for url in [
+            "http://127.0.0.1:8080/",
+            "http://10.1.2.3/hooks",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]:8080/",
+            "http://[::ffff:192.168.0.1]/",
+        ] {
+            let error = refusal(Config::new(url).ssrf_guard(SsrfGuard::new()));
+            assert!(
+                matches!(&error, ConfigError::BlockedTarget { reason, .. } if !reason.is_empty()),
+                "{url}: {error:?}"
+            );
+        }
+        let bad_subnet =
+            Config::new("http://example.com/").ssrf_guard(SsrfGuard::new().allow_subnet("nope"));
+        assert!(matches!(
+            refusal(bad_subnet),
+            ConfigError::InvalidSubnet { .. }
+        ));
+        let allowed = Config::new("http://127.0.0.1:8080/")
+            .ssrf_guard(SsrfGuard::new().allow_subnet("127.0.0.0/8"));
+        assert!(allowed.validate(&Defaults::default()).is_ok());
+        // The emitter-wide guard applies to configs without their own.
+        let defaults = Defaults {
+            ssrf_guard: Some(SsrfGuard::new()),
+            ..Defaults::default()
+        };
+        assert!(Config::new("http://10.0.0.1/").validate(&defaults).is_err());
+    }
+
+    #[test]
+    fn relative_urls_need_the_base_url() {
+        match refusal(Config::new("/api/hooks")) {
+            ConfigError::InvalidUrl { reason, .. } => {
+                assert!(reason.contains("base_url"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let defaults = Defaults {
+            base_url: Some("http://internal:8080/v1/".into()),
+            ..Defaults::default()
+        };
+        let config = Config::new("/api/hooks").validate(&defaults);
+        assert_eq!(
+            config.map(|c| c.url.to_string()).ok().as_deref(),
+            Some("http://internal:8080/v1/api/hooks")
+        );
+    }
+}
