@@ -83,6 +83,22 @@ pub mod verify;
 
 #[cfg(feature = "emitter")]
 pub use delivery::{Failure, SsrfGuard};
+
+/// Property tests everywhere use this: a fixed seed and a bounded number of
+/// cases, so that CI runs are repeatable and short. `PROPTEST_CASES` raises it.
+#[cfg(test)]
+pub(crate) fn proptest_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
+    proptest::test_runner::Config {
+        cases,
+        rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
 #[cfg(feature = "emitter")]
 pub use emitter::{
     Config, DeadLetter, DeadLetterReason, DeliveryReport, DropReason, EmitterStats, Event, Outcome,

@@ -107,7 +107,16 @@ fn standard_verifier_refuses_what_is_not_authentic_or_fresh() {
     let mut unknown_version = good.clone();
     let sig = good[2].1.replacen("v1,", "v2,", 1);
     set(&mut unknown_version, "webhook-signature", &sig);
+    // Only versions this verifier does not know: no matching signature (401),
+    // as the reference libraries answer, not a malformed request.
     let err = verifier.verify_at(&unknown_version, BODY, T).unwrap_err();
+    assert!(
+        err == VerifyError::BadSignature && err.status() == 401,
+        "{err:?}"
+    );
+    let mut garbage = good.clone();
+    set(&mut garbage, "webhook-signature", "not-a-signature");
+    let err = verifier.verify_at(&garbage, BODY, T).unwrap_err();
     assert!(
         matches!(err, VerifyError::BadFormat { .. }) && err.status() == 400,
         "{err:?}"

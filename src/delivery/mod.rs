@@ -3,6 +3,7 @@
 //! that runs every worker's requests.
 //!
 //! - [`client`]: one awc client per emitter; redirects not followed.
+//! - [`connector`]: TCP (SSRF-guarded), TLS, and [`interim`]: 1xx skipped.
 //! - [`request`]: build the signed request, send it, classify the answer.
 //! - [`envelope`]: the optional `{id, timestamp, event, data}` body.
 //! - [`retry_after`]: reading a `Retry-After` header.
@@ -11,9 +12,11 @@
 //! - [`tls`], [`ssrf`]: certificate verification, and refused targets.
 
 pub(crate) mod client;
+mod connector;
 pub(crate) mod driver;
 pub(crate) mod envelope;
 mod failure;
+mod interim;
 pub(crate) mod request;
 mod retry_after;
 mod ssrf;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use awc::error::{ConnectError, SendRequestError};
-use awc::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use awc::http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
 use bytes::Bytes;
 
 use crate::delivery::retry_after::retry_after;
@@ -71,6 +71,9 @@ fn signed_request(
         .insert_header((USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE)))
         .insert_header((config.headers.event.clone(), event.name()))
         .insert_header((config.headers.delivery.clone(), id));
+    if let Some(host) = &config.host_header {
+        request = request.insert_header((HOST, host.clone()));
+    }
     // Read the clock only when a scheme signs a timestamp.
     let timestamp = if config.timestamp_header.is_some() || !config.standard_keys.is_empty() {
         unix_now()

@@ -36,7 +36,8 @@ fn build(allow_insecure: bool) -> Built {
         };
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // awc speaks HTTP/1.1 on connections our connector secures.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

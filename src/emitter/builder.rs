@@ -21,6 +21,9 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Default number of reports a slow report subscriber may fall behind by.
 pub const DEFAULT_REPORT_CAPACITY: usize = 4096;
 
+/// Largest report buffer.
+const MAX_REPORT_CAPACITY: usize = 1 << 20;
+
 /// Options shared by every emitter of one [`WebhooksEmitter`]; per-endpoint
 /// settings live in [`Config`](crate::Config).
 #[derive(Debug, Clone)]
@@ -82,9 +85,10 @@ impl WebhooksEmitterBuilder {
     }
 
     /// How many reports a subscriber may fall behind before it misses some
-    /// (it is then told how many, by `RecvError::Lagged`). Default 4096.
+    /// (it is then told how many, by `RecvError::Lagged`). Default 4096, kept
+    /// between 1 and 1,048,576 (the buffer is allocated up front).
     pub fn report_capacity(mut self, capacity: usize) -> Self {
-        self.report_capacity = capacity.max(1);
+        self.report_capacity = capacity.clamp(1, MAX_REPORT_CAPACITY);
         self
     }
 

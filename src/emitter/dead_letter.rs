@@ -79,12 +79,7 @@ impl DeadLetters {
             reason,
             at: SystemTime::now(),
         };
-        self.next_id += 1;
-        self.keep(letter);
-    }
-
-    /// Puts back a dead letter that could not be redelivered, keeping its id.
-    pub(crate) fn restore(&mut self, letter: DeadLetter) {
+        self.next_id = self.next_id.saturating_add(1);
         self.keep(letter);
     }
 
@@ -112,6 +107,10 @@ impl DeadLetters {
 
     pub(crate) fn list(&self) -> Vec<DeadLetter> {
         self.letters.iter().cloned().collect()
+    }
+
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.letters.iter().any(|l| l.id == id)
     }
 
     pub(crate) fn take(&mut self, id: u64) -> Option<DeadLetter> {

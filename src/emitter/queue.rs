@@ -39,6 +39,8 @@ pub(crate) trait EventQueue {
     fn waiting(&self) -> usize;
     /// Events held: waiting, or started and not yet acked or failed.
     fn len(&self) -> usize;
+    /// How many more events `push` would take now.
+    fn room(&self) -> usize;
     /// Removes and returns the waiting events, oldest first.
     fn drain_waiting(&mut self) -> Vec<Arc<Event>>;
 }
@@ -95,6 +97,10 @@ impl EventQueue for MemoryQueue {
 
     fn len(&self) -> usize {
         self.waiting.len() + self.started
+    }
+
+    fn room(&self) -> usize {
+        self.capacity.saturating_sub(self.len())
     }
 
     fn drain_waiting(&mut self) -> Vec<Arc<Event>> {

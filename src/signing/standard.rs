@@ -70,15 +70,25 @@ pub fn sign_standard(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Strin
 }
 
 /// The decoded `v1` signatures of a `webhook-signature` value
-/// (`v1,<base64> v1,<base64> …`). Entries of other versions are skipped, as
-/// the spec asks, so that a sender can add a new scheme beside v1; entries
-/// that are not `<version>,<base64>` are skipped too.
+/// (`v1,<base64> v1,<base64> …`), or `None` if no entry has the
+/// `<version>,<signature>` shape at all (a malformed header). Entries of other
+/// versions are skipped, as the spec asks, so that a sender can add a new
+/// scheme beside v1: a header with only those has no v1 signature to match,
+/// which is a failed verification, not a malformed request.
 #[cfg(feature = "verify")]
-pub(crate) fn v1_signatures(value: &str) -> Vec<Vec<u8>> {
-    value
+pub(crate) fn v1_signatures(value: &str) -> Option<Vec<Vec<u8>>> {
+    let entries: Vec<(&str, &str)> = value
         .split(' ')
         .filter_map(|entry| entry.split_once(','))
-        .filter(|(version, _)| *version == "v1")
-        .filter_map(|(_, encoded)| BASE64.decode(encoded).ok())
-        .collect()
+        .collect();
+    if entries.is_empty() {
+        return None;
+    }
+    Some(
+        entries
+            .into_iter()
+            .filter(|(version, _)| *version == "v1")
+            .filter_map(|(_, encoded)| BASE64.decode(encoded).ok())
+            .collect(),
+    )
 }

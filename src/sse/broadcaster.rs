@@ -67,12 +67,7 @@ impl Topic {
     fn catch_up(&self, last_seen: u64) -> BytesMut {
         let mut out = BytesMut::new();
         let oldest = self.ring.front().map(|r| r.id);
-        let bridged = match oldest {
-            // The ring holds every id after `last_seen`.
-            Some(oldest) => last_seen + 1 >= oldest && last_seen <= self.last_id,
-            // Nothing to replay: fine if nothing was missed.
-            None => last_seen == self.last_id,
-        };
+        let bridged = bridged(last_seen, oldest, self.last_id);
         if !bridged {
             let data =
                 serde_json::json!({ "last_event_id": last_seen, "first_available_id": oldest });
@@ -87,6 +82,17 @@ impl Topic {
             out.extend_from_slice(&frame::encode(Some(record.id), &record.event, &record.data));
         }
         out
+    }
+}
+
+/// Whether a ring whose oldest id is `oldest` (none if empty), on a topic whose
+/// last id is `last_id`, holds every id after `last_seen`. `last_seen` comes
+/// from the client: any `u64`, so no arithmetic on it may overflow.
+fn bridged(last_seen: u64, oldest: Option<u64>, last_id: u64) -> bool {
+    match oldest {
+        Some(oldest) => last_seen >= oldest.saturating_sub(1) && last_seen <= last_id,
+        // Nothing to replay: fine if nothing was missed.
+        None => last_seen == last_id,
     }
 }
 
@@ -295,5 +301,67 @@ impl Handler<StopBroadcaster> for SseBroadcaster {
     fn handle(&mut self, _: StopBroadcaster, ctx: &mut Context<Self>) {
         self.topics.clear();
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn topic_with(ids: std::ops::RangeInclusive<u64>) -> Topic {
+        let mut topic = Topic::default();
+        for id in ids {
+            topic.last_id = id;
+            topic.ring.push_back(Record {
+                id,
+                event: Arc::from("e"),
+                data: Bytes::from_static(b"x"),
+            });
+        }
+        topic
+    }
+
+    #[test]
+    fn ids_the_ring_cannot_bridge_get_the_lost_signal() {
+        let topic = topic_with(5..=9);
+        let text = |last_seen| String::from_utf8_lossy(&topic.catch_up(last_seen)).into_owned();
+        assert!(text(6).starts_with("id: 7\n"), "{}", text(6));
+        assert!(text(4).starts_with("id: 5\n"), "just bridged");
+        assert!(text(3).starts_with("event: sse-lost"), "a gap");
+        assert!(text(9).is_empty(), "up to date");
+        // Ids never issued, up to the largest a client can send.
+        for never in [10, u64::MAX - 1, u64::MAX] {
+            let lost = text(never);
+            assert!(lost.starts_with("event: sse-lost"), "{never}: {lost}");
+            assert!(lost.contains(&never.to_string()), "{lost}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// Bridged exactly when no id after `last_seen` is missing from the ring.
+        #[test]
+        fn bridged_matches_its_definition(
+            last_seen in any::<u64>(),
+            oldest in proptest::option::of(1u64..1000),
+            extra in 0u64..1000,
+        ) {
+            let last_id = oldest.map_or(extra, |o| o + extra);
+            let expected = match oldest {
+                Some(o) => (last_seen..=last_id).skip(1).all(|id| id >= o) && last_seen <= last_id,
+                None => last_seen == last_id,
+            };
+            // Big `last_seen` makes the range empty, which is fine: it must then
+            // be above `last_id`, and so not bridged.
+            prop_assert_eq!(bridged(last_seen, oldest, last_id), expected && last_seen <= last_id);
+        }
+
+        #[test]
+        fn any_client_id_is_answered_without_panic(last_seen in any::<u64>(), len in 0u64..20) {
+            let topic = topic_with(1..=len);
+            let _ = topic.catch_up(last_seen);
+        }
     }
 }

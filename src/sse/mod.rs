@@ -36,6 +36,10 @@ pub const DEFAULT_REPLAY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Default number of frames a client may fall behind before it is disconnected.
 pub const DEFAULT_CLIENT_BUFFER: usize = 256;
+/// Largest heartbeat interval.
+const MAX_HEARTBEAT: Duration = Duration::from_secs(24 * 3600);
+/// Largest client buffer, in frames.
+const MAX_CLIENT_BUFFER: usize = 65_536;
 /// Default time a topic with no client is kept after its last event.
 pub const DEFAULT_IDLE_TOPIC_TTL: Duration = Duration::from_secs(5 * 60);
 
@@ -110,17 +114,18 @@ impl SseOptions {
         self
     }
 
-    /// Heartbeat comment after this long without a frame (default 15 s). It
-    /// keeps proxies from closing the connection and finds dead ones.
+    /// Heartbeat comment after this long without a frame (default 15 s, kept
+    /// between 10 ms and 24 h). It keeps proxies from closing the connection
+    /// and finds dead ones.
     pub fn heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = interval.max(Duration::from_millis(10));
+        self.heartbeat = interval.clamp(Duration::from_millis(10), MAX_HEARTBEAT);
         self
     }
 
     /// Frames a client may fall behind before it is disconnected (default 256,
-    /// at least 1). It can resume with `Last-Event-ID`.
+    /// kept between 1 and 65,536). It can resume with `Last-Event-ID`.
     pub fn client_buffer(mut self, frames: usize) -> Self {
-        self.client_buffer = frames.max(1);
+        self.client_buffer = frames.clamp(1, MAX_CLIENT_BUFFER);
         self
     }
 

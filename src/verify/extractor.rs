@@ -215,7 +215,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for VerifiedWebhook<T> {
             let mut body = BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| WebhookRejection::Body(e.to_string()))?;
-                if body.len() + chunk.len() > limit {
+                if body.len().saturating_add(chunk.len()) > limit {
                     return Err(WebhookRejection::TooLarge { limit });
                 }
                 body.extend_from_slice(&chunk);

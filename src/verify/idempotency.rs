@@ -133,7 +133,8 @@ impl Record {
     fn prune(&mut self, now: Instant) {
         while let Some((_, stamped)) = self.order.front() {
             let expired = now.duration_since(*stamped) > self.ttl;
-            let over = self.entries.len() > self.capacity || self.order.len() > 2 * self.capacity;
+            let over = self.entries.len() > self.capacity
+                || self.order.len() > self.capacity.saturating_mul(2);
             if !expired && !over {
                 break;
             }

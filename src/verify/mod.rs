@@ -130,9 +130,9 @@ fn check_fresh(timestamp: i64, now: i64, tolerance: Duration) -> Result<(), Veri
             age_secs: age,
             tolerance,
         })
-    } else if -age > tolerance_secs {
+    } else if age.saturating_neg() > tolerance_secs {
         Err(VerifyError::TooNew {
-            ahead_secs: -age,
+            ahead_secs: age.saturating_neg(),
             tolerance,
         })
     } else {

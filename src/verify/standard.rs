@@ -60,13 +60,12 @@ impl Verifier for StandardVerifier {
             required(headers, HEADER_WEBHOOK_TIMESTAMP)?,
         )?;
         let signatures = required(headers, HEADER_WEBHOOK_SIGNATURE)?;
-        let candidates = v1_signatures(signatures);
-        if candidates.is_empty() {
+        let Some(candidates) = v1_signatures(signatures) else {
             return Err(VerifyError::BadFormat {
                 header: HEADER_WEBHOOK_SIGNATURE.to_owned(),
-                reason: "no `v1,<base64>` signature",
+                reason: "expected space-separated `<version>,<signature>` entries",
             });
-        }
+        };
         let authentic = self.keys.iter().any(|key| {
             let mac = standard_mac(key.expose(), id, timestamp, body);
             candidates

@@ -24,10 +24,15 @@ impl fmt::Debug for RawUrl {
     }
 }
 
-/// A URL `attach` accepted: what awc connects to, and what logs show.
+/// A URL `attach` accepted: what awc is given, and what logs show.
 #[derive(Debug)]
 pub(super) struct Target {
+    /// The URI awc requests: always `http://host:port/…`, because TLS is done
+    /// below awc (see `delivery::connector`).
     pub uri: Uri,
+    /// For https targets: TLS is on, and the `Host` header to send
+    /// (the original authority, as awc would derive it from an https URI).
+    pub https_host: Option<String>,
     pub display: String,
 }
 
@@ -54,13 +59,24 @@ pub(super) fn parse(raw: &str, base: Option<&str>) -> Result<Target, ConfigError
     if url.host_str().is_none_or(str::is_empty) || after_scheme.starts_with('/') {
         return Err(invalid("no host".into()));
     }
-    // Fragments are never sent.
+    // Fragments are never sent, nor are credentials (awc ignores them).
     url.set_fragment(None);
-    let uri = url
-        .as_str()
-        .parse::<Uri>()
-        .map_err(|e| invalid(e.to_string()))?;
-    Ok(Target { uri, display })
+    let https_host = (url.scheme() == "https").then(|| match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    });
+    let wire = format!(
+        "http://{}:{}{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(80),
+        &url[url::Position::BeforePath..]
+    );
+    let uri = wire.parse::<Uri>().map_err(|e| invalid(e.to_string()))?;
+    Ok(Target {
+        uri,
+        https_host,
+        display,
+    })
 }
 
 /// Joins a relative URL (`/api/hooks`) to the emitter's base URL, keeping the
@@ -174,7 +190,16 @@ mod tests {
         }
         let joined = parse("/hooks", Some("http://h:8080/v1/")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(joined.uri.to_string(), "http://h:8080/v1/hooks");
-        let idn = parse("https://bücher.example/#frag", None).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(idn.uri.to_string(), "https://xn--bcher-kva.example/");
+        assert_eq!(joined.https_host, None);
+        let idn =
+            parse("https://u:p@bücher.example/a?b=c#frag", None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            idn.uri.to_string(),
+            "http://xn--bcher-kva.example:443/a?b=c"
+        );
+        assert_eq!(idn.https_host.as_deref(), Some("xn--bcher-kva.example"));
+        let v6 = parse("https://[::1]:8443/", None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v6.uri.to_string(), "http://[::1]:8443/");
+        assert_eq!(v6.https_host.as_deref(), Some("[::1]:8443"));
     }
 }

@@ -9,7 +9,7 @@ use awc::http::Uri;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
-use super::url::{check_literal_target, parse};
+use super::url::{check_literal_target, parse, Target};
 use super::{Auth, Config, Defaults};
 use crate::delivery::{tls, TargetPolicy};
 use crate::emitter::backoff::Backoff;
@@ -37,7 +37,10 @@ pub(crate) struct SenderHeaders {
 /// A configuration `attach` has accepted.
 #[derive(Debug)]
 pub(crate) struct ValidatedConfig {
+    /// What awc requests: `http://host:port/…` (TLS is below awc).
     pub url: Uri,
+    /// For https targets: the `Host` header (awc would derive `host:443`).
+    pub host_header: Option<HeaderValue>,
     /// The URL with credentials redacted, for logs.
     pub display_url: String,
     pub secret: Option<Key>,
@@ -55,22 +58,24 @@ pub(crate) struct ValidatedConfig {
     pub envelope: bool,
     /// Set when an SSRF guard applies.
     pub target_policy: Option<TargetPolicy>,
-    pub tls: Arc<rustls::ClientConfig>,
+    /// Set for https targets.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub queue_capacity: usize,
     pub dead_letter_capacity: usize,
+}
+
+/// Where and how an emitter connects.
+struct Route {
+    target: Target,
+    host_header: Option<HeaderValue>,
+    policy: Option<TargetPolicy>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Config {
     /// Checks every setting and prepares what each request needs.
     pub(crate) fn validate(self, defaults: &Defaults) -> Result<ValidatedConfig, ConfigError> {
-        let target = parse(&self.url.0, defaults.base_url.as_deref())?;
-        let target_policy = match self.ssrf_guard.as_ref().or(defaults.ssrf_guard.as_ref()) {
-            Some(guard) => Some(guard.validate()?),
-            None => None,
-        };
-        if let Some(policy) = &target_policy {
-            check_literal_target(policy, &target)?;
-        }
+        let route = self.route(defaults)?;
         self.check_numbers()?;
         let names = LegacyHeaders::validated(&self.header_identifier)?;
         let headers = sender_headers(&names)?;
@@ -100,8 +105,9 @@ impl Config {
             _ => None,
         };
         Ok(ValidatedConfig {
-            url: target.uri,
-            display_url: target.display,
+            url: route.target.uri,
+            host_header: route.host_header,
+            display_url: route.target.display,
             secret,
             headers,
             request_timeout: self.request_timeout,
@@ -111,10 +117,39 @@ impl Config {
             timestamp_header,
             authorization,
             envelope: self.envelope,
-            target_policy,
-            tls: tls::client_config(self.allow_insecure).map_err(ConfigError::Tls)?,
+            target_policy: route.policy,
+            tls: route.tls,
             queue_capacity: self.queue_capacity,
             dead_letter_capacity: self.dead_letter_capacity,
+        })
+    }
+
+    /// The target URL, the SSRF guard that applies, and TLS for https.
+    fn route(&self, defaults: &Defaults) -> Result<Route, ConfigError> {
+        let target = parse(&self.url.0, defaults.base_url.as_deref())?;
+        let policy = match self.ssrf_guard.as_ref().or(defaults.ssrf_guard.as_ref()) {
+            Some(guard) => Some(guard.validate()?),
+            None => None,
+        };
+        if let Some(policy) = &policy {
+            check_literal_target(policy, &target)?;
+        }
+        let (host_header, tls) = match &target.https_host {
+            None => (None, None),
+            Some(host) => {
+                let header = HeaderValue::from_str(host).map_err(|e| ConfigError::InvalidUrl {
+                    url: target.display.clone(),
+                    reason: e.to_string(),
+                })?;
+                let tls = tls::client_config(self.allow_insecure).map_err(ConfigError::Tls)?;
+                (Some(header), Some(tls))
+            }
+        };
+        Ok(Route {
+            target,
+            host_header,
+            policy,
+            tls,
         })
     }
 
@@ -428,6 +463,13 @@ mod tests {
         assert_eq!(
             config.map(|c| c.url.to_string()).ok().as_deref(),
             Some("http://internal:8080/v1/api/hooks")
+        );
+        let https = Config::new("https://example.com/in").validate(&Defaults::default());
+        let https = https.unwrap_or_else(|e| panic!("{e}"));
+        assert!(https.tls.is_some());
+        assert_eq!(
+            https.host_header.as_ref().map(|h| h.as_bytes()),
+            Some(&b"example.com"[..])
         );
     }
 }

@@ -150,7 +150,8 @@ impl Handler<ListDeadLetters> for Worker {
 }
 
 /// Move dead letters back to the tail of the queue with fresh attempts: one by
-/// id, or all of them. Returns how many were queued.
+/// id, or all of them, oldest first. Returns how many were queued. All or
+/// nothing: if the queue has no room for every one of them, nothing changes.
 #[derive(Message)]
 #[rtype(result = "Result<usize, ControlError>")]
 pub(crate) struct Redeliver(pub Option<u64>);
@@ -159,29 +160,31 @@ impl Handler<Redeliver> for Worker {
     type Result = Result<usize, ControlError>;
 
     fn handle(&mut self, Redeliver(which): Redeliver, ctx: &mut Context<Self>) -> Self::Result {
-        let letters =
-            match which {
-                Some(id) => vec![self.dead_letters.take(id).ok_or_else(|| {
-                    ControlError::UnknownDeadLetter {
-                        id: self.id().to_owned(),
-                        dead_letter: id,
-                    }
-                })?],
-                None => self.dead_letters.take_all(),
-            };
-        let mut queued = 0;
-        let mut letters = letters.into_iter();
-        for letter in letters.by_ref() {
-            if self.queue.push(letter.event.clone()).is_err() {
-                // Keep this one and the rest: a full queue must not lose them.
-                self.dead_letters.restore(letter);
-                letters.for_each(|l| self.dead_letters.restore(l));
-                self.pump(ctx);
-                return Err(ControlError::QueueFull {
+        let wanted = match which {
+            Some(id) if !self.dead_letters.contains(id) => {
+                return Err(ControlError::UnknownDeadLetter {
                     id: self.id().to_owned(),
-                });
+                    dead_letter: id,
+                })
             }
-            queued += 1;
+            Some(_) => 1,
+            None => self.dead_letters.len(),
+        };
+        if self.queue.room() < wanted {
+            return Err(ControlError::QueueFull {
+                id: self.id().to_owned(),
+            });
+        }
+        let letters = match which {
+            Some(id) => self.dead_letters.take(id).into_iter().collect(),
+            None => self.dead_letters.take_all(),
+        };
+        let queued = letters.len();
+        for letter in letters {
+            // Cannot fail: there was room for all of them.
+            if let Err(event) = self.queue.push(letter.event) {
+                self.dead_letter(event, 0, DeadLetterReason::QueueFull);
+            }
         }
         tracing::info!(parent: &self.span, queued, "dead letters queued for redelivery");
         self.pump(ctx);
