@@ -208,9 +208,17 @@ pub enum ControlError {
         /// The dead letter id that was asked for.
         dead_letter: u64,
     },
-    /// The emitter's queue is full; the dead letter was kept.
-    #[error("emitter `{id}` has a full queue; dead letter kept")]
+    /// The emitter's queue has no room for the dead letters asked for;
+    /// nothing was changed.
+    #[error("emitter `{id}` has a full queue; dead letters kept")]
     QueueFull {
+        /// The emitter's id.
+        id: String,
+    },
+    /// The emitter's actor crashed while answering (a bug; see the logs). It
+    /// is restarted: the call can be made again.
+    #[error("emitter `{id}` crashed while answering; it is being restarted")]
+    Crashed {
         /// The emitter's id.
         id: String,
     },

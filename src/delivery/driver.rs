@@ -7,9 +7,10 @@
 //! result arrives as a message.
 
 use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
 use std::task::Poll;
 
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{FutureExt, LocalBoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
@@ -44,7 +45,12 @@ fn spawn_driver() -> mpsc::UnboundedSender<Job> {
     actix::spawn(futures_util::future::poll_fn(move |cx| {
         loop {
             match jobs.poll_recv(cx) {
-                Poll::Ready(Some(job)) => running.push(job),
+                // A job that panics ends alone: the task and the other
+                // requests go on. (Workers also catch panics around their
+                // requests, so that the attempt fails and the worker hears of it.)
+                Poll::Ready(Some(job)) => {
+                    running.push(Box::pin(AssertUnwindSafe(job).catch_unwind().map(|_| ())))
+                }
                 Poll::Ready(None) if running.is_empty() => return Poll::Ready(()),
                 Poll::Ready(None) | Poll::Pending => break,
             }

@@ -12,9 +12,11 @@ use crate::emitter::background::BackgroundSystem;
 use crate::emitter::config::Defaults;
 use crate::emitter::handle::{Inner, WebhooksEmitter};
 use crate::emitter::registry::Registry;
+#[cfg(feature = "sse")]
+use crate::emitter::registry::SseLink;
 use crate::emitter::report::DeliveryReport;
 #[cfg(feature = "sse")]
-use crate::sse::{SseBroadcaster, SseOptions};
+use crate::sse::{BroadcasterSlot, SseBroadcaster, SseOptions};
 
 /// Default largest serialized payload `emit` accepts: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -51,7 +53,7 @@ impl Default for WebhooksEmitterBuilder {
 pub(crate) struct Actors {
     pub registry: Addr<Registry>,
     #[cfg(feature = "sse")]
-    pub sse: Addr<SseBroadcaster>,
+    pub sse: BroadcasterSlot,
 }
 
 impl WebhooksEmitterBuilder {
@@ -122,8 +124,19 @@ impl WebhooksEmitterBuilder {
     fn start_actors(&self, reports: broadcast::Sender<DeliveryReport>) -> Actors {
         #[cfg(feature = "sse")]
         {
-            let sse = SseBroadcaster::new(self.sse.clone()).start();
-            let registry = Registry::new(reports).with_sse(sse.clone()).start();
+            // The broadcaster tells the registry if it crashes: it needs the
+            // registry's address before the registry runs.
+            let context = Context::<Registry>::new();
+            let options = self.sse.clone();
+            let broadcaster =
+                SseBroadcaster::new(options.clone(), Some(context.address().recipient()));
+            let sse = BroadcasterSlot::new(broadcaster.start());
+            let link = SseLink {
+                slot: sse.clone(),
+                options,
+                pending: Default::default(),
+            };
+            let registry = context.run(Registry::new(reports).with_sse(link));
             Actors { registry, sse }
         }
         #[cfg(not(feature = "sse"))]

@@ -276,7 +276,7 @@ impl WebhooksEmitter {
     }
 
     /// Sends `message` to the worker of `id`, through the registry.
-    async fn ask<M>(&self, id: &str, message: M) -> Result<M::Result, ControlError>
+    pub(crate) async fn ask<M>(&self, id: &str, message: M) -> Result<M::Result, ControlError>
     where
         M: actix::Message + Send + 'static,
         M::Result: Send + 'static,
@@ -318,6 +318,7 @@ impl WebhooksEmitter {
             .unwrap_or(ShutdownReport {
                 drained: false,
                 undelivered: Vec::new(),
+                dead_letters: Vec::new(),
             });
         #[cfg(feature = "sse")]
         self.stop_sse().await;

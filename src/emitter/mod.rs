@@ -27,6 +27,7 @@ pub(crate) mod retry_policy;
 pub(crate) mod shutdown;
 pub(crate) mod stats;
 pub(crate) mod test_delivery;
+pub mod test_hooks;
 pub(crate) mod worker;
 
 pub use builder::{WebhooksEmitterBuilder, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REPORT_CAPACITY};
@@ -39,6 +40,6 @@ pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
 pub use handle::WebhooksEmitter;
 pub use report::{DeliveryReport, DropReason, Outcome, PauseReason};
-pub use shutdown::{ShutdownReport, Undelivered};
+pub use shutdown::{EmitterDeadLetter, ShutdownReport, Undelivered};
 pub use stats::EmitterStats;
 pub use test_delivery::{TestDelivery, TEST_EVENT};

@@ -84,8 +84,12 @@ pub enum PauseReason {
 pub enum DropReason {
     /// The emitter was detached.
     Detached,
-    /// `shutdown` reached its deadline before the queue drained.
+    /// `shutdown` reached its deadline before the queue drained, or the actor
+    /// system stopped (the last handle of a background emitter was dropped).
     Shutdown,
+    /// The emitter's actor panicked (a bug; see the logs). It was restarted;
+    /// in memory, what it held is lost, and each event is reported so.
+    Crashed,
 }
 
 /// Publishes reports for one emitter.

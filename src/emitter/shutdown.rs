@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
 
 /// The result of [`WebhooksEmitter::shutdown`](crate::WebhooksEmitter::shutdown).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 #[must_use = "a shutdown report says which events were not delivered"]
 pub struct ShutdownReport {
     /// Every queue emptied before the deadline.
@@ -13,6 +15,10 @@ pub struct ShutdownReport {
     /// Events still queued at the deadline, per emitter; each was also reported
     /// as [`Outcome::Dropped`](crate::Outcome::Dropped).
     pub undelivered: Vec<Undelivered>,
+    /// The dead letters the emitters held (each was reported as
+    /// [`Outcome::DeadLettered`](crate::Outcome::DeadLettered) when it became
+    /// one), oldest first per emitter: in memory, this is their last trace.
+    pub dead_letters: Vec<EmitterDeadLetter>,
 }
 
 /// One event that shutdown left undelivered.
@@ -22,4 +28,13 @@ pub struct Undelivered {
     pub emitter_id: Arc<str>,
     /// The event.
     pub event: Arc<Event>,
+}
+
+/// One dead letter an emitter held at shutdown.
+#[derive(Debug, Clone)]
+pub struct EmitterDeadLetter {
+    /// The emitter that gave up on it.
+    pub emitter_id: Arc<str>,
+    /// The dead letter.
+    pub letter: DeadLetter,
 }

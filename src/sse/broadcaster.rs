@@ -132,16 +132,42 @@ pub(crate) struct SseBroadcaster {
     topics: HashMap<Arc<str>, Topic>,
     next_client: u64,
     all: Arc<str>,
+    /// Told if this actor stops without being asked to (a panic).
+    registry: Option<Recipient<BroadcasterGone>>,
+    /// Set by `StopBroadcaster`.
+    stopping: bool,
+}
+
+/// The broadcaster stopped without being asked to: start another, continuing
+/// each topic's ids where this one left them, so that an id a client saw is
+/// never issued again for another event.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct BroadcasterGone {
+    pub last_ids: Vec<(Arc<str>, u64)>,
 }
 
 impl SseBroadcaster {
-    pub(crate) fn new(options: SseOptions) -> Self {
+    pub(crate) fn new(options: SseOptions, registry: Option<Recipient<BroadcasterGone>>) -> Self {
         SseBroadcaster {
             options,
             topics: HashMap::new(),
             next_client: 0,
             all: Arc::from(ALL_TOPICS),
+            registry,
+            stopping: false,
         }
+    }
+
+    /// Continues numbering each topic after `last_ids` (a crashed predecessor's).
+    pub(crate) fn continuing(mut self, last_ids: Vec<(Arc<str>, u64)>) -> Self {
+        for (topic, last_id) in last_ids {
+            let entry = self.topics.entry(topic).or_default();
+            entry.last_id = last_id;
+            // Kept as long as a topic that just had an event.
+            entry.last_publish = Some(Instant::now());
+        }
+        self
     }
 
     fn publish_to(&mut self, topic: Arc<str>, event: &Arc<str>, data: &Bytes) {
@@ -299,8 +325,41 @@ impl Handler<StopBroadcaster> for SseBroadcaster {
     type Result = ();
 
     fn handle(&mut self, _: StopBroadcaster, ctx: &mut Context<Self>) {
+        self.stopping = true;
         self.topics.clear();
         ctx.stop();
+    }
+}
+
+impl Drop for SseBroadcaster {
+    fn drop(&mut self) {
+        // Dropping `topics` ends every client's stream: clients reconnect,
+        // and the new broadcaster answers their ids with `sse-lost`.
+        if self.stopping || !std::thread::panicking() {
+            return;
+        }
+        tracing::error!("SSE broadcaster crashed (a panic, see above); restarting it");
+        let last_ids = self
+            .topics
+            .iter()
+            .map(|(name, topic)| (name.clone(), topic.last_id))
+            .collect();
+        if let Some(registry) = &self.registry {
+            registry.do_send(BroadcasterGone { last_ids });
+        }
+    }
+}
+
+/// Test hook: make the broadcaster panic, as a bug would.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct CrashBroadcaster;
+
+impl Handler<CrashBroadcaster> for SseBroadcaster {
+    type Result = ();
+
+    fn handle(&mut self, _: CrashBroadcaster, _: &mut Context<Self>) {
+        panic!("test hook: the SSE broadcaster crashes");
     }
 }
 

@@ -2,27 +2,27 @@
 
 use std::convert::Infallible;
 
-use actix::Addr;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::broadcaster::{SseBroadcaster, Subscribe};
+use super::broadcaster::Subscribe;
+use super::slot::BroadcasterSlot;
 use super::{validate_topic, SseDenied, SseOptions, ALL_TOPICS};
 
 /// What the scope's handler needs.
 #[derive(Clone)]
 struct Endpoint {
-    broadcaster: Addr<SseBroadcaster>,
+    broadcaster: BroadcasterSlot,
     options: SseOptions,
 }
 
 /// The scope serving `GET <path>/{topic}`.
 pub(crate) fn scope(
     path: &str,
-    broadcaster: Addr<SseBroadcaster>,
+    broadcaster: BroadcasterSlot,
     options: SseOptions,
 ) -> actix_web::Scope {
     web::scope(path)
@@ -90,6 +90,7 @@ async fn subscribe(
     let last_event_id = last_event_id(&request)?;
     let frames = endpoint
         .broadcaster
+        .get()
         .send(Subscribe {
             topic,
             last_event_id,

@@ -89,6 +89,7 @@ impl WebhooksEmitter {
         self.inner
             .actors
             .sse
+            .get()
             .send(ClientCounts)
             .await
             .unwrap_or_default()
@@ -96,6 +97,6 @@ impl WebhooksEmitter {
 
     /// Ends every SSE stream, so HTTP servers can stop gracefully.
     pub(crate) async fn stop_sse(&self) {
-        let _ = self.inner.actors.sse.send(StopBroadcaster).await;
+        let _ = self.inner.actors.sse.get().send(StopBroadcaster).await;
     }
 }

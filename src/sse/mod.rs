@@ -7,6 +7,7 @@ mod broadcaster;
 mod endpoint;
 mod frame;
 mod handle;
+mod slot;
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 
-pub(crate) use broadcaster::{Publish, SseBroadcaster};
+pub(crate) use broadcaster::{BroadcasterGone, CrashBroadcaster, Publish, SseBroadcaster};
 pub use endpoint::SseRejection;
 use frame::breaks_framing;
+pub(crate) use slot::BroadcasterSlot;
 
 /// The topic that receives every event of every topic, with ids of its own.
 pub const ALL_TOPICS: &str = "*";

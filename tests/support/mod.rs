@@ -2,10 +2,14 @@
 //! waits on delivery reports (never on sleeps).
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "emitter")]
+mod raw;
 mod receiver;
 
 use std::time::Duration;
 
+#[cfg(feature = "emitter")]
+pub use raw::{status, Answer, RawReceiver, RawRequest};
 pub use receiver::{refused_addr, Received, Receiver, Reply};
 
 /// How long any wait may take before the test fails instead of hanging. Far

@@ -12,7 +12,7 @@ use crate::delivery::{envelope, request, Failure};
 use crate::emitter::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::emitter::event::{Event, RequestId};
 use crate::emitter::queue::Ticket;
-use crate::emitter::report::{DropReason, Outcome};
+use crate::emitter::report::{DropReason, Outcome, Reporter};
 use crate::emitter::stats::EmitterStats;
 use crate::emitter::test_delivery::{TestDelivery, TEST_EVENT};
 use crate::error::ControlError;
@@ -34,15 +34,50 @@ impl Handler<AttemptDone> for Worker {
     }
 }
 
-/// Queue an event for delivery.
+/// Queue an event for delivery. If the worker dies with this message still
+/// in its mailbox, the message reports its event as dropped when it is
+/// dropped: an event is never lost without a report.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Enqueue(pub Arc<Event>);
+pub(crate) struct Enqueue {
+    event: Option<Arc<Event>>,
+    reporter: Arc<Reporter>,
+}
+
+impl Enqueue {
+    pub(crate) fn new(event: Arc<Event>, reporter: Arc<Reporter>) -> Self {
+        Enqueue {
+            event: Some(event),
+            reporter,
+        }
+    }
+
+    /// The event, taken out: the message no longer answers for it.
+    pub(crate) fn take(mut self) -> Option<Arc<Event>> {
+        self.event.take()
+    }
+}
+
+impl Drop for Enqueue {
+    fn drop(&mut self) {
+        if let Some(event) = self.event.take() {
+            let reason = if std::thread::panicking() {
+                DropReason::Crashed
+            } else {
+                DropReason::Shutdown
+            };
+            self.reporter.report(&event, Outcome::Dropped { reason });
+        }
+    }
+}
 
 impl Handler<Enqueue> for Worker {
     type Result = ();
 
-    fn handle(&mut self, Enqueue(event): Enqueue, ctx: &mut Context<Self>) {
+    fn handle(&mut self, message: Enqueue, ctx: &mut Context<Self>) {
+        let Some(event) = message.take() else {
+            return;
+        };
         if let Err(event) = self.queue.push(event) {
             tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), capacity = self.config.queue_capacity, "queue full; event dead-lettered");
             self.dead_letter(event, 0, DeadLetterReason::QueueFull);
@@ -86,16 +121,25 @@ impl Handler<IsPaused> for Worker {
     }
 }
 
+/// What a stopped worker leaves.
+#[derive(Debug, Default)]
+pub(crate) struct Stopped {
+    /// Started events first, oldest first, then waiting ones.
+    pub queued: Vec<Arc<Event>>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
 /// Stop the actor; what is still queued is reported as dropped and returned,
-/// started events first, oldest first.
+/// with the dead letters.
 #[derive(Message)]
-#[rtype(result = "Vec<Arc<Event>>")]
+#[rtype(result = "Stopped")]
 pub(crate) struct Stop(pub DropReason);
 
 impl Handler<Stop> for Worker {
     type Result = MessageResult<Stop>;
 
     fn handle(&mut self, Stop(reason): Stop, ctx: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
         let mut dropped = Vec::with_capacity(self.queue.len());
         for (_, active) in std::mem::take(&mut self.active) {
             if let Step::Waiting(timer) = active.step {
@@ -111,7 +155,10 @@ impl Handler<Stop> for Worker {
             tracing::warn!(parent: &self.span, dropped = dropped.len(), ?reason, "emitter stopped with events still queued");
         }
         ctx.stop();
-        MessageResult(dropped)
+        MessageResult(Stopped {
+            queued: dropped,
+            dead_letters: self.dead_letters.take_all(),
+        })
     }
 }
 

@@ -10,14 +10,18 @@
 //! [`RetryPolicy`](crate::emitter::retry_policy::RetryPolicy); the worker only
 //! carries it out.
 
+mod crash;
 mod messages;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::panic::AssertUnwindSafe;
+
 use actix::prelude::*;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::sync::oneshot;
 
 use crate::delivery::{client, driver, envelope, request, Failure};
@@ -28,8 +32,9 @@ use crate::emitter::queue::{EventQueue, MemoryQueue, Ticket};
 use crate::emitter::report::{Outcome, PauseReason, Reporter};
 use crate::emitter::retry_policy::{Decision, FailedAttempt};
 
+pub(crate) use crash::{ArmRequestPanic, Crash, WorkerGone};
 pub(crate) use messages::{
-    Drain, Enqueue, IsPaused, ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Stop,
+    Drain, Enqueue, IsPaused, ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Stop, Stopped,
 };
 
 /// Where an active event stands.
@@ -90,10 +95,30 @@ pub(crate) struct Worker {
     span: tracing::Span,
     /// `Drain` callers waiting for an empty queue.
     drain_waiters: Vec<oneshot::Sender<()>>,
+    /// Told if this actor stops without being asked to (a panic).
+    registry: Recipient<WorkerGone>,
+    /// Which of the workers ever started for this id this one is.
+    generation: u64,
+    /// Set by `Stop`: the actor is going away on purpose.
+    stopping: bool,
+    /// Test hook: the next request future panics.
+    panic_next_attempt: bool,
+}
+
+/// What a worker hands to its successor when it crashes: what lives only in
+/// its memory and is not an event (events are reported as dropped).
+pub(crate) struct Inheritance {
+    pub paused: bool,
+    pub dead_letters: DeadLetters,
 }
 
 impl Worker {
-    pub(crate) fn new(config: Arc<ValidatedConfig>, reporter: Reporter) -> Self {
+    pub(crate) fn new(
+        config: Arc<ValidatedConfig>,
+        reporter: Reporter,
+        registry: Recipient<WorkerGone>,
+        generation: u64,
+    ) -> Self {
         // At error level, so that the id shows with every event a subscriber
         // records, whatever its level.
         let span = tracing::error_span!("emitter", id = %reporter.emitter_id());
@@ -109,7 +134,18 @@ impl Worker {
             reporter,
             span,
             drain_waiters: Vec::new(),
+            registry,
+            generation,
+            stopping: false,
+            panic_next_attempt: false,
         }
+    }
+
+    /// Takes over what a crashed predecessor held.
+    pub(crate) fn inherit(mut self, inheritance: Inheritance) -> Self {
+        self.paused = inheritance.paused;
+        self.dead_letters = inheritance.dead_letters;
+        self
     }
 
     fn id(&self) -> &str {
@@ -178,9 +214,21 @@ impl Worker {
             active.body.clone(),
         );
         let worker = ctx.address();
+        let panic_now = std::mem::take(&mut self.panic_next_attempt);
         driver::submit(Box::pin(async move {
             let started = Instant::now();
-            let result = request::attempt(&client, &config, &event, body).await;
+            let attempt = async {
+                if panic_now {
+                    panic!("test hook: a request future panics");
+                }
+                request::attempt(&client, &config, &event, body).await
+            };
+            // A panic in one request fails that attempt only: the worker gets
+            // its result like any other, and the driver goes on.
+            let result = AssertUnwindSafe(attempt)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(Failure::Request(panic_message(&panic))));
             // A stopped worker (detached) no longer wants the result.
             worker.do_send(messages::AttemptDone {
                 ticket,
@@ -315,6 +363,16 @@ impl Worker {
     fn count(&self, pick: fn(&Step) -> bool) -> usize {
         self.active.values().filter(|a| pick(&a.step)).count()
     }
+}
+
+/// What a caught panic said, for the failure it becomes.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    format!("internal error: the request panicked: {text}")
 }
 
 impl Actor for Worker {

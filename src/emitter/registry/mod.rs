@@ -1,0 +1,234 @@
+//! The registry actor: emitter ids to worker actors, event names to the workers
+//! attached to them. Every `emit` passes through it, so an emit that follows an
+//! `attach` or a `detach` is routed with that change already made, and every
+//! event a detached worker received is in its mailbox before its `Stop`.
+//!
+//! - this file: attach, routing of emits and publications, detach;
+//! - [`control`]: calls about one emitter or all of them, flush, shutdown;
+//! - [`supervision`]: restarting a worker or the SSE broadcaster that crashed.
+
+mod control;
+mod supervision;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use tokio::sync::broadcast;
+
+pub(crate) use control::{Flush, Forward, ListRunning, Shutdown, StatsAll};
+#[cfg(feature = "sse")]
+pub(crate) use supervision::SseLink;
+
+use crate::emitter::config::ValidatedConfig;
+use crate::emitter::event::Event;
+use crate::emitter::report::{DeliveryReport, DropReason, Outcome, Reporter};
+use crate::emitter::worker::{Enqueue, Inheritance, Stop, Worker};
+use crate::error::{AttachError, ControlError};
+#[cfg(feature = "sse")]
+use crate::sse::Publish;
+
+/// One attached emitter.
+struct Attached {
+    worker: Addr<Worker>,
+    events: Vec<Arc<str>>,
+    config: Arc<ValidatedConfig>,
+    reporter: Arc<Reporter>,
+    /// Bumped at every restart, so a late notice about an old worker is ignored.
+    generation: u64,
+    /// When it was restarted recently, for the crash-loop limit.
+    restarts: VecDeque<Instant>,
+    /// Events routed while its worker was down, for the successor, in order.
+    pending: Vec<Arc<Event>>,
+}
+
+/// Where an event name leads.
+struct Route {
+    id: Arc<str>,
+    worker: Addr<Worker>,
+    reporter: Arc<Reporter>,
+}
+
+/// Maps names to workers; owns the workers' lifecycle.
+pub(crate) struct Registry {
+    emitters: HashMap<String, Attached>,
+    routes: HashMap<Arc<str>, Vec<Route>>,
+    reports: broadcast::Sender<DeliveryReport>,
+    /// Every emitted event is published there too, on the topic of its name.
+    #[cfg(feature = "sse")]
+    sse: Option<SseLink>,
+    shut_down: bool,
+}
+
+impl Registry {
+    pub(crate) fn new(reports: broadcast::Sender<DeliveryReport>) -> Self {
+        Registry {
+            emitters: HashMap::new(),
+            routes: HashMap::new(),
+            reports,
+            #[cfg(feature = "sse")]
+            sse: None,
+            shut_down: false,
+        }
+    }
+
+    /// Publishes every emitted event through `sse` too.
+    #[cfg(feature = "sse")]
+    pub(crate) fn with_sse(mut self, sse: SseLink) -> Self {
+        self.sse = Some(sse);
+        self
+    }
+
+    /// Starts a worker; a successor takes over `inheritance`.
+    fn start_worker(
+        config: &Arc<ValidatedConfig>,
+        reporter: &Reporter,
+        generation: u64,
+        inheritance: Option<Inheritance>,
+        ctx: &mut Context<Self>,
+    ) -> Addr<Worker> {
+        let worker = Worker::new(
+            config.clone(),
+            reporter.clone(),
+            ctx.address().recipient(),
+            generation,
+        );
+        match inheritance {
+            Some(inheritance) => worker.inherit(inheritance).start(),
+            None => worker.start(),
+        }
+    }
+
+    /// Removes `id` from the maps; the caller stops its worker.
+    fn remove(&mut self, id: &str) -> Option<Attached> {
+        let attached = self.emitters.remove(id)?;
+        for event in &attached.events {
+            if let Some(routes) = self.routes.get_mut(event) {
+                routes.retain(|r| *r.id != *id);
+                if routes.is_empty() {
+                    self.routes.remove(event);
+                }
+            }
+        }
+        Some(attached)
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+/// Attach a new worker under `id` for `events` (already validated and deduplicated).
+#[derive(Message)]
+#[rtype(result = "Result<(), AttachError>")]
+pub(crate) struct Attach {
+    pub id: String,
+    pub events: Vec<Arc<str>>,
+    pub config: Arc<ValidatedConfig>,
+}
+
+impl Handler<Attach> for Registry {
+    type Result = Result<(), AttachError>;
+
+    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
+        if self.shut_down {
+            return Err(AttachError::ShutDown);
+        }
+        if self.emitters.contains_key(&msg.id) {
+            return Err(AttachError::AlreadyExists { id: msg.id });
+        }
+        let id: Arc<str> = Arc::from(msg.id.as_str());
+        let reporter = Arc::new(Reporter::new(id.clone(), self.reports.clone()));
+        let worker = Self::start_worker(&msg.config, &reporter, 0, None, ctx);
+        let attached = Attached {
+            worker,
+            events: msg.events,
+            config: msg.config,
+            reporter: reporter.clone(),
+            generation: 0,
+            restarts: VecDeque::new(),
+            pending: Vec::new(),
+        };
+        for event in &attached.events {
+            self.routes.entry(event.clone()).or_default().push(Route {
+                id: id.clone(),
+                worker: attached.worker.clone(),
+                reporter: reporter.clone(),
+            });
+        }
+        tracing::info!(emitter = %msg.id, events = ?attached.events, "emitter attached");
+        self.emitters.insert(msg.id, attached);
+        Ok(())
+    }
+}
+
+/// Route an event to every worker attached to its name.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Emit(pub Arc<Event>);
+
+impl Handler<Emit> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, Emit(event): Emit, _: &mut Context<Self>) {
+        if let Some(routes) = self.routes.get(event.name()) {
+            for route in routes {
+                if route.worker.connected() {
+                    route
+                        .worker
+                        .do_send(Enqueue::new(event.clone(), route.reporter.clone()));
+                } else if let Some(attached) = self.emitters.get_mut(&*route.id) {
+                    // Its worker crashed; the notice is in our mailbox, and
+                    // the successor gets this event, in order.
+                    attached.pending.push(event.clone());
+                }
+            }
+        }
+        #[cfg(feature = "sse")]
+        self.publish(Publish {
+            topic: event.shared_name(),
+            event: event.shared_name(),
+            data: event.payload_bytes(),
+        });
+    }
+}
+
+/// Forward an app's own SSE publication. It passes through the registry, like
+/// `Emit`, so that a caller's emits and broadcasts reach SSE clients in call order.
+#[cfg(feature = "sse")]
+impl Handler<Publish> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, publish: Publish, _: &mut Context<Self>) {
+        self.publish(publish);
+    }
+}
+
+/// Detach `id`: stop its worker and return what it still had queued.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Arc<Event>>, ControlError>")]
+pub(crate) struct Detach(pub String);
+
+impl Handler<Detach> for Registry {
+    type Result = ResponseFuture<Result<Vec<Arc<Event>>, ControlError>>;
+
+    fn handle(&mut self, Detach(id): Detach, _: &mut Context<Self>) -> Self::Result {
+        let Some(attached) = self.remove(&id) else {
+            return Box::pin(async move { Err(ControlError::UnknownEmitter { id }) });
+        };
+        tracing::info!(emitter = %id, "emitter detached");
+        Box::pin(async move { Ok(stop(attached, DropReason::Detached).await.queued) })
+    }
+}
+
+/// Stops an attached emitter's worker; what it held, and what was pending for
+/// a successor, is returned (and reported as dropped).
+async fn stop(attached: Attached, reason: DropReason) -> crate::emitter::worker::Stopped {
+    let mut stopped = attached.worker.send(Stop(reason)).await.unwrap_or_default();
+    for event in &attached.pending {
+        attached.reporter.report(event, Outcome::Dropped { reason });
+    }
+    stopped.queued.extend(attached.pending);
+    stopped
+}
