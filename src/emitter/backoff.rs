@@ -30,9 +30,17 @@ impl Backoff {
     pub(crate) fn delay(&self, failures: u32, jitter: f64) -> Duration {
         let nominal = self.nominal(failures);
         let half = nominal / 2;
-        // `mul_f64` panics on a result above `Duration::MAX`; half of a
-        // duration times at most 1 stays below it, and NaN becomes 0.
-        half.saturating_add(half.mul_f64(jitter.clamp(0.0, 1.0)))
+        let fraction = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        // Float rounding can push a product past `Duration::MAX` (where
+        // `mul_f64` would panic): convert with a check, and cap at `half`.
+        let extra = Duration::try_from_secs_f64(half.as_secs_f64() * fraction)
+            .unwrap_or(half)
+            .min(half);
+        half.saturating_add(extra)
     }
 }
 
@@ -56,6 +64,27 @@ mod tests {
                 let d = b.delay(n, jitter);
                 assert!(d >= b.nominal(n) / 2 && d <= b.nominal(n), "{d:?}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// Any start, limit, count and jitter: no overflow, and the delay stays
+        /// between half of the nominal delay and all of it.
+        #[test]
+        fn any_setting_stays_in_range(
+            start_ns in 1u64..=u64::MAX,
+            limit_secs in 0u64..=u64::MAX,
+            failures in 0u32..=u32::MAX,
+            jitter in proptest::num::f64::ANY,
+        ) {
+            let start = Duration::from_nanos(start_ns);
+            let limit = start.max(Duration::from_secs(limit_secs));
+            let b = Backoff::new(start, limit);
+            let delay = b.delay(failures, jitter);
+            proptest::prop_assert!(delay <= b.nominal(failures) && delay >= b.nominal(failures) / 2);
+            proptest::prop_assert!(b.nominal(failures) <= limit);
         }
     }
 }

@@ -281,3 +281,64 @@ mod tests {
         assert!(matches!(extreme.decide(attempt), Decision::Retry { .. }));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            Just(Duration::ZERO),
+            Just(Duration::MAX),
+            (0u64..=u64::MAX, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+            (0u64..100_000).prop_map(Duration::from_millis),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// Any settings, any counts, any `Retry-After`: a decision, never a
+        /// panic, and a wait within the backoff limit or the `Retry-After` limit.
+        #[test]
+        fn any_input_gives_a_bounded_decision(
+            max_attempts in 1u32..=u32::MAX,
+            start in duration(),
+            extra in duration(),
+            retry_after_limit in duration(),
+            retry_after in proptest::option::of(duration()),
+            status in 0u16..1000,
+            attempts in 0u32..=u32::MAX,
+            consecutive_failures in 0u32..=u32::MAX,
+            consecutive_dead_letters in 0u32..=u32::MAX,
+            failing_for in duration(),
+            jitter in proptest::num::f64::ANY,
+            parallel in 0usize..=usize::MAX,
+            dead_letters in proptest::option::of(1u32..=u32::MAX),
+            failing_limit in proptest::option::of(duration()),
+        ) {
+            let start = start.max(Duration::from_nanos(1));
+            let limit = start.saturating_add(extra);
+            let policy = RetryPolicy {
+                max_attempts,
+                backoff: Backoff::new(start, limit),
+                retry_after_limit,
+                auto_disable: AutoDisable { dead_letters, failing_for: failing_limit },
+                order: DeliveryOrder::from_max_in_flight(parallel),
+            };
+            let failure = Failure::Status { status, retry_after };
+            let decision = policy.decide(FailedAttempt {
+                failure: &failure,
+                attempts,
+                consecutive_failures,
+                consecutive_dead_letters,
+                failing_for,
+                jitter,
+            });
+            if let Decision::Retry { after, .. } = decision {
+                prop_assert!(after <= limit.max(retry_after_limit));
+            }
+        }
+    }
+}

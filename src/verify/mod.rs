@@ -139,3 +139,62 @@ fn check_fresh(timestamp: i64, now: i64, tolerance: Duration) -> Result<(), Veri
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn verifiers() -> Vec<Box<dyn Verifier>> {
+        let standard = StandardVerifier::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+            .unwrap_or_else(|e| panic!("{e}"));
+        vec![
+            Box::new(LegacyVerifier::new("k")),
+            Box::new(LegacyVerifier::new("k").require_timestamp()),
+            Box::new(standard),
+        ]
+    }
+
+    fn header_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("webhook-id".to_owned()),
+            Just("webhook-timestamp".to_owned()),
+            Just("webhook-signature".to_owned()),
+            Just("x-webhooks-signature".to_owned()),
+            Just("x-webhooks-timestamp".to_owned()),
+            Just("x-webhooks-delivery".to_owned()),
+            "[a-z-]{1,12}",
+        ]
+    }
+
+    fn header_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "v[0-9],[A-Za-z0-9+/=]{0,60}( v1,[A-Za-z0-9+/=]{0,60}){0,3}",
+            "sha256:[0-9a-v]{0,60}",
+            "-?[0-9]{1,22}",
+            ".{0,80}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// Any headers, body and clock: an answer, never a panic.
+        #[test]
+        fn any_request_is_answered(
+            headers in proptest::collection::vec((header_name(), header_value()), 0..6),
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+            now in any::<i64>(),
+        ) {
+            for verifier in verifiers() {
+                let _ = verifier.verify_at(&headers, &body, now);
+            }
+        }
+
+        /// Any timestamp against any clock and tolerance.
+        #[test]
+        fn freshness_never_overflows(timestamp in any::<i64>(), now in any::<i64>(), secs in any::<u64>()) {
+            let _ = check_fresh(timestamp, now, Duration::from_secs(secs));
+        }
+    }
+}

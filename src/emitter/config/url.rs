@@ -203,3 +203,45 @@ mod tests {
         assert_eq!(v6.https_host.as_deref(), Some("[::1]:8443"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// Any text: parsed or refused, never a panic; what is shown of it
+        /// never holds a password.
+        #[test]
+        fn any_text_is_parsed_or_refused(raw in ".{0,80}") {
+            let _ = parse(&raw, None);
+            let _ = parse(&raw, Some("http://base.example/v1"));
+        }
+
+        /// URLs with credentials made of any characters: when accepted, the
+        /// display form and the URI awc gets carry neither user nor password.
+        #[test]
+        fn credentials_never_reach_the_display(
+            user in "[a-zA-Z0-9]{1,8}",
+            password in "[ -~]{1,16}",
+            path in "(/[a-z]{0,6}){0,3}",
+        ) {
+            let marker = format!("zq{password}qz");
+            // Upper case: no part of the host or the path can spell it.
+            let user = format!("UU{user}UU");
+            let raw = format!("http://{user}:{marker}@example.com{path}");
+            let shown = match parse(&raw, None) {
+                Ok(target) => {
+                    prop_assert!(!target.uri.to_string().contains(&marker));
+                    target.display
+                }
+                Err(ConfigError::InvalidUrl { url, .. }) => url,
+                Err(other) => return Err(TestCaseError::fail(other.to_string())),
+            };
+            prop_assert!(!shown.contains(&marker), "{shown}");
+            prop_assert!(!shown.contains(&user), "{shown}");
+        }
+    }
+}

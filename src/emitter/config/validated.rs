@@ -473,3 +473,40 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// Any additional header: refused, or accepted with a value that
+        /// cannot break the request (no CR, LF or NUL).
+        #[test]
+        fn any_additional_header_is_checked(name in ".{0,20}", value in ".{0,40}") {
+            let config = Config::new("http://127.0.0.1:1/").additional_header(name, value);
+            if let Ok(valid) = config.validate(&Defaults::default()) {
+                for (_, value) in &valid.additional_headers {
+                    prop_assert!(!value.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0)));
+                }
+            }
+        }
+
+        /// Any header identifier, secret and credentials: checked, never a panic.
+        #[test]
+        fn any_identifier_secret_and_credentials(
+            identifier in ".{0,12}",
+            secret in ".{0,40}",
+            token in ".{0,20}",
+        ) {
+            let _ = Config::new("http://127.0.0.1:1/")
+                .header_identifier(identifier)
+                .standard_webhooks(secret.clone())
+                .secret(secret)
+                .bearer_token(token)
+                .validate(&Defaults::default());
+        }
+    }
+}
