@@ -85,16 +85,17 @@ pub mod verify;
 pub use delivery::{Failure, SsrfGuard};
 
 /// Property tests everywhere use this: a fixed seed and a bounded number of
-/// cases, so that CI runs are repeatable and short. `PROPTEST_CASES` raises it.
+/// cases, so that CI runs are repeatable and short. `PROPTEST_CASES` raises the
+/// count and `PROPTEST_SEED` picks another seed, for longer hunts.
 #[cfg(test)]
 pub(crate) fn proptest_config() -> proptest::test_runner::Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(256);
+    fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+        std::env::var(name).ok().and_then(|v| v.parse().ok())
+    }
     proptest::test_runner::Config {
-        cases,
+        cases: env("PROPTEST_CASES").unwrap_or(256),
         rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(env("PROPTEST_SEED").unwrap_or(0x5eed)),
         failure_persistence: None,
         ..proptest::test_runner::Config::default()
     }

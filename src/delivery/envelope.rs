@@ -1,6 +1,8 @@
 //! The body sent for an event: its payload as is (Elixir), or wrapped in an
 //! envelope with `Config::envelope()`.
 
+use std::time::UNIX_EPOCH;
+
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -25,7 +27,8 @@ pub(crate) fn body_for(envelope: bool, event: &Event) -> Result<Bytes, serde_jso
     }
     let wrapped = Envelope {
         id: event.request_id().as_str(),
-        timestamp: humantime::format_rfc3339_millis(event.emitted_at()).to_string(),
+        // humantime panics on a time before 1970 (a clock set wrong).
+        timestamp: humantime::format_rfc3339_millis(event.emitted_at().max(UNIX_EPOCH)).to_string(),
         event: event.name(),
         data: serde_json::from_slice(event.payload())?,
     };
