@@ -104,7 +104,7 @@ impl Handler<SetPaused> for Worker {
         }
         let state = if paused { "paused" } else { "resumed" };
         tracing::info!(parent: &self.span, paused, queued = self.queue.len(), "emitter {state}");
-        self.pump(ctx);
+        self.resume(ctx);
     }
 }
 

@@ -152,8 +152,9 @@ impl Worker {
         self.reporter.emitter_id()
     }
 
-    /// Sends what can be sent: ready events first, oldest first, then new ones
-    /// up to the limit.
+    /// Starts new events up to the limit (or wakes `Drain` callers when there
+    /// is nothing left). Events already started are sent again by whoever
+    /// makes them ready: their retry timer, or `resume`.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if self.queue.len() == 0 {
             self.drain_waiters.drain(..).for_each(|waiter| {
@@ -161,6 +162,20 @@ impl Worker {
             });
             return;
         }
+        if self.paused {
+            return;
+        }
+        while self.active.len() < self.config.retry.order.max_active() {
+            let Some(started) = self.queue.start_next() else {
+                break;
+            };
+            self.start(started.ticket, started.event, ctx);
+        }
+    }
+
+    /// After a pause: sends the started events that were held, oldest first,
+    /// then new ones.
+    fn resume(&mut self, ctx: &mut Context<Self>) {
         if self.paused {
             return;
         }
@@ -173,12 +188,7 @@ impl Worker {
         for ticket in ready {
             self.send(ticket, ctx);
         }
-        while self.active.len() < self.config.retry.order.max_active() {
-            let Some(started) = self.queue.start_next() else {
-                break;
-            };
-            self.start(started.ticket, started.event, ctx);
-        }
+        self.pump(ctx);
     }
 
     fn start(&mut self, ticket: Ticket, event: Arc<Event>, ctx: &mut Context<Self>) {
@@ -311,7 +321,9 @@ impl Worker {
                 self.reporter.report(&event, outcome);
                 let timer = ctx.run_later(after, move |worker, ctx| {
                     worker.set_step(ticket, Step::Ready);
-                    worker.pump(ctx);
+                    if !worker.paused {
+                        worker.send(ticket, ctx);
+                    }
                 });
                 self.set_step(ticket, Step::Waiting(timer));
                 self.pause_if(&event, pause);
