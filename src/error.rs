@@ -185,6 +185,12 @@ pub enum EmitError {
     /// `shutdown` was called; new events are refused.
     #[error("the emitter is shutting down; event refused")]
     ShuttingDown,
+    /// The durable store cannot be written: `emit_durable` could not put the
+    /// event on disk (it is still queued in memory), or `emit` refuses new
+    /// events until the store recovers.
+    #[cfg(feature = "emitter")]
+    #[error("the store cannot be written: {0}")]
+    Store(crate::store::StoreError),
     /// The actor system behind the handle has stopped.
     #[error("the emitter's actor system is not running")]
     NotRunning,
@@ -215,6 +221,16 @@ pub enum ControlError {
         /// The emitter's id.
         id: String,
     },
+    /// `discard_orphans` was given an id that is attached: detach it instead.
+    #[error("emitter `{id}` is attached; detach it to remove its stored events")]
+    Attached {
+        /// The emitter's id.
+        id: String,
+    },
+    /// The durable store could not answer.
+    #[cfg(feature = "emitter")]
+    #[error("the store failed: {0}")]
+    Store(crate::store::StoreError),
     /// The emitter's actor crashed while answering (a bug; see the logs). It
     /// is restarted: the call can be made again.
     #[error("emitter `{id}` crashed while answering; it is being restarted")]

@@ -59,6 +59,8 @@
 //! │   └── event.rs, dead_letter.rs, report.rs, stats.rs, shutdown.rs, …
 //! ├── delivery/        one HTTP attempt: client, signed request, envelope,
 //! │                    Retry-After, per-thread driver, TLS, SSRF guard
+//! ├── store/           durable stores behind the queue boundary: the
+//! │                    embedded journal (redb), its writer thread
 //! ├── sse/             Server-Sent Events (feature `sse`): broadcaster
 //! │                    actor, actix-web endpoint, frames
 //! └── verify/          the receiving side (feature `verify`): verifiers,
@@ -78,6 +80,8 @@ mod redact;
 mod signing;
 #[cfg(feature = "sse")]
 pub mod sse;
+#[cfg(feature = "emitter")]
+mod store;
 #[cfg(feature = "verify")]
 pub mod verify;
 
@@ -106,12 +110,12 @@ pub use emitter::test_hooks as __test_hooks;
 #[cfg(feature = "emitter")]
 pub use emitter::{
     Config, DeadLetter, DeadLetterReason, DeliveryReport, DropReason, EmitterDeadLetter,
-    EmitterStats, Event, Outcome, PauseReason, RequestId, ShutdownReport, TestDelivery,
-    Undelivered, WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_BACKOFF_LIMIT,
-    DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_MAX_PAYLOAD_BYTES,
-    DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, MAX_REQUEST_ID_LEN,
-    TEST_EVENT,
+    EmitterStats, Event, Outcome, PauseReason, RequestId, ShutdownReport, StoredEvents,
+    TestDelivery, Undelivered, WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_BACKOFF_LIMIT,
+    DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_DURABLE_QUEUE_CAPACITY,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER_LIMIT,
+    ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, MAX_REQUEST_ID_LEN, TEST_EVENT,
 };
 pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError};
 pub use signing::headers::{
@@ -122,3 +126,5 @@ pub use signing::legacy::{sign, sign_timestamped, SIGNATURE_PREFIX};
 pub use signing::standard::{
     parse_standard_secret, sign_standard, MIN_STANDARD_KEY_BYTES, STANDARD_SECRET_PREFIX,
 };
+#[cfg(feature = "emitter")]
+pub use store::{Journal, JournalOptions, Store, StoreError};

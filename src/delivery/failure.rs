@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Why one attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Failure {
     /// The endpoint answered with a status outside 2xx. Redirects (3xx) are not

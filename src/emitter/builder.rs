@@ -17,6 +17,7 @@ use crate::emitter::registry::SseLink;
 use crate::emitter::report::DeliveryReport;
 #[cfg(feature = "sse")]
 use crate::sse::{BroadcasterSlot, SseBroadcaster, SseOptions};
+use crate::store::Store;
 
 /// Default largest serialized payload `emit` accepts: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -33,6 +34,7 @@ pub struct WebhooksEmitterBuilder {
     max_payload_bytes: usize,
     report_capacity: usize,
     defaults: Defaults,
+    store: Store,
     #[cfg(feature = "sse")]
     sse: SseOptions,
 }
@@ -43,6 +45,7 @@ impl Default for WebhooksEmitterBuilder {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             report_capacity: DEFAULT_REPORT_CAPACITY,
             defaults: Defaults::default(),
+            store: Store::Memory,
             #[cfg(feature = "sse")]
             sse: SseOptions::default(),
         }
@@ -70,6 +73,27 @@ impl WebhooksEmitterBuilder {
     #[cfg(feature = "sse")]
     pub fn sse(mut self, options: SseOptions) -> Self {
         self.sse = options;
+        self
+    }
+
+    /// Where emitters keep their queues, dead letters and paused state:
+    /// [`Store::Memory`] (the default) or a [`Journal`](crate::Journal), which
+    /// survives crashes and restarts:
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), webhooks_emitter::StoreError> {
+    /// use webhooks_emitter::{Journal, WebhooksEmitter};
+    /// let emitter = WebhooksEmitter::builder()
+    ///     .store(Journal::open("webhooks.redb")?)
+    ///     .start_in_background();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// With a durable store, an emitter's queue bound defaults to 1,000,000
+    /// events, of which only a window is kept in memory.
+    pub fn store(mut self, store: impl Into<Store>) -> Self {
+        self.store = store.into();
+        self.defaults.durable = !matches!(self.store, Store::Memory);
         self
     }
 
@@ -136,12 +160,12 @@ impl WebhooksEmitterBuilder {
                 options,
                 pending: Default::default(),
             };
-            let registry = context.run(Registry::new(reports).with_sse(link));
+            let registry = context.run(Registry::new(reports, self.store.clone()).with_sse(link));
             Actors { registry, sse }
         }
         #[cfg(not(feature = "sse"))]
         Actors {
-            registry: Registry::new(reports).start(),
+            registry: Registry::new(reports, self.store.clone()).start(),
         }
     }
 
@@ -160,6 +184,7 @@ impl WebhooksEmitterBuilder {
                 accepting: AtomicBool::new(true),
                 max_payload_bytes: self.max_payload_bytes,
                 defaults: self.defaults,
+                store: self.store,
                 background,
             }),
         }

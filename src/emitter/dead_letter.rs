@@ -9,7 +9,7 @@ use crate::delivery::Failure;
 use crate::emitter::event::Event;
 
 /// Why an event became a dead letter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum DeadLetterReason {
     /// Every attempt failed; the last failure is kept.
@@ -71,7 +71,13 @@ impl DeadLetters {
     }
 
     /// Stores a new dead letter, evicting the oldest if the store is full.
-    pub(crate) fn push(&mut self, event: Arc<Event>, attempts: u32, reason: DeadLetterReason) {
+    /// Returns it (`None` with a capacity of 0) and the id evicted, if any.
+    pub(crate) fn push(
+        &mut self,
+        event: Arc<Event>,
+        attempts: u32,
+        reason: DeadLetterReason,
+    ) -> (Option<DeadLetter>, Option<u64>) {
         let letter = DeadLetter {
             id: self.next_id,
             event,
@@ -80,13 +86,31 @@ impl DeadLetters {
             at: SystemTime::now(),
         };
         self.next_id = self.next_id.saturating_add(1);
-        self.keep(letter);
+        if self.capacity == 0 {
+            return (None, None);
+        }
+        let evicted = self.keep(letter.clone());
+        (Some(letter), evicted)
     }
 
-    fn keep(&mut self, letter: DeadLetter) {
-        if self.capacity == 0 {
-            return;
-        }
+    /// Takes over dead letters read back from a store, oldest first; returns
+    /// the ids that no longer fit.
+    pub(crate) fn restore(&mut self, letters: Vec<DeadLetter>, next_id: u64) -> Vec<u64> {
+        self.next_id = self.next_id.max(next_id);
+        letters
+            .into_iter()
+            .filter_map(|letter| {
+                if self.capacity == 0 {
+                    return Some(letter.id);
+                }
+                self.keep(letter)
+            })
+            .collect()
+    }
+
+    /// Keeps `letter`; returns the id of the one evicted to make room.
+    fn keep(&mut self, letter: DeadLetter) -> Option<u64> {
+        let mut evicted_id = None;
         if self.letters.len() >= self.capacity {
             if let Some(evicted) = self.letters.pop_front() {
                 tracing::warn!(
@@ -96,9 +120,11 @@ impl DeadLetters {
                     capacity = self.capacity,
                     "dead letter store full; oldest dead letter evicted"
                 );
+                evicted_id = Some(evicted.id);
             }
         }
         self.letters.push_back(letter);
+        evicted_id
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -20,6 +20,13 @@ pub const MAX_REQUEST_ID_LEN: usize = 256;
 pub struct RequestId(Arc<str>);
 
 impl RequestId {
+    /// An id read back from a store, as it was accepted.
+    pub(crate) fn restored(id: &str) -> Self {
+        RequestId(Arc::from(id))
+    }
+}
+
+impl RequestId {
     /// A new random (UUIDv4) id.
     pub fn generate() -> Self {
         let mut buf = uuid::Uuid::encode_buffer();
@@ -92,6 +99,21 @@ impl Event {
             payload,
             request_id,
             emitted_at: SystemTime::now(),
+        }
+    }
+
+    /// An event read back from a store, as it was emitted.
+    pub(crate) fn restored(
+        name: Arc<str>,
+        payload: Bytes,
+        request_id: RequestId,
+        emitted_at: SystemTime,
+    ) -> Self {
+        Event {
+            name,
+            payload,
+            request_id,
+            emitted_at,
         }
     }
 

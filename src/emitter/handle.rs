@@ -24,6 +24,7 @@ use crate::emitter::stats::EmitterStats;
 use crate::emitter::test_delivery::TestDelivery;
 use crate::emitter::worker::{ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Worker};
 use crate::error::{AttachError, ControlError, EmitError};
+use crate::store::Store;
 
 /// The handle to the emitter: attach emitters to event names, emit events,
 /// manage emitters at run time. `Clone + Send + Sync`, and cheap to clone.
@@ -57,6 +58,7 @@ pub(crate) struct Inner {
     pub accepting: AtomicBool,
     pub max_payload_bytes: usize,
     pub defaults: Defaults,
+    pub store: Store,
     /// Present when the actors run on the crate's own thread; stopped on drop.
     pub background: Option<BackgroundSystem>,
 }
@@ -151,22 +153,47 @@ impl WebhooksEmitter {
     /// one if none is. Serializes once, queues, and returns at once: it never
     /// waits on the network. Returns the request id: `request_id` if given (1 to
     /// 256 visible ASCII characters), else a new UUIDv4.
+    ///
+    /// With a durable store the event is on disk within the commit interval
+    /// (2 ms by default); a crash inside it can lose the event, as with
+    /// PostgreSQL's `synchronous_commit = off`. [`emit_durable`](Self::emit_durable)
+    /// waits until it is on disk. While the store cannot be written, `emit`
+    /// returns [`EmitError::Store`].
     pub fn emit<T: Serialize + ?Sized>(
         &self,
         event: &str,
         payload: &T,
         request_id: Option<String>,
     ) -> Result<RequestId, EmitError> {
+        let event = self.new_event(event, payload, request_id)?;
+        let request_id = event.request_id().clone();
+        self.route(Emit {
+            event,
+            durable: None,
+        })?;
+        Ok(request_id)
+    }
+
+    /// Checks and serializes an event, as `emit` and `emit_durable` accept it.
+    pub(crate) fn new_event<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+        request_id: Option<String>,
+    ) -> Result<Arc<Event>, EmitError> {
         self.check_accepting()?;
+        if let Store::Journal(journal) = &self.inner.store {
+            if let Some(error) = journal.failure() {
+                return Err(EmitError::Store(error));
+            }
+        }
         validate_event_name(event)?;
         let request_id = match request_id {
             Some(id) => RequestId::parse(&id)?,
             None => RequestId::generate(),
         };
         let body = self.serialize(payload)?;
-        let event = Event::new(Arc::from(event), body, request_id.clone());
-        self.route(Emit(Arc::new(event)))?;
-        Ok(request_id)
+        Ok(Arc::new(Event::new(Arc::from(event), body, request_id)))
     }
 
     /// Refuses new events once `shutdown` has begun.
@@ -308,7 +335,9 @@ impl WebhooksEmitter {
 
     /// Stops taking events (`emit` returns [`EmitError::ShuttingDown`]), lets
     /// every queue drain until `deadline`, then stops every emitter and says
-    /// what was left undelivered. A background system is stopped afterwards.
+    /// what was left undelivered. With a durable store, what is left stays
+    /// in it (on disk when this returns) for the next start. A background
+    /// system is stopped afterwards.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.inner.accepting.store(false, Ordering::Release);
         let report = self
@@ -319,6 +348,7 @@ impl WebhooksEmitter {
                 drained: false,
                 undelivered: Vec::new(),
                 dead_letters: Vec::new(),
+                stored: Vec::new(),
             });
         #[cfg(feature = "sse")]
         self.stop_sse().await;

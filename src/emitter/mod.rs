@@ -18,6 +18,7 @@ pub(crate) mod backoff;
 pub(crate) mod builder;
 pub(crate) mod config;
 pub(crate) mod dead_letter;
+mod durable;
 pub(crate) mod event;
 pub(crate) mod handle;
 pub(crate) mod queue;
@@ -33,13 +34,13 @@ pub(crate) mod worker;
 pub use builder::{WebhooksEmitterBuilder, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REPORT_CAPACITY};
 pub use config::{
     Config, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,
-    DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL,
+    DEFAULT_DURABLE_QUEUE_CAPACITY, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL,
 };
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
 pub use handle::WebhooksEmitter;
 pub use report::{DeliveryReport, DropReason, Outcome, PauseReason};
-pub use shutdown::{EmitterDeadLetter, ShutdownReport, Undelivered};
+pub use shutdown::{EmitterDeadLetter, ShutdownReport, StoredEvents, Undelivered};
 pub use stats::EmitterStats;
 pub use test_delivery::{TestDelivery, TEST_EVENT};

@@ -1,5 +1,5 @@
 //! The emitter's queue behind a small boundary (push, start, ack, fail), so
-//! that a durable store can replace the in-memory one without touching the
+//! that a durable store replaces the in-memory one without touching the
 //! worker's state machine.
 //!
 //! The queue owns the events waiting to start. Once started, an event belongs
@@ -11,38 +11,90 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
+use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
+use crate::store::durable::DurableAck;
+use crate::store::journal::queue::JournalQueue;
 
 /// Identifies a started event until it is acked or failed. Tickets increase in
 /// the order events are started, which is their emit order.
 pub(crate) type Ticket = u64;
 
-/// An event handed to the worker.
+/// An event handed to the worker, with the attempts it already had (a stored
+/// event resumed after a restart).
 #[derive(Debug)]
 pub(crate) struct Started {
     pub ticket: Ticket,
     pub event: Arc<Event>,
+    pub attempts: u32,
 }
 
-/// A FIFO of events waiting for one emitter.
+/// An event a full queue gave back.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub event: Arc<Event>,
+    pub durable: Option<DurableAck>,
+}
+
+/// What a detached emitter's queue held.
+pub(crate) enum Drained {
+    /// In memory: the waiting events (the worker adds the started ones).
+    Waiting(Vec<Arc<Event>>),
+    /// In a store: every stored event, started ones included, once removed.
+    Stored(BoxFuture<'static, Vec<Arc<Event>>>),
+}
+
+/// A FIFO of events for one emitter. The methods about persistence do nothing
+/// in memory.
 pub(crate) trait EventQueue {
     /// Appends an event, or gives it back if the queue is full (started
-    /// events count towards the bound).
-    fn push(&mut self, event: Arc<Event>) -> Result<(), Arc<Event>>;
-    /// Starts the oldest waiting event.
+    /// events count towards the bound). `durable` is told once it is safe.
+    fn push(&mut self, event: Arc<Event>, durable: Option<DurableAck>) -> Result<(), Refused>;
+    /// Starts the oldest waiting event (`None` also while stored events are
+    /// being read back).
     fn start_next(&mut self) -> Option<Started>;
+    /// A started event failed an attempt; it had `attempts` so far.
+    fn attempted(&mut self, _ticket: Ticket, _attempts: u32) {}
     /// A started event was delivered.
     fn ack(&mut self, ticket: Ticket);
-    /// A started event was given up (it became a dead letter).
-    fn fail(&mut self, ticket: Ticket);
+    /// An event was given up: a started one (`ticket`), or one that never got
+    /// in (queue full). It is kept as `letter` (`None` when dead letters are
+    /// not kept).
+    fn fail(
+        &mut self,
+        ticket: Option<Ticket>,
+        letter: Option<&DeadLetter>,
+        durable: Option<DurableAck>,
+    );
+    /// Dead letters evicted to make room.
+    fn evict_dead_letters(&mut self, _ids: Vec<u64>) {}
+    /// Dead letters back at the tail (the caller checked there is room).
+    fn redeliver(&mut self, letters: Vec<DeadLetter>);
+    /// The emitter was paused or resumed.
+    fn set_paused(&mut self, _paused: bool) {}
     /// Events waiting to start.
     fn waiting(&self) -> usize;
     /// Events held: waiting, or started and not yet acked or failed.
     fn len(&self) -> usize;
     /// How many more events `push` would take now.
     fn room(&self) -> usize;
-    /// Removes and returns the waiting events, oldest first.
-    fn drain_waiting(&mut self) -> Vec<Arc<Event>>;
+    /// Events held in a store (0 in memory).
+    fn stored(&self) -> usize {
+        0
+    }
+    /// Removes every event, for a detach.
+    fn drain(&mut self) -> Drained;
+    /// Whether events live in a durable store (they stay there at shutdown,
+    /// and a crashed worker's successor recovers them).
+    fn durable(&self) -> bool {
+        false
+    }
+    /// The journal's queue, for the writer's notices.
+    fn as_journal(&mut self) -> Option<&mut JournalQueue> {
+        None
+    }
 }
 
 /// The in-memory queue: a bounded `VecDeque` of waiting events.
@@ -67,11 +119,15 @@ impl MemoryQueue {
 }
 
 impl EventQueue for MemoryQueue {
-    fn push(&mut self, event: Arc<Event>) -> Result<(), Arc<Event>> {
+    fn push(&mut self, event: Arc<Event>, durable: Option<DurableAck>) -> Result<(), Refused> {
         if self.len() >= self.capacity {
-            return Err(event);
+            return Err(Refused { event, durable });
         }
         self.waiting.push_back(event);
+        // In memory, queued is as safe as it gets.
+        if let Some(durable) = durable {
+            durable.done();
+        }
         Ok(())
     }
 
@@ -80,15 +136,33 @@ impl EventQueue for MemoryQueue {
         let ticket = self.next_ticket;
         self.next_ticket = self.next_ticket.wrapping_add(1);
         self.started += 1;
-        Some(Started { ticket, event })
+        Some(Started {
+            ticket,
+            event,
+            attempts: 0,
+        })
     }
 
     fn ack(&mut self, _: Ticket) {
         self.started = self.started.saturating_sub(1);
     }
 
-    fn fail(&mut self, _: Ticket) {
-        self.started = self.started.saturating_sub(1);
+    fn fail(
+        &mut self,
+        ticket: Option<Ticket>,
+        _: Option<&DeadLetter>,
+        durable: Option<DurableAck>,
+    ) {
+        if ticket.is_some() {
+            self.started = self.started.saturating_sub(1);
+        }
+        if let Some(durable) = durable {
+            durable.done();
+        }
+    }
+
+    fn redeliver(&mut self, letters: Vec<DeadLetter>) {
+        self.waiting.extend(letters.into_iter().map(|l| l.event));
     }
 
     fn waiting(&self) -> usize {
@@ -103,8 +177,8 @@ impl EventQueue for MemoryQueue {
         self.capacity.saturating_sub(self.len())
     }
 
-    fn drain_waiting(&mut self) -> Vec<Arc<Event>> {
-        self.waiting.drain(..).collect()
+    fn drain(&mut self) -> Drained {
+        Drained::Waiting(self.waiting.drain(..).collect())
     }
 }
 
@@ -125,10 +199,10 @@ mod tests {
     fn started_events_count_until_acked() {
         let mut queue = MemoryQueue::new(3);
         for n in 0..3 {
-            assert!(queue.push(event(n)).is_ok());
+            assert!(queue.push(event(n), None).is_ok());
         }
         assert!(
-            queue.push(event(9)).is_err(),
+            queue.push(event(9), None).is_err(),
             "bounded, started ones included"
         );
         let first = queue.start_next().map(|s| s.ticket);
@@ -137,14 +211,11 @@ mod tests {
         assert_eq!((queue.len(), queue.waiting()), (3, 1));
         queue.ack(second.unwrap_or_default());
         assert_eq!(queue.len(), 2);
-        assert!(queue.push(event(3)).is_ok());
-        let drained: Vec<u8> = queue
-            .drain_waiting()
-            .iter()
-            .map(|e| e.payload()[0])
-            .collect();
+        assert!(queue.push(event(3), None).is_ok());
+        let Drained::Waiting(drained) = queue.drain() else {
+            unreachable!("memory queues drain at once")
+        };
+        let drained: Vec<u8> = drained.iter().map(|e| e.payload()[0]).collect();
         assert_eq!(drained, [2, 3]);
-        queue.fail(first.unwrap_or_default());
-        assert_eq!(queue.len(), 0);
     }
 }

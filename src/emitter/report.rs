@@ -58,6 +58,13 @@ pub enum Outcome {
         /// Why the emitter went away.
         reason: DropReason,
     },
+    /// The event could not be written to the store (disk full, I/O error). It
+    /// stays queued in memory and is delivered as usual; the write is tried
+    /// again until the store recovers, but a crash before then loses it.
+    NotStored {
+        /// What the store said.
+        error: crate::store::StoreError,
+    },
     /// The emitter paused itself; the report's event is the one that caused
     /// it, kept in the queue. `restart` resumes deliveries.
     EmitterPaused {

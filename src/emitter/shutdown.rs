@@ -19,6 +19,18 @@ pub struct ShutdownReport {
     /// [`Outcome::DeadLettered`](crate::Outcome::DeadLettered) when it became
     /// one), oldest first per emitter: in memory, this is their last trace.
     pub dead_letters: Vec<EmitterDeadLetter>,
+    /// With a durable store: events left in it, per emitter, for the next
+    /// start (they are not in `undelivered`: nothing was dropped).
+    pub stored: Vec<StoredEvents>,
+}
+
+/// Events an emitter left in the durable store at shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvents {
+    /// The emitter.
+    pub emitter_id: Arc<str>,
+    /// How many events.
+    pub events: usize,
 }
 
 /// One event that shutdown left undelivered.

@@ -28,4 +28,6 @@ pub struct EmitterStats {
     pub last_latency: Option<Duration>,
     /// Whether deliveries are paused.
     pub paused: bool,
+    /// Events held in the durable store (0 in memory mode).
+    pub stored: usize,
 }

@@ -27,6 +27,9 @@ pub const DEFAULT_BACKOFF_START: Duration = Duration::from_secs(1);
 pub const DEFAULT_BACKOFF_LIMIT: Duration = Duration::from_secs(60);
 /// Default bound of an emitter's queue (events waiting, the one in flight included).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// Default bound of an emitter's queue with a durable store: events wait on
+/// disk, and only a window of them in memory.
+pub const DEFAULT_DURABLE_QUEUE_CAPACITY: usize = 1_000_000;
 /// Default number of dead letters kept per emitter.
 pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = 1_000;
 /// Default longest wait a `Retry-After` header can impose.
@@ -66,7 +69,8 @@ pub struct Config {
     backoff_limit: Duration,
     additional_headers: Vec<(String, Redacted<String>)>,
     allow_insecure: bool,
-    queue_capacity: usize,
+    /// `None`: the default of the store in use.
+    queue_capacity: Option<usize>,
     dead_letter_capacity: usize,
     standard_secrets: Vec<Redacted<String>>,
     timestamped_signature: bool,
@@ -84,6 +88,8 @@ pub struct Config {
 pub(crate) struct Defaults {
     pub base_url: Option<String>,
     pub ssrf_guard: Option<SsrfGuard>,
+    /// A durable store is in use (larger default queue bound).
+    pub durable: bool,
 }
 
 /// Credentials sent in the `authorization` header.
@@ -109,7 +115,7 @@ impl Config {
             backoff_limit: DEFAULT_BACKOFF_LIMIT,
             additional_headers: Vec::new(),
             allow_insecure: false,
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_capacity: None,
             dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
             standard_secrets: Vec::new(),
             timestamped_signature: false,
@@ -278,10 +284,11 @@ impl Config {
         self
     }
 
-    /// Bound of this emitter's queue (default 10,000). An event that arrives when
+    /// Bound of this emitter's queue (default 10,000; 1,000,000 with a durable
+    /// store, which keeps only a window in memory). An event that arrives when
     /// it is full becomes a dead letter with reason "queue full".
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity;
+        self.queue_capacity = Some(capacity);
         self
     }
 

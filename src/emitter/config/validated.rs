@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
 use super::url::{check_literal_target, parse, Target};
-use super::{Auth, Config, Defaults};
+use super::{Auth, Config, Defaults, DEFAULT_DURABLE_QUEUE_CAPACITY, DEFAULT_QUEUE_CAPACITY};
 use crate::delivery::{tls, TargetPolicy};
 use crate::emitter::backoff::Backoff;
 use crate::emitter::retry_policy::{DeliveryOrder, RetryPolicy};
@@ -119,7 +119,11 @@ impl Config {
             envelope: self.envelope,
             target_policy: route.policy,
             tls: route.tls,
-            queue_capacity: self.queue_capacity,
+            queue_capacity: self.queue_capacity.unwrap_or(if defaults.durable {
+                DEFAULT_DURABLE_QUEUE_CAPACITY
+            } else {
+                DEFAULT_QUEUE_CAPACITY
+            }),
             dead_letter_capacity: self.dead_letter_capacity,
         })
     }
@@ -159,7 +163,7 @@ impl Config {
             ("request_timeout", self.request_timeout.is_zero()),
             ("max_retries", self.max_retries == 0),
             ("backoff start", self.backoff_start.is_zero()),
-            ("queue_capacity", self.queue_capacity == 0),
+            ("queue_capacity", self.queue_capacity == Some(0)),
             ("max_in_flight", self.max_in_flight == 0),
             (
                 "auto_disable_after_dead_letters",

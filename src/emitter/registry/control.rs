@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
+use tokio::sync::oneshot;
 
 use super::{stop, Registry};
 use crate::emitter::report::DropReason;
-use crate::emitter::shutdown::{EmitterDeadLetter, ShutdownReport, Undelivered};
+use crate::emitter::shutdown::{EmitterDeadLetter, ShutdownReport, StoredEvents, Undelivered};
 use crate::emitter::stats::EmitterStats;
-use crate::emitter::worker::{Drain, IsPaused, Stats, Worker};
+use crate::emitter::worker::{Drain, IsPaused, Stats, Stopped, Worker};
 use crate::error::ControlError;
+use crate::store::journal::Op;
+use crate::store::{Store, StoreError};
 
 /// A request for the worker of emitter `id`, answered by that worker. Passing
 /// through the registry, a missing emitter is always `UnknownEmitter`.
@@ -146,35 +149,105 @@ impl Handler<Shutdown> for Registry {
                     Some(async move { (id, stop(attached, DropReason::Shutdown).await) })
                 })
                 .collect();
+            let journal = match &registry.store {
+                Store::Journal(journal) => Some(journal.clone()),
+                Store::Memory => None,
+            };
             async move {
-                let mut report = ShutdownReport {
-                    drained,
-                    undelivered: Vec::new(),
-                    dead_letters: Vec::new(),
-                };
-                for (id, stopped) in join_all(stops).await {
-                    let emitter_id: Arc<str> = Arc::from(id);
-                    report
-                        .undelivered
-                        .extend(stopped.queued.into_iter().map(|event| Undelivered {
-                            emitter_id: emitter_id.clone(),
-                            event,
-                        }));
-                    report
-                        .dead_letters
-                        .extend(
-                            stopped
-                                .dead_letters
-                                .into_iter()
-                                .map(|letter| EmitterDeadLetter {
-                                    emitter_id: emitter_id.clone(),
-                                    letter,
-                                }),
-                        );
+                let report = report(drained, join_all(stops).await);
+                // Everything the workers sent the journal is on disk before
+                // shutdown returns.
+                if let Some(journal) = journal {
+                    if let Err(error) = crate::store::journal::flush(&journal).await {
+                        tracing::error!(%error, "journal could not be flushed at shutdown");
+                    }
                 }
                 report
             }
             .into_actor(registry)
         }))
+    }
+}
+
+/// What the stopped emitters left, as a shutdown report.
+fn report(drained: bool, stopped: Vec<(String, Stopped)>) -> ShutdownReport {
+    let mut report = ShutdownReport {
+        drained,
+        undelivered: Vec::new(),
+        dead_letters: Vec::new(),
+        stored: Vec::new(),
+    };
+    for (id, stopped) in stopped {
+        let emitter_id: Arc<str> = Arc::from(id);
+        if stopped.stored > 0 {
+            report.stored.push(StoredEvents {
+                emitter_id: emitter_id.clone(),
+                events: stopped.stored,
+            });
+        }
+        let undelivered = stopped.queued.into_iter().map(|event| Undelivered {
+            emitter_id: emitter_id.clone(),
+            event,
+        });
+        report.undelivered.extend(undelivered);
+        let letters = stopped
+            .dead_letters
+            .into_iter()
+            .map(|letter| EmitterDeadLetter {
+                emitter_id: emitter_id.clone(),
+                letter,
+            });
+        report.dead_letters.extend(letters);
+    }
+    report
+}
+
+/// Stored events of ids that are not attached.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<(String, usize)>, StoreError>")]
+pub(crate) struct Orphans;
+
+impl Handler<Orphans> for Registry {
+    type Result = ResponseFuture<Result<Vec<(String, usize)>, StoreError>>;
+
+    fn handle(&mut self, _: Orphans, _: &mut Context<Self>) -> Self::Result {
+        let Store::Journal(journal) = &self.store else {
+            return Box::pin(async { Ok(Vec::new()) });
+        };
+        let attached = self.emitters.keys().cloned().collect();
+        let (reply, answer) = oneshot::channel();
+        let sent = journal.send(Op::Orphans { attached, reply });
+        Box::pin(async move {
+            sent?;
+            answer.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+}
+
+/// Delete the stored events of an id that is not attached.
+#[derive(Message)]
+#[rtype(result = "Result<usize, ControlError>")]
+pub(crate) struct DiscardOrphans(pub String);
+
+impl Handler<DiscardOrphans> for Registry {
+    type Result = ResponseFuture<Result<usize, ControlError>>;
+
+    fn handle(
+        &mut self,
+        DiscardOrphans(id): DiscardOrphans,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        if self.emitters.contains_key(&id) {
+            return Box::pin(async move { Err(ControlError::Attached { id }) });
+        }
+        let Store::Journal(journal) = &self.store else {
+            return Box::pin(async { Ok(0) });
+        };
+        let (reply, answer) = oneshot::channel();
+        let sent = journal.send(Op::Discard { emitter: id, reply });
+        Box::pin(async move {
+            sent?;
+            Ok(answer.await.unwrap_or(Err(StoreError::Closed))?)
+        })
     }
 }

@@ -15,9 +15,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
-pub(crate) use control::{Flush, Forward, ListRunning, Shutdown, StatsAll};
+pub(crate) use control::{
+    DiscardOrphans, Flush, Forward, ListRunning, Orphans, Shutdown, StatsAll,
+};
 #[cfg(feature = "sse")]
 pub(crate) use supervision::SseLink;
 
@@ -28,6 +30,8 @@ use crate::emitter::worker::{Enqueue, Inheritance, Stop, Worker};
 use crate::error::{AttachError, ControlError};
 #[cfg(feature = "sse")]
 use crate::sse::Publish;
+use crate::store::durable::DurableAck;
+use crate::store::{Store, StoreError};
 
 /// One attached emitter.
 struct Attached {
@@ -40,7 +44,7 @@ struct Attached {
     /// When it was restarted recently, for the crash-loop limit.
     restarts: VecDeque<Instant>,
     /// Events routed while its worker was down, for the successor, in order.
-    pending: Vec<Arc<Event>>,
+    pending: Vec<(Arc<Event>, Option<DurableAck>)>,
 }
 
 /// Where an event name leads.
@@ -55,6 +59,8 @@ pub(crate) struct Registry {
     emitters: HashMap<String, Attached>,
     routes: HashMap<Arc<str>, Vec<Route>>,
     reports: broadcast::Sender<DeliveryReport>,
+    /// Where the workers keep their queues.
+    store: Store,
     /// Every emitted event is published there too, on the topic of its name.
     #[cfg(feature = "sse")]
     sse: Option<SseLink>,
@@ -62,11 +68,12 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(reports: broadcast::Sender<DeliveryReport>) -> Self {
+    pub(crate) fn new(reports: broadcast::Sender<DeliveryReport>, store: Store) -> Self {
         Registry {
             emitters: HashMap::new(),
             routes: HashMap::new(),
             reports,
+            store,
             #[cfg(feature = "sse")]
             sse: None,
             shut_down: false,
@@ -82,6 +89,7 @@ impl Registry {
 
     /// Starts a worker; a successor takes over `inheritance`.
     fn start_worker(
+        &self,
         config: &Arc<ValidatedConfig>,
         reporter: &Reporter,
         generation: u64,
@@ -93,6 +101,7 @@ impl Registry {
             reporter.clone(),
             ctx.address().recipient(),
             generation,
+            self.store.clone(),
         );
         match inheritance {
             Some(inheritance) => worker.inherit(inheritance).start(),
@@ -140,7 +149,7 @@ impl Handler<Attach> for Registry {
         }
         let id: Arc<str> = Arc::from(msg.id.as_str());
         let reporter = Arc::new(Reporter::new(id.clone(), self.reports.clone()));
-        let worker = Self::start_worker(&msg.config, &reporter, 0, None, ctx);
+        let worker = self.start_worker(&msg.config, &reporter, 0, None, ctx);
         let attached = Attached {
             worker,
             events: msg.events,
@@ -163,26 +172,29 @@ impl Handler<Attach> for Registry {
     }
 }
 
-/// Route an event to every worker attached to its name.
+/// Route an event to every worker attached to its name. With `durable`, the
+/// caller is answered once every copy is safe (`emit_durable`).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Emit(pub Arc<Event>);
+pub(crate) struct Emit {
+    pub event: Arc<Event>,
+    pub durable: Option<oneshot::Sender<Result<(), StoreError>>>,
+}
 
 impl Handler<Emit> for Registry {
     type Result = ();
 
-    fn handle(&mut self, Emit(event): Emit, _: &mut Context<Self>) {
-        if let Some(routes) = self.routes.get(event.name()) {
-            for route in routes {
-                if route.worker.connected() {
-                    route
-                        .worker
-                        .do_send(Enqueue::new(event.clone(), route.reporter.clone()));
-                } else if let Some(attached) = self.emitters.get_mut(&*route.id) {
-                    // Its worker crashed; the notice is in our mailbox, and
-                    // the successor gets this event, in order.
-                    attached.pending.push(event.clone());
-                }
+    fn handle(&mut self, Emit { event, durable }: Emit, _: &mut Context<Self>) {
+        let routes = self.routes.get(event.name());
+        let durable = durable.map(|answer| DurableAck::new(routes.map_or(0, Vec::len), answer));
+        for route in routes.into_iter().flatten() {
+            if route.worker.connected() {
+                let enqueue = Enqueue::new(event.clone(), durable.clone(), route.reporter.clone());
+                route.worker.do_send(enqueue);
+            } else if let Some(attached) = self.emitters.get_mut(&*route.id) {
+                // Its worker crashed; the notice is in our mailbox, and the
+                // successor gets this event, in order.
+                attached.pending.push((event.clone(), durable.clone()));
             }
         }
         #[cfg(feature = "sse")]
@@ -226,9 +238,11 @@ impl Handler<Detach> for Registry {
 /// a successor, is returned (and reported as dropped).
 async fn stop(attached: Attached, reason: DropReason) -> crate::emitter::worker::Stopped {
     let mut stopped = attached.worker.send(Stop(reason)).await.unwrap_or_default();
-    for event in &attached.pending {
+    for (event, _) in &attached.pending {
         attached.reporter.report(event, Outcome::Dropped { reason });
     }
-    stopped.queued.extend(attached.pending);
+    stopped
+        .queued
+        .extend(attached.pending.into_iter().map(|(event, _)| event));
     stopped
 }

@@ -48,15 +48,14 @@ impl Handler<WorkerGone> for Registry {
             tracing::error!(emitter = %gone.id, restarts = attached.restarts.len(), window = ?RESTART_WINDOW, "emitter keeps crashing; restarted paused: `restart` it once the cause is fixed");
         }
         attached.generation += 1;
-        let worker = Self::start_worker(
-            &attached.config,
-            &attached.reporter,
-            attached.generation,
-            Some(inheritance),
-            ctx,
-        );
-        for event in attached.pending.drain(..) {
-            worker.do_send(Enqueue::new(event, attached.reporter.clone()));
+        let (config, reporter) = (attached.config.clone(), attached.reporter.clone());
+        let generation = attached.generation;
+        let worker = self.start_worker(&config, &reporter, generation, Some(inheritance), ctx);
+        let Some(attached) = self.emitters.get_mut(&*gone.id) else {
+            return;
+        };
+        for (event, durable) in attached.pending.drain(..) {
+            worker.do_send(Enqueue::new(event, durable, reporter.clone()));
         }
         tracing::error!(emitter = %gone.id, generation = attached.generation, "emitter restarted after a crash");
         for event in &attached.events {

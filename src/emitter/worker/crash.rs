@@ -8,6 +8,7 @@ use actix::prelude::*;
 
 use super::{Inheritance, Worker};
 use crate::emitter::dead_letter::DeadLetters;
+use crate::emitter::queue::Drained;
 use crate::emitter::report::{DropReason, Outcome};
 use crate::error::ControlError;
 
@@ -35,11 +36,19 @@ impl Drop for Worker {
         } else {
             DropReason::Shutdown
         };
-        let mut lost: Vec<_> = std::mem::take(&mut self.active)
-            .into_values()
-            .map(|active| active.event)
-            .collect();
-        lost.extend(self.queue.drain_waiting());
+        // In a durable store the events are safe: the successor (or the next
+        // process) resumes them. In memory they are gone: report each.
+        let mut lost: Vec<_> = Vec::new();
+        if !self.queue.durable() {
+            lost.extend(
+                std::mem::take(&mut self.active)
+                    .into_values()
+                    .map(|a| a.event),
+            );
+            if let Drained::Waiting(waiting) = self.queue.drain() {
+                lost.extend(waiting);
+            }
+        }
         for event in &lost {
             self.reporter.report(event, Outcome::Dropped { reason });
         }

@@ -11,11 +11,13 @@ use super::{Step, Worker};
 use crate::delivery::{envelope, request, Failure};
 use crate::emitter::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::emitter::event::{Event, RequestId};
-use crate::emitter::queue::Ticket;
+use crate::emitter::queue::{Drained, Refused, Ticket};
 use crate::emitter::report::{DropReason, Outcome, Reporter};
 use crate::emitter::stats::EmitterStats;
 use crate::emitter::test_delivery::{TestDelivery, TEST_EVENT};
 use crate::error::ControlError;
+use crate::store::durable::DurableAck;
+use crate::store::StoreError;
 
 /// The result of one attempt, from the driver.
 #[derive(Message)]
@@ -40,33 +42,43 @@ impl Handler<AttemptDone> for Worker {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Enqueue {
-    event: Option<Arc<Event>>,
+    event: Option<(Arc<Event>, Option<DurableAck>)>,
     reporter: Arc<Reporter>,
 }
 
 impl Enqueue {
-    pub(crate) fn new(event: Arc<Event>, reporter: Arc<Reporter>) -> Self {
+    /// `durable` is told once the event is safe (stored, or queued in memory).
+    pub(crate) fn new(
+        event: Arc<Event>,
+        durable: Option<DurableAck>,
+        reporter: Arc<Reporter>,
+    ) -> Self {
         Enqueue {
-            event: Some(event),
+            event: Some((event, durable)),
             reporter,
         }
     }
 
     /// The event, taken out: the message no longer answers for it.
-    pub(crate) fn take(mut self) -> Option<Arc<Event>> {
+    pub(crate) fn take(mut self) -> Option<(Arc<Event>, Option<DurableAck>)> {
         self.event.take()
     }
 }
 
 impl Drop for Enqueue {
     fn drop(&mut self) {
-        if let Some(event) = self.event.take() {
+        if let Some((event, durable)) = self.event.take() {
             let reason = if std::thread::panicking() {
                 DropReason::Crashed
             } else {
                 DropReason::Shutdown
             };
             self.reporter.report(&event, Outcome::Dropped { reason });
+            if let Some(durable) = durable {
+                durable.failed(StoreError::Io {
+                    detail: "the emitter stopped before the event was stored".into(),
+                });
+            }
         }
     }
 }
@@ -75,12 +87,12 @@ impl Handler<Enqueue> for Worker {
     type Result = ();
 
     fn handle(&mut self, message: Enqueue, ctx: &mut Context<Self>) {
-        let Some(event) = message.take() else {
+        let Some((event, durable)) = message.take() else {
             return;
         };
-        if let Err(event) = self.queue.push(event) {
+        if let Err(Refused { event, durable }) = self.queue.push(event, durable) {
             tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), capacity = self.config.queue_capacity, "queue full; event dead-lettered");
-            self.dead_letter(event, 0, DeadLetterReason::QueueFull);
+            self.dead_letter(None, event, 0, DeadLetterReason::QueueFull, durable);
             return;
         }
         self.pump(ctx);
@@ -97,6 +109,8 @@ impl Handler<SetPaused> for Worker {
 
     fn handle(&mut self, SetPaused(paused): SetPaused, ctx: &mut Context<Self>) {
         self.paused = paused;
+        self.paused_by_call = true;
+        self.queue.set_paused(paused);
         if !paused {
             // A restart is a fresh start for auto-disable.
             self.streak.dead_letters = 0;
@@ -124,40 +138,64 @@ impl Handler<IsPaused> for Worker {
 /// What a stopped worker leaves.
 #[derive(Debug, Default)]
 pub(crate) struct Stopped {
-    /// Started events first, oldest first, then waiting ones.
+    /// Started events first, oldest first, then waiting ones; each reported
+    /// as dropped.
     pub queued: Vec<Arc<Event>>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Events left in the durable store (at shutdown).
+    pub stored: usize,
 }
 
-/// Stop the actor; what is still queued is reported as dropped and returned,
-/// with the dead letters.
+/// Stop the actor. In memory, or on detach, what is still queued is reported
+/// as dropped and returned, with the dead letters; at shutdown, a durable
+/// store keeps its events.
 #[derive(Message)]
 #[rtype(result = "Stopped")]
 pub(crate) struct Stop(pub DropReason);
 
 impl Handler<Stop> for Worker {
-    type Result = MessageResult<Stop>;
+    type Result = ResponseFuture<Stopped>;
 
     fn handle(&mut self, Stop(reason): Stop, ctx: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
-        let mut dropped = Vec::with_capacity(self.queue.len());
+        let mut started = Vec::with_capacity(self.active.len());
         for (_, active) in std::mem::take(&mut self.active) {
             if let Step::Waiting(timer) = active.step {
                 ctx.cancel_future(timer);
             }
-            dropped.push(active.event);
-        }
-        dropped.extend(self.queue.drain_waiting());
-        for event in &dropped {
-            self.reporter.report(event, Outcome::Dropped { reason });
-        }
-        if !dropped.is_empty() {
-            tracing::warn!(parent: &self.span, dropped = dropped.len(), ?reason, "emitter stopped with events still queued");
+            started.push(active.event);
         }
         ctx.stop();
-        MessageResult(Stopped {
-            queued: dropped,
-            dead_letters: self.dead_letters.take_all(),
+        let dead_letters = self.dead_letters.take_all();
+        if reason == DropReason::Shutdown && self.queue.durable() {
+            let stored = self.queue.stored();
+            tracing::info!(parent: &self.span, stored, "emitter stopped; its events stay in the store");
+            return Box::pin(async move {
+                Stopped {
+                    queued: Vec::new(),
+                    dead_letters,
+                    stored,
+                }
+            });
+        }
+        let drained = self.queue.drain();
+        let (reporter, span) = (self.reporter.clone(), self.span.clone());
+        Box::pin(async move {
+            let queued = match drained {
+                Drained::Waiting(waiting) => started.into_iter().chain(waiting).collect(),
+                Drained::Stored(all) => all.await,
+            };
+            for event in &queued {
+                reporter.report(event, Outcome::Dropped { reason });
+            }
+            if !queued.is_empty() {
+                tracing::warn!(parent: &span, dropped = queued.len(), ?reason, "emitter stopped with events still queued");
+            }
+            Stopped {
+                queued,
+                dead_letters,
+                stored: 0,
+            }
         })
     }
 }
@@ -222,17 +260,12 @@ impl Handler<Redeliver> for Worker {
                 id: self.id().to_owned(),
             });
         }
-        let letters = match which {
+        let letters: Vec<DeadLetter> = match which {
             Some(id) => self.dead_letters.take(id).into_iter().collect(),
             None => self.dead_letters.take_all(),
         };
         let queued = letters.len();
-        for letter in letters {
-            // Cannot fail: there was room for all of them.
-            if let Err(event) = self.queue.push(letter.event) {
-                self.dead_letter(event, 0, DeadLetterReason::QueueFull);
-            }
-        }
+        self.queue.redeliver(letters);
         tracing::info!(parent: &self.span, queued, "dead letters queued for redelivery");
         self.pump(ctx);
         Ok(queued)
@@ -260,6 +293,7 @@ impl Handler<Stats> for Worker {
             last_status: self.counters.last_status,
             last_latency: self.counters.last_latency,
             paused: self.paused,
+            stored: self.queue.stored(),
         })
     }
 }

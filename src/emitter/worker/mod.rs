@@ -12,6 +12,7 @@
 
 mod crash;
 mod messages;
+mod store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,9 +29,11 @@ use crate::delivery::{client, driver, envelope, request, Failure};
 use crate::emitter::config::ValidatedConfig;
 use crate::emitter::dead_letter::{DeadLetterReason, DeadLetters};
 use crate::emitter::event::Event;
-use crate::emitter::queue::{EventQueue, MemoryQueue, Ticket};
+use crate::emitter::queue::{EventQueue, MemoryQueue, Started, Ticket};
 use crate::emitter::report::{Outcome, PauseReason, Reporter};
 use crate::emitter::retry_policy::{Decision, FailedAttempt};
+use crate::store::durable::DurableAck;
+use crate::store::Store;
 
 pub(crate) use crash::{ArmRequestPanic, Crash, WorkerGone};
 pub(crate) use messages::{
@@ -103,6 +106,10 @@ pub(crate) struct Worker {
     stopping: bool,
     /// Test hook: the next request future panics.
     panic_next_attempt: bool,
+    /// Where the queue lives; a journal's queue is made in `started`.
+    store: Store,
+    /// Paused or resumed by a call since start: stored state must not undo it.
+    paused_by_call: bool,
 }
 
 /// What a worker hands to its successor when it crashes: what lives only in
@@ -118,6 +125,7 @@ impl Worker {
         reporter: Reporter,
         registry: Recipient<WorkerGone>,
         generation: u64,
+        store: Store,
     ) -> Self {
         // At error level, so that the id shows with every event a subscriber
         // records, whatever its level.
@@ -138,6 +146,8 @@ impl Worker {
             generation,
             stopping: false,
             panic_next_attempt: false,
+            store,
+            paused_by_call: false,
         }
     }
 
@@ -169,7 +179,7 @@ impl Worker {
             let Some(started) = self.queue.start_next() else {
                 break;
             };
-            self.start(started.ticket, started.event, ctx);
+            self.start(started, ctx);
         }
     }
 
@@ -191,21 +201,27 @@ impl Worker {
         self.pump(ctx);
     }
 
-    fn start(&mut self, ticket: Ticket, event: Arc<Event>, ctx: &mut Context<Self>) {
+    fn start(&mut self, started: Started, ctx: &mut Context<Self>) {
+        let Started {
+            ticket,
+            event,
+            attempts,
+        } = started;
         let body = match envelope::body_for(self.config.envelope, &event) {
             Ok(body) => body,
             Err(error) => {
-                // Only a payload that is not JSON gets here; `emit` lets none through.
+                // Only a payload that is not JSON gets here (a damaged stored
+                // record): `emit` lets none through.
                 let failure = Failure::Request(format!("payload is not JSON: {error}"));
-                self.queue.fail(ticket);
-                self.dead_letter(event, 0, DeadLetterReason::NotRetryable { failure });
+                let reason = DeadLetterReason::NotRetryable { failure };
+                self.dead_letter(Some(ticket), event, attempts, reason, None);
                 return;
             }
         };
         let active = Active {
             event,
             body,
-            attempts: 0,
+            attempts,
             step: Step::Ready,
         };
         self.active.insert(ticket, active);
@@ -312,6 +328,7 @@ impl Worker {
                 self.pause_self(&event, reason);
             }
             Decision::Retry { after, pause } => {
+                self.queue.attempted(ticket, attempts);
                 tracing::warn!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempt = attempts, %failure, retry_in = ?after, "attempt failed; will retry");
                 let outcome = Outcome::AttemptFailed {
                     attempt: attempts,
@@ -330,10 +347,9 @@ impl Worker {
             }
             Decision::DeadLetter { reason, pause } => {
                 self.active.remove(&ticket);
-                self.queue.fail(ticket);
                 tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempts, %failure, "event dead-lettered");
                 self.streak.dead_letters = self.streak.dead_letters.saturating_add(1);
-                self.dead_letter(event.clone(), attempts, reason);
+                self.dead_letter(Some(ticket), event.clone(), attempts, reason, None);
                 self.pause_if(&event, pause);
             }
         }
@@ -345,16 +361,24 @@ impl Worker {
         }
     }
 
-    fn dead_letter(&mut self, event: Arc<Event>, attempts: u32, reason: DeadLetterReason) {
+    /// Gives up on an event: a started one (`ticket`) or one that never got in.
+    fn dead_letter(
+        &mut self,
+        ticket: Option<Ticket>,
+        event: Arc<Event>,
+        attempts: u32,
+        reason: DeadLetterReason,
+        durable: Option<DurableAck>,
+    ) {
         self.counters.dead_lettered += 1;
-        self.reporter.report(
-            &event,
-            Outcome::DeadLettered {
-                attempts,
-                reason: reason.clone(),
-            },
-        );
-        self.dead_letters.push(event, attempts, reason);
+        let outcome = Outcome::DeadLettered {
+            attempts,
+            reason: reason.clone(),
+        };
+        self.reporter.report(&event, outcome);
+        let (letter, evicted) = self.dead_letters.push(event, attempts, reason);
+        self.queue.fail(ticket, letter.as_ref(), durable);
+        self.queue.evict_dead_letters(evicted.into_iter().collect());
     }
 
     fn pause_if(&mut self, event: &Arc<Event>, reason: Option<PauseReason>) {
@@ -367,6 +391,7 @@ impl Worker {
 
     fn pause_self(&mut self, event: &Arc<Event>, reason: PauseReason) {
         self.paused = true;
+        self.queue.set_paused(true);
         tracing::warn!(parent: &self.span, url = %self.config.display_url, ?reason, "emitter paused itself; restart it to resume");
         self.reporter
             .report(event, Outcome::EmitterPaused { reason });
@@ -392,6 +417,7 @@ impl Actor for Worker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.client = Some(client::build_client(&self.config));
+        self.open_store(ctx);
         tracing::info!(parent: &self.span, url = %self.config.display_url, "emitter started");
         self.pump(ctx);
     }

@@ -1,0 +1,74 @@
+//! The handle's durable side: `emit_durable`, and the stored events of ids
+//! that are not attached (orphans).
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::emitter::event::RequestId;
+use crate::emitter::registry::{DiscardOrphans, Emit, Orphans};
+use crate::emitter::WebhooksEmitter;
+use crate::error::{ControlError, EmitError};
+use crate::store::StoreError;
+
+impl WebhooksEmitter {
+    /// Like [`emit`](Self::emit), but returns once the event is on disk at
+    /// every emitter attached to it (with a durable store), or queued (in
+    /// memory). An event whose `emit_durable` returned `Ok` is delivered at
+    /// least once even if the process is killed at any instant afterwards, as
+    /// long as it restarts on the same journal and attaches the same emitters.
+    ///
+    /// Fails with [`EmitError::Store`] if the journal cannot be written; the
+    /// event is then still queued in memory and delivered, but not safe from a
+    /// crash.
+    pub async fn emit_durable<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+        request_id: Option<String>,
+    ) -> Result<RequestId, EmitError> {
+        let event = self.new_event(event, payload, request_id)?;
+        let request_id = event.request_id().clone();
+        let (reply, stored) = oneshot::channel();
+        self.route(Emit {
+            event,
+            durable: Some(reply),
+        })?;
+        match stored.await {
+            Ok(Ok(())) => Ok(request_id),
+            Ok(Err(error)) => Err(EmitError::Store(error)),
+            Err(_) => Err(EmitError::NotRunning),
+        }
+    }
+
+    /// Stored events (and dead letters) of emitter ids that are not attached,
+    /// per id, sorted: what a previous run left for emitters this one has not
+    /// attached (yet). Empty in memory mode.
+    pub async fn orphans(&self) -> Vec<(String, usize)> {
+        match self.inner.actors.registry.send(Orphans).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "could not read the store's orphans");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Deletes the stored events and dead letters of emitter `id`, which must
+    /// not be attached; returns how many were deleted (0 in memory mode).
+    pub async fn discard_orphans(&self, id: &str) -> Result<usize, ControlError> {
+        self.inner
+            .actors
+            .registry
+            .send(DiscardOrphans(id.to_owned()))
+            .await
+            .map_err(|_| ControlError::NotRunning)?
+    }
+}
+
+/// A store failure as a control error.
+impl From<StoreError> for ControlError {
+    fn from(error: StoreError) -> Self {
+        ControlError::Store(error)
+    }
+}

@@ -1,0 +1,60 @@
+//! The worker's side of a durable store: opening its queue, resuming the
+//! stored state, and what the journal's writer tells it.
+
+use actix::prelude::*;
+
+use super::Worker;
+use crate::emitter::report::Outcome;
+use crate::store::journal::queue::{Consequence, JournalQueue};
+use crate::store::journal::Notice;
+use crate::store::Store;
+
+impl Worker {
+    /// With a journal, the queue is the journal's: it asks for the stored
+    /// state at once, and this worker gets the writer's notices.
+    pub(super) fn open_store(&mut self, ctx: &mut Context<Self>) {
+        if let Store::Journal(journal) = &self.store {
+            self.queue = Box::new(JournalQueue::recover(
+                journal.clone(),
+                self.reporter.emitter_id().clone(),
+                self.config.queue_capacity,
+                ctx.address().recipient(),
+            ));
+        }
+    }
+}
+
+impl Handler<Notice> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice, ctx: &mut Context<Self>) {
+        let Some(queue) = self.queue.as_journal() else {
+            return;
+        };
+        match queue.notice(notice) {
+            Consequence::Nothing => {}
+            Consequence::Recovered {
+                paused,
+                dead_letters,
+                next_dead_letter,
+            } => {
+                if !self.paused_by_call {
+                    self.paused = paused;
+                }
+                let kept = dead_letters.len();
+                let evicted = self.dead_letters.restore(dead_letters, next_dead_letter);
+                self.queue.evict_dead_letters(evicted);
+                tracing::info!(parent: &self.span, stored = self.queue.stored(), dead_letters = kept, paused = self.paused, "emitter resumed from the journal");
+            }
+            Consequence::NotStored { events, error } => {
+                for event in &events {
+                    let outcome = Outcome::NotStored {
+                        error: error.clone(),
+                    };
+                    self.reporter.report(event, outcome);
+                }
+            }
+        }
+        self.pump(ctx);
+    }
+}

@@ -1,0 +1,58 @@
+//! What `emit_durable` waits on: one acknowledgement per emit, done once every
+//! emitter that received the event has it on disk (or, in memory mode, queued).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::oneshot;
+
+use crate::store::StoreError;
+
+/// Shared by the copies of one event at each emitter.
+#[derive(Debug, Clone)]
+pub(crate) struct DurableAck(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    remaining: AtomicUsize,
+    answer: Mutex<Option<oneshot::Sender<Result<(), StoreError>>>>,
+}
+
+impl DurableAck {
+    /// An acknowledgement answering `answer` after `copies` confirmations;
+    /// with none, at once.
+    pub(crate) fn new(copies: usize, answer: oneshot::Sender<Result<(), StoreError>>) -> Self {
+        let ack = DurableAck(Arc::new(Shared {
+            remaining: AtomicUsize::new(copies),
+            answer: Mutex::new(Some(answer)),
+        }));
+        if copies == 0 {
+            ack.answer(Ok(()));
+        }
+        ack
+    }
+
+    /// One copy is safe; the last one answers the caller.
+    pub(crate) fn done(&self) {
+        if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.answer(Ok(()));
+        }
+    }
+
+    /// One copy could not be stored: the caller hears it now.
+    pub(crate) fn failed(&self, error: StoreError) {
+        self.answer(Err(error));
+    }
+
+    fn answer(&self, result: Result<(), StoreError>) {
+        let sender = self
+            .0
+            .answer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(result);
+        }
+    }
+}

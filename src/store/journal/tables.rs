@@ -1,0 +1,311 @@
+//! The journal's tables, and what each operation does to them inside one write
+//! transaction. Reads happen in the same transaction, so they see every
+//! operation sent before them.
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `format` | `"version"` | 1 |
+//! | `events` | (emitter id, sequence number) | event record (`records`) |
+//! | `dead_letters` | (emitter id, dead letter id) | dead letter record |
+//! | `emitters` | emitter id | `Meta` as JSON: counts, next ids, paused |
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{
+    Database, ReadableTable, ReadableTableMetadata, Table, TableDefinition, TableHandle,
+    WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+use super::records::{self, StoredEvent};
+use super::Recovery;
+use crate::emitter::dead_letter::DeadLetter;
+use crate::emitter::event::Event;
+use crate::store::StoreError;
+
+const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");
+const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead_letters");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("emitters");
+
+/// The layout this code reads and writes.
+const VERSION: u64 = 1;
+
+/// What the journal keeps about an emitter besides its events.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(super) struct Meta {
+    pub paused: bool,
+    pub events: u64,
+    pub dead_letters: u64,
+    pub next_seq: u64,
+    pub next_dead_letter: u64,
+}
+
+/// Opens or creates the file and checks that it is a journal.
+pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    let fail = |e: redb::Error| StoreError::from_redb(path, e);
+    let database = Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| fail(e.into()))?;
+    let txn = database.begin_write().map_err(|e| fail(e.into()))?;
+    let others = txn
+        .list_tables()
+        .map_err(|e| fail(e.into()))?
+        .filter(|t| t.name() != FORMAT.name())
+        .count();
+    {
+        let mut format = txn.open_table(FORMAT).map_err(|e| fail(e.into()))?;
+        let version = format
+            .get("version")
+            .map_err(|e| fail(e.into()))?
+            .map(|v| v.value());
+        match version {
+            Some(VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::NotAJournal {
+                    path: path.display().to_string(),
+                    detail: format!("journal format {other}; this version reads format {VERSION}"),
+                })
+            }
+            None if others > 0 => {
+                return Err(StoreError::NotAJournal {
+                    path: path.display().to_string(),
+                    detail: "a redb database of another program".into(),
+                })
+            }
+            None => {
+                format
+                    .insert("version", VERSION)
+                    .map_err(|e| fail(e.into()))?;
+            }
+        }
+    }
+    txn.commit().map_err(|e| fail(e.into()))?;
+    Ok(database)
+}
+
+/// The tables of one write transaction, and the emitters' metadata as the
+/// batch changes it (written back once, at the end).
+pub(super) struct Tables<'txn> {
+    events: Table<'txn, (&'static str, u64), &'static [u8]>,
+    dead: Table<'txn, (&'static str, u64), &'static [u8]>,
+    meta: Table<'txn, &'static str, &'static [u8]>,
+    metas: HashMap<Arc<str>, Meta>,
+}
+
+type DbResult<T> = std::result::Result<T, redb::Error>;
+
+impl<'txn> Tables<'txn> {
+    pub(super) fn open(txn: &'txn WriteTransaction) -> DbResult<Self> {
+        Ok(Tables {
+            events: txn.open_table(EVENTS)?,
+            dead: txn.open_table(DEAD)?,
+            meta: txn.open_table(META)?,
+            metas: HashMap::new(),
+        })
+    }
+
+    fn meta(&mut self, emitter: &Arc<str>) -> DbResult<&mut Meta> {
+        if !self.metas.contains_key(emitter) {
+            let stored = self
+                .meta
+                .get(&**emitter)?
+                .and_then(|v| serde_json::from_slice(v.value()).ok())
+                .unwrap_or_default();
+            self.metas.insert(emitter.clone(), stored);
+        }
+        Ok(self.metas.entry(emitter.clone()).or_default())
+    }
+
+    /// Writes back the metadata the batch changed.
+    pub(super) fn finish(mut self) -> DbResult<()> {
+        for (emitter, meta) in std::mem::take(&mut self.metas) {
+            let is_empty = meta.events == 0 && meta.dead_letters == 0 && !meta.paused;
+            if is_empty {
+                self.meta.remove(&*emitter)?;
+            } else {
+                let json = serde_json::to_vec(&meta).unwrap_or_default();
+                self.meta.insert(&*emitter, json.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn append(&mut self, emitter: &Arc<str>, seq: u64, event: &Event) -> DbResult<()> {
+        let value = records::encode_event(event, 0);
+        let existed = self
+            .events
+            .insert((&**emitter, seq), value.as_slice())?
+            .is_some();
+        let meta = self.meta(emitter)?;
+        if !existed {
+            meta.events += 1;
+        }
+        meta.next_seq = meta.next_seq.max(seq.saturating_add(1));
+        Ok(())
+    }
+
+    pub(super) fn attempted(
+        &mut self,
+        emitter: &Arc<str>,
+        seq: u64,
+        attempts: u32,
+    ) -> DbResult<()> {
+        let updated = match self.events.get((&**emitter, seq))? {
+            Some(value) => records::with_attempts(value.value(), attempts),
+            None => None,
+        };
+        if let Some(updated) = updated {
+            self.events.insert((&**emitter, seq), updated.as_slice())?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn remove_event(&mut self, emitter: &Arc<str>, seq: u64) -> DbResult<()> {
+        if self.events.remove((&**emitter, seq))?.is_some() {
+            let meta = self.meta(emitter)?;
+            meta.events = meta.events.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    pub(super) fn put_dead_letter(
+        &mut self,
+        emitter: &Arc<str>,
+        letter: &DeadLetter,
+    ) -> DbResult<()> {
+        let value = records::encode_dead_letter(letter);
+        let existed = self
+            .dead
+            .insert((&**emitter, letter.id), value.as_slice())?
+            .is_some();
+        let meta = self.meta(emitter)?;
+        if !existed {
+            meta.dead_letters += 1;
+        }
+        meta.next_dead_letter = meta.next_dead_letter.max(letter.id.saturating_add(1));
+        Ok(())
+    }
+
+    pub(super) fn remove_dead_letter(&mut self, emitter: &Arc<str>, id: u64) -> DbResult<()> {
+        if self.dead.remove((&**emitter, id))?.is_some() {
+            let meta = self.meta(emitter)?;
+            meta.dead_letters = meta.dead_letters.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    pub(super) fn set_paused(&mut self, emitter: &Arc<str>, paused: bool) -> DbResult<()> {
+        self.meta(emitter)?.paused = paused;
+        Ok(())
+    }
+
+    /// Stored events with sequence numbers in `(after, through]`, at most `limit`.
+    pub(super) fn load(
+        &self,
+        emitter: &str,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> DbResult<Vec<StoredEvent>> {
+        let mut loaded = Vec::new();
+        if after >= through {
+            return Ok(loaded);
+        }
+        for item in self
+            .events
+            .range((emitter, after + 1)..=(emitter, through))?
+        {
+            if loaded.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            match records::decode_event(key.value().1, value.value()) {
+                Some(stored) => loaded.push(stored),
+                None => {
+                    tracing::error!(emitter, seq = key.value().1, "damaged event record skipped")
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// An emitter's state, for its worker.
+    pub(super) fn recover(&mut self, emitter: &Arc<str>, window: usize) -> DbResult<Recovery> {
+        let meta = self.meta(emitter)?.clone();
+        let last_seq = self
+            .events
+            .range((&**emitter, 0)..=(&**emitter, u64::MAX))?
+            .next_back()
+            .transpose()?
+            .map_or(0, |(key, _)| key.value().1);
+        let head = self.load(emitter, 0, last_seq, window)?;
+        let mut dead_letters = Vec::new();
+        for item in self.dead.range((&**emitter, 0)..=(&**emitter, u64::MAX))? {
+            let (key, value) = item?;
+            if let Some(letter) = records::decode_dead_letter(key.value().1, value.value()) {
+                dead_letters.push(letter);
+            }
+        }
+        Ok(Recovery {
+            head,
+            stored: usize::try_from(meta.events).unwrap_or(usize::MAX),
+            last_seq,
+            next_seq: meta.next_seq.max(last_seq.saturating_add(1)).max(1),
+            next_dead_letter: meta.next_dead_letter.max(1),
+            dead_letters,
+            paused: meta.paused,
+        })
+    }
+
+    /// Deletes everything of an emitter; returns its queued events, oldest first.
+    pub(super) fn drain(&mut self, emitter: &Arc<str>) -> DbResult<Vec<Arc<Event>>> {
+        let all = self.load(emitter, 0, u64::MAX, usize::MAX)?;
+        self.delete(emitter)?;
+        Ok(all.into_iter().map(|stored| stored.event).collect())
+    }
+
+    /// Deletes everything of an emitter; returns how many records went.
+    pub(super) fn delete(&mut self, emitter: &Arc<str>) -> DbResult<usize> {
+        let mut removed = 0usize;
+        let range = (&**emitter, 0)..=(&**emitter, u64::MAX);
+        self.events.retain_in(range.clone(), |_, _| {
+            removed += 1;
+            false
+        })?;
+        self.dead.retain_in(range, |_, _| {
+            removed += 1;
+            false
+        })?;
+        self.metas.insert(emitter.clone(), Meta::default());
+        Ok(removed)
+    }
+
+    /// Emitter ids with stored events or dead letters, and how many, except
+    /// those in `attached`.
+    pub(super) fn orphans(&mut self, attached: &[String]) -> DbResult<Vec<(String, usize)>> {
+        let mut found = Vec::new();
+        for item in self.meta.iter()? {
+            let (key, value) = item?;
+            let id = key.value();
+            let meta: Meta = serde_json::from_slice(value.value()).unwrap_or_default();
+            // Changes of this batch not written back yet win.
+            let meta = self.metas.get(id).cloned().unwrap_or(meta);
+            let stored = meta.events.saturating_add(meta.dead_letters);
+            if stored > 0 && !attached.iter().any(|a| a == id) {
+                found.push((id.to_owned(), usize::try_from(stored).unwrap_or(usize::MAX)));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Records in all (for tests and the benchmark).
+    #[allow(dead_code)]
+    pub(super) fn total_events(&self) -> DbResult<u64> {
+        Ok(self.events.len()?)
+    }
+}
