@@ -80,6 +80,11 @@ pub(crate) trait EventQueue {
     fn len(&self) -> usize;
     /// How many more events `push` would take now.
     fn room(&self) -> usize;
+    /// Holds nothing, and knows it (a store's queue is not idle before it
+    /// has read back what is stored).
+    fn is_idle(&self) -> bool {
+        self.len() == 0
+    }
     /// Events held in a store (0 in memory).
     fn stored(&self) -> usize {
         0

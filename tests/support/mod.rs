@@ -20,3 +20,7 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 mod harness;
 #[cfg(feature = "emitter")]
 pub use harness::*;
+#[cfg(feature = "emitter")]
+mod journal;
+#[cfg(feature = "emitter")]
+pub use journal::{durable_emitter, reopen, ScratchDir};

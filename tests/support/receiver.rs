@@ -36,6 +36,8 @@ pub enum Reply {
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// When it arrived.
+    pub at: std::time::Instant,
     pub path: String,
     pub method: String,
     pub headers: HeaderMap,
@@ -208,6 +210,7 @@ impl Receiver {
 
 async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
     let _ = shared.seen.send(Received {
+        at: std::time::Instant::now(),
         path: req.path().to_owned(),
         method: req.method().to_string(),
         headers: req.headers().clone(),

@@ -210,7 +210,7 @@ impl Handler<Drain> for Worker {
 
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
         let (done, wait) = oneshot::channel();
-        if self.queue.len() == 0 {
+        if self.queue.is_idle() {
             let _ = done.send(());
         } else {
             self.drain_waiters.push(done);

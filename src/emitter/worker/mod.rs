@@ -166,7 +166,7 @@ impl Worker {
     /// is nothing left). Events already started are sent again by whoever
     /// makes them ready: their retry timer, or `resume`.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.queue.len() == 0 {
+        if self.queue.is_idle() {
             self.drain_waiters.drain(..).for_each(|waiter| {
                 let _ = waiter.send(());
             });

@@ -101,7 +101,11 @@ pub struct Journal {
 
 struct Inner {
     path: PathBuf,
-    ops: Mutex<mpsc::Sender<Op>>,
+    /// `None` once closing.
+    ops: Mutex<Option<mpsc::Sender<Op>>>,
+    /// Joined when the last handle goes, so that the file is closed (and
+    /// everything sent is on disk) when the drop returns.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The last write failure, until a commit succeeds again.
     failure: Arc<Mutex<Option<StoreError>>>,
     /// Test hook: the next commits fail as if the disk were full.
@@ -124,7 +128,7 @@ impl Journal {
         let database = tables::open(path, options.cache_bytes)?;
         let failure = Arc::new(Mutex::new(None));
         let fail_commits = Arc::new(AtomicU32::new(0));
-        let ops = writer::spawn(
+        let (ops, thread) = writer::spawn(
             database,
             path.to_path_buf(),
             options.clone(),
@@ -134,7 +138,8 @@ impl Journal {
         Ok(Journal {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                ops: Mutex::new(ops),
+                ops: Mutex::new(Some(ops)),
+                writer: Mutex::new(Some(thread)),
                 failure,
                 fail_commits,
                 options,
@@ -158,18 +163,41 @@ impl Journal {
 
     /// Hands an operation to the writer; never waits.
     pub(crate) fn send(&self, op: Op) -> Result<(), StoreError> {
-        self.inner
+        match &*self
+            .inner
             .ops
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .send(op)
-            .map_err(|_| StoreError::Closed)
+        {
+            Some(ops) => ops.send(op).map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        }
     }
 
     /// Test hook: the next `n` commits fail as if the disk were full.
     #[doc(hidden)]
     pub fn fail_next_commits(&self, n: u32) {
         self.inner.fail_commits.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer commit what is left and stop.
+        self.ops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            if writer.join().is_err() {
+                tracing::error!(path = %self.path.display(), "journal writer panicked");
+            }
+        }
     }
 }
 

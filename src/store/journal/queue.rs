@@ -372,6 +372,10 @@ impl EventQueue for JournalQueue {
         self.len()
     }
 
+    fn is_idle(&self) -> bool {
+        self.recovering.is_none() && self.len() == 0
+    }
+
     fn drain(&mut self) -> Drained {
         let (reply, answer) = oneshot::channel();
         self.send(Op::Drain {

@@ -44,7 +44,7 @@ pub(super) fn spawn(
     options: JournalOptions,
     failure: Arc<Mutex<Option<StoreError>>>,
     fail_commits: Arc<AtomicU32>,
-) -> Result<mpsc::Sender<Op>, StoreError> {
+) -> Result<(mpsc::Sender<Op>, std::thread::JoinHandle<()>), StoreError> {
     let (sender, operations) = mpsc::channel();
     let writer = Writer {
         database: Some(database),
@@ -54,11 +54,11 @@ pub(super) fn spawn(
         fail_commits,
         workers: HashMap::new(),
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("webhooks-journal".into())
         .spawn(move || writer.run(&operations))
         .map_err(|e| StoreError::from_io(&path, &e))?;
-    Ok(sender)
+    Ok((sender, thread))
 }
 
 /// Answers a caller with the batch's outcome.
@@ -77,19 +77,22 @@ impl Writer {
     fn run(mut self, operations: &mpsc::Receiver<Op>) {
         let mut batch: Vec<Pending> = Vec::new();
         let mut backoff = Duration::from_millis(50);
+        // Every handle is gone: commit what is left, then stop.
+        let mut closing = false;
         loop {
             if batch.is_empty() {
                 match operations.recv() {
                     Ok(op) => batch.push(Pending { op, told: false }),
-                    Err(_) => return, // every handle is gone
+                    Err(_) => return,
                 }
             }
             let deadline = Instant::now() + self.options.commit_interval;
-            while batch.len() < self.options.max_batch {
+            while batch.len() < self.options.max_batch && !closing {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match operations.recv_timeout(left) {
                     Ok(op) => batch.push(Pending { op, told: false }),
-                    Err(_) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => closing = true,
                 }
             }
             let mut effects = Effects::default();
@@ -108,6 +111,10 @@ impl Writer {
                     }
                     batch.retain(|p| !p.op.answers());
                     self.failed(&mut batch, error);
+                    if closing && backoff >= Duration::from_secs(2) {
+                        tracing::error!(operations = batch.len(), "journal closed while it cannot be written; the last operations are lost");
+                        return;
+                    }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
