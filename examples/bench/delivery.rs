@@ -37,7 +37,7 @@ pub fn payload(id: usize) -> Payload {
     }
 }
 
-fn config(url: &str, queue: usize) -> Config {
+pub fn config(url: &str, queue: usize) -> Config {
     Config::new(url)
         .secret(String::from_utf8_lossy(SECRET))
         .queue_capacity(queue + 1)
@@ -48,7 +48,7 @@ fn config(url: &str, queue: usize) -> Config {
 /// until `flush` has seen every queue empty (the last 2xx). Nothing polls or
 /// subscribes meanwhile, so the measurement adds no work to the actors; the
 /// counts are checked once, afterwards.
-async fn run(emitter: WebhooksEmitter, event: &str, events: usize, deliveries: usize) -> f64 {
+pub async fn run(emitter: WebhooksEmitter, event: &str, events: usize, deliveries: usize) -> f64 {
     let started = Instant::now();
     for i in 0..events {
         let _ = emitter.emit(event, &payload(i), None);
@@ -115,7 +115,7 @@ async fn baseline(url: &str, total: usize, in_flight: usize) -> f64 {
 /// Runs emitter and baseline alternately `rounds()` times and returns the
 /// median of each: on a shared 2-core machine single runs vary by ±15%, and
 /// alternating spreads any slow period over both sides.
-async fn medians<E, B, EF, BF>(mut emitter_run: E, mut baseline_run: B) -> (f64, f64)
+pub async fn medians<E, B, EF, BF>(mut emitter_run: E, mut baseline_run: B) -> (f64, f64)
 where
     E: FnMut() -> EF,
     EF: std::future::Future<Output = f64>,

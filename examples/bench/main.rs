@@ -9,6 +9,7 @@
 
 mod children;
 mod delivery;
+mod durable;
 mod emit_cost;
 mod measure;
 mod sse;
@@ -42,7 +43,8 @@ fn main() -> std::io::Result<()> {
         let only: Vec<String> = std::env::var("BENCH_ONLY")
             .map(|s| s.split(',').map(|p| p.trim().to_owned()).collect())
             .unwrap_or_default();
-        let run = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+        // `7` runs 7a to 7g; `7b` runs that one.
+        let run = |n: &str| only.is_empty() || only.iter().any(|o| n.starts_with(o.as_str()));
         let mut rows: Vec<Row> = Vec::new();
         if run("1") {
             rows.extend(delivery::ordered(&url, scaled(100_000)).await);
@@ -62,6 +64,18 @@ fn main() -> std::io::Result<()> {
         }
         if run("6") {
             rows.extend(sse::broadcast_to_clients(scaled(10_000)).await);
+        }
+        if run("7a") {
+            rows.extend(durable::throughput(&url, 1, scaled(20_000)).await);
+        }
+        if run("7b") {
+            rows.extend(durable::throughput(&url, 64, scaled(500)).await);
+        }
+        if run("7c") {
+            rows.extend(durable::durable_latency(&url, 64, scaled(500)).await);
+        }
+        if run("7e") {
+            rows.extend(durable::million_stored(&url, scaled(1_000_000)).await);
         }
         drop(receiver);
 

@@ -16,7 +16,7 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -110,6 +110,8 @@ struct Inner {
     failure: Arc<Mutex<Option<StoreError>>>,
     /// Test hook: the next commits fail as if the disk were full.
     fail_commits: Arc<AtomicU32>,
+    /// Transactions committed (each one fsync).
+    commits: Arc<AtomicU64>,
     options: JournalOptions,
 }
 
@@ -128,12 +130,16 @@ impl Journal {
         let database = tables::open(path, options.cache_bytes)?;
         let failure = Arc::new(Mutex::new(None));
         let fail_commits = Arc::new(AtomicU32::new(0));
+        let commits = Arc::new(AtomicU64::new(0));
         let (ops, thread) = writer::spawn(
             database,
-            path.to_path_buf(),
-            options.clone(),
-            failure.clone(),
-            fail_commits.clone(),
+            writer::Shared {
+                path: path.to_path_buf(),
+                options: options.clone(),
+                failure: failure.clone(),
+                fail_commits: fail_commits.clone(),
+                commits: commits.clone(),
+            },
         )?;
         Ok(Journal {
             inner: Arc::new(Inner {
@@ -142,9 +148,16 @@ impl Journal {
                 writer: Mutex::new(Some(thread)),
                 failure,
                 fail_commits,
+                commits,
                 options,
             }),
         })
+    }
+
+    /// Transactions committed since the journal was opened; each is one
+    /// fsync, however many operations it carried.
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
     }
 
     /// The file's path.
@@ -319,6 +332,36 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// Whether a batch holding this operation must be fsynced before anyone
+    /// is told: what a caller was promised is on disk.
+    fn must_sync(&self) -> bool {
+        !matches!(
+            self,
+            Op::Ack { .. }
+                | Op::Attempted { .. }
+                | Op::Recover { .. }
+                | Op::Load { .. }
+                | Op::Orphans { .. }
+        )
+    }
+
+    /// Whether someone waits on the operation (a caller, or a worker for its
+    /// state or its next events): its batch is committed within the commit
+    /// interval. The others (acks, attempt counts) may wait longer.
+    fn urgent(&self) -> bool {
+        !matches!(self, Op::Ack { .. } | Op::Attempted { .. })
+    }
+
+    /// The stored event an append, attempt or ack is about.
+    fn event_key(&self) -> Option<(Arc<str>, u64)> {
+        match self {
+            Op::Append { emitter, seq, .. }
+            | Op::Attempted { emitter, seq, .. }
+            | Op::Ack { emitter, seq } => Some((emitter.clone(), *seq)),
+            _ => None,
+        }
+    }
+
     /// Whether the operation answers a caller (a query or a flush): those are
     /// answered once, even when their batch fails, and never applied twice.
     fn answers(&self) -> bool {

@@ -1,10 +1,17 @@
-//! How events and dead letters are laid out in the journal: a JSON header
-//! (name, request id, emit time, attempts; for dead letters, reason and time)
-//! followed by the payload's bytes as they are sent, so that a payload is
-//! never parsed or escaped again.
+//! How events and dead letters are laid out in the journal: a small binary
+//! header, then the payload's bytes as they are sent, so that a payload is
+//! never parsed or escaped again. Writing values is most of what the journal
+//! costs, per byte, so the header is kept short.
+//!
+//! ```text
+//! u8 layout (1) | u16 name length | name | u16 id length | id
+//! | u64 seconds, u32 nanoseconds (emit time) | u32 attempts
+//! | u32 dead-letter length | dead letter (JSON: reason, time), if any
+//! | payload
+//! ```
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -12,17 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::emitter::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::emitter::event::{Event, RequestId};
 
-/// The header of a stored event.
-#[derive(Serialize, Deserialize)]
-struct EventHeader<'a> {
-    name: &'a str,
-    id: &'a str,
-    at: SystemTime,
-    attempts: u32,
-    /// Set for dead letters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    dead: Option<DeadHeader>,
-}
+const LAYOUT: u8 = 1;
 
 /// What a dead letter adds.
 #[derive(Serialize, Deserialize)]
@@ -39,83 +36,146 @@ pub(crate) struct StoredEvent {
     pub attempts: u32,
 }
 
-/// `[header length, u32 LE][header JSON][payload]`.
-fn encode(header: &EventHeader<'_>, payload: &[u8]) -> Vec<u8> {
-    let json = serde_json::to_vec(header).unwrap_or_default();
-    let mut out = Vec::with_capacity(4 + json.len() + payload.len());
-    out.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(payload);
+/// The fields of a stored value.
+struct Parts<'a> {
+    name: &'a str,
+    id: &'a str,
+    at: SystemTime,
+    attempts: u32,
+    dead: Option<DeadHeader>,
+    payload: &'a [u8],
+}
+
+fn encode(event: &Event, attempts: u32, dead: Option<&DeadHeader>) -> Vec<u8> {
+    let dead = dead
+        .and_then(|d| serde_json::to_vec(d).ok())
+        .unwrap_or_default();
+    let (name, id) = (
+        event.name().as_bytes(),
+        event.request_id().as_str().as_bytes(),
+    );
+    let at = event
+        .emitted_at()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut out =
+        Vec::with_capacity(27 + name.len() + id.len() + dead.len() + event.payload().len());
+    out.push(LAYOUT);
+    // Names and ids are at most 256 bytes (checked by `emit`).
+    out.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(name);
+    out.extend_from_slice(&u16::try_from(id.len()).unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(id);
+    out.extend_from_slice(&at.as_secs().to_le_bytes());
+    out.extend_from_slice(&at.subsec_nanos().to_le_bytes());
+    out.extend_from_slice(&attempts.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(dead.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(&dead);
+    out.extend_from_slice(event.payload());
     out
 }
 
-/// The header and the payload of a stored value, or `None` if damaged.
-fn decode(value: &[u8]) -> Option<(EventHeader<'_>, &[u8])> {
-    let length = u32::from_le_bytes(value.get(..4)?.try_into().ok()?);
-    let end = 4usize.checked_add(usize::try_from(length).ok()?)?;
-    let header = serde_json::from_slice(value.get(4..end)?).ok()?;
-    Some((header, value.get(end..)?))
+/// Reads fields off the front of a value; `None` past its end.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (taken, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(taken)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        let len = u16::from_le_bytes(self.array()?);
+        std::str::from_utf8(self.take(usize::from(len))?).ok()
+    }
 }
 
-fn event_of(header: &EventHeader<'_>, payload: &[u8]) -> Arc<Event> {
+/// The fields of a stored value, or `None` if it is damaged.
+fn decode(value: &[u8]) -> Option<Parts<'_>> {
+    let mut reader = Reader(value);
+    if reader.array::<1>()? != [LAYOUT] {
+        return None;
+    }
+    let name = reader.text()?;
+    let id = reader.text()?;
+    let secs = u64::from_le_bytes(reader.array()?);
+    let nanos = u32::from_le_bytes(reader.array()?).min(999_999_999);
+    let at = UNIX_EPOCH.checked_add(Duration::new(secs, nanos))?;
+    let attempts = u32::from_le_bytes(reader.array()?);
+    let dead_len = usize::try_from(u32::from_le_bytes(reader.array()?)).ok()?;
+    let dead = match dead_len {
+        0 => None,
+        len => Some(serde_json::from_slice(reader.take(len)?).ok()?),
+    };
+    Some(Parts {
+        name,
+        id,
+        at,
+        attempts,
+        dead,
+        payload: reader.0,
+    })
+}
+
+fn event_of(parts: &Parts<'_>) -> Arc<Event> {
     Arc::new(Event::restored(
-        Arc::from(header.name),
-        Bytes::copy_from_slice(payload),
-        RequestId::restored(header.id),
-        header.at,
+        Arc::from(parts.name),
+        Bytes::copy_from_slice(parts.payload),
+        RequestId::restored(parts.id),
+        parts.at,
     ))
 }
 
 /// An event waiting at an emitter, with its attempts so far.
 pub(crate) fn encode_event(event: &Event, attempts: u32) -> Vec<u8> {
-    let header = EventHeader {
-        name: event.name(),
-        id: event.request_id().as_str(),
-        at: event.emitted_at(),
-        attempts,
-        dead: None,
-    };
-    encode(&header, event.payload())
+    encode(event, attempts, None)
 }
 
 /// The same value with another attempt count; `None` if it is damaged.
 pub(crate) fn with_attempts(value: &[u8], attempts: u32) -> Option<Vec<u8>> {
-    let (mut header, payload) = decode(value)?;
-    header.attempts = attempts;
-    Some(encode(&header, payload))
+    let parts = decode(value)?;
+    // The attempts sit after the layout byte, the two texts with their
+    // lengths, and the emit time.
+    let offset = 1 + 2 + parts.name.len() + 2 + parts.id.len() + 12;
+    let mut updated = value.to_vec();
+    updated
+        .get_mut(offset..offset + 4)?
+        .copy_from_slice(&attempts.to_le_bytes());
+    Some(updated)
 }
 
 pub(crate) fn decode_event(seq: u64, value: &[u8]) -> Option<StoredEvent> {
-    let (header, payload) = decode(value)?;
+    let parts = decode(value)?;
     Some(StoredEvent {
         seq,
-        event: event_of(&header, payload),
-        attempts: header.attempts,
+        event: event_of(&parts),
+        attempts: parts.attempts,
     })
 }
 
 pub(crate) fn encode_dead_letter(letter: &DeadLetter) -> Vec<u8> {
-    let event = &letter.event;
-    let header = EventHeader {
-        name: event.name(),
-        id: event.request_id().as_str(),
-        at: event.emitted_at(),
-        attempts: letter.attempts,
-        dead: Some(DeadHeader {
-            reason: letter.reason.clone(),
-            at: letter.at,
-        }),
+    let dead = DeadHeader {
+        reason: letter.reason.clone(),
+        at: letter.at,
     };
-    encode(&header, event.payload())
+    encode(&letter.event, letter.attempts, Some(&dead))
 }
 
 pub(crate) fn decode_dead_letter(id: u64, value: &[u8]) -> Option<DeadLetter> {
-    let (header, payload) = decode(value)?;
-    let dead = header.dead.as_ref()?;
+    let parts = decode(value)?;
+    let dead = parts.dead.as_ref()?;
     Some(DeadLetter {
         id,
-        event: event_of(&header, payload),
-        attempts: header.attempts,
+        event: event_of(&parts),
+        attempts: parts.attempts,
         reason: dead.reason.clone(),
         at: dead.at,
     })
