@@ -65,6 +65,23 @@ impl Child {
     }
 }
 
+impl Child {
+    /// Runs the million-stored scenario in a fresh process, so that what
+    /// earlier scenarios left in this one's memory does not blur its figure.
+    pub fn million_stored(url: &str, events: usize) -> std::io::Result<Vec<crate::measure::Row>> {
+        let mut child = Child::spawn(&["--million-stored", url, &events.to_string()])?;
+        let mut rows = Vec::new();
+        while let Ok(line) = child.read_line() {
+            match crate::measure::Row::from_line(&line) {
+                Some(row) => rows.push(row),
+                None if line == "done" => break,
+                None => println!("{line}"),
+            }
+        }
+        Ok(rows)
+    }
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.process.kill();

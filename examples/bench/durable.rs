@@ -199,6 +199,23 @@ pub async fn durable_latency(url: &str, emitters: usize, events: usize) -> Vec<R
     ]
 }
 
+/// `--million-stored <url> <events>`: runs 7e to 7g and prints their rows.
+pub fn run_million_stored_child() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let url = args.get(2).cloned().unwrap_or_default();
+    let events = args
+        .get(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    actix_web::rt::System::new().block_on(async move {
+        for row in million_stored(&url, events).await {
+            println!("{}", row.to_line());
+        }
+        println!("done");
+    });
+    Ok(())
+}
+
 /// 7e, 7f, 7g. A million stored events for a paused emitter: memory growth,
 /// bytes on disk per event, and the time from opening the journal again to
 /// the first delivery.

@@ -25,6 +25,7 @@ fn main() -> std::io::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("--receiver") => return children::run_receiver(),
         Some("--sse-clients") => return children::run_sse_clients(),
+        Some("--million-stored") => return durable::run_million_stored_child(),
         _ => {}
     }
     let scale: f64 = std::env::var("BENCH_SCALE")
@@ -75,7 +76,7 @@ fn main() -> std::io::Result<()> {
             rows.extend(durable::durable_latency(&url, 64, scaled(500)).await);
         }
         if run("7e") {
-            rows.extend(durable::million_stored(&url, scaled(1_000_000)).await);
+            rows.extend(children::Child::million_stored(&url, scaled(1_000_000))?);
         }
         drop(receiver);
 

@@ -51,6 +51,44 @@ impl Row {
     }
 }
 
+impl Row {
+    /// One line a child process prints for its parent.
+    pub fn to_line(&self) -> String {
+        let met = match self.met {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "-",
+        };
+        format!(
+            "ROW\t{}\t{}\t{}\t{}\t{met}",
+            self.figure, self.emitter, self.baseline, self.target
+        )
+    }
+
+    /// A row a child printed with `to_line`.
+    pub fn from_line(line: &str) -> Option<Row> {
+        let mut fields = line.strip_prefix("ROW\t")?.split('\t');
+        let (figure, emitter, baseline, target, met) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        Some(Row::absolute(
+            figure,
+            emitter.into(),
+            baseline.into(),
+            target,
+            match met {
+                "yes" => Some(true),
+                "no" => Some(false),
+                _ => None,
+            },
+        ))
+    }
+}
+
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from("| figure | emitter | baseline | ratio | target | met? |\n| --- | --- | --- | --- | --- | --- |\n");
     for row in rows {

@@ -17,7 +17,7 @@ mod writer;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::{Message, Recipient};
@@ -34,7 +34,7 @@ pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(2);
 /// Default largest batch: more operations are committed in the next one.
 pub const DEFAULT_MAX_BATCH: usize = 4096;
 /// Default cache of the database file, in bytes.
-pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Settings of a [`Journal`]; `Journal::open` uses the defaults.
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ pub struct Journal {
 struct Inner {
     path: PathBuf,
     /// `None` once closing.
-    ops: Mutex<Option<mpsc::Sender<Op>>>,
+    ops: Mutex<Option<writer::Senders>>,
     /// Joined when the last handle goes, so that the file is closed (and
     /// everything sent is on disk) when the drop returns.
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,

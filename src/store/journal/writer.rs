@@ -45,12 +45,64 @@ struct Writer {
     workers: HashMap<Arc<str>, Recipient<Notice>>,
 }
 
+/// Where operations go: those someone waits on, and the rest (acks, attempt
+/// counts), which need not wake the writer.
+pub(super) struct Senders {
+    urgent: mpsc::Sender<Op>,
+    later: mpsc::Sender<Op>,
+}
+
+impl Senders {
+    pub(super) fn send(&self, op: Op) -> Result<(), StoreError> {
+        let channel = if op.urgent() {
+            &self.urgent
+        } else {
+            &self.later
+        };
+        channel.send(op).map_err(|_| StoreError::Closed)
+    }
+}
+
+/// The writer's side of [`Senders`].
+struct Inbox {
+    urgent: mpsc::Receiver<Op>,
+    later: mpsc::Receiver<Op>,
+}
+
+impl Inbox {
+    /// Takes what has arrived. The rest first, then the urgent: an append
+    /// always travels before its ack, so every ack taken here has its append
+    /// taken too; in the batch, appends go first so that an event appended and
+    /// delivered within it cancels out. Returns whether every handle is gone.
+    fn drain(&self, batch: &mut Vec<Pending>) -> bool {
+        let later: Vec<Op> = self.later.try_iter().collect();
+        let mut closed = false;
+        loop {
+            match self.urgent.try_recv() {
+                Ok(op) => batch.push(Pending { op, told: false }),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        batch.extend(later.into_iter().map(|op| Pending { op, told: false }));
+        closed
+    }
+}
+
 /// Starts the writer thread on `database`; returns where to send operations.
 pub(super) fn spawn(
     database: Database,
     shared: Shared,
-) -> Result<(mpsc::Sender<Op>, std::thread::JoinHandle<()>), StoreError> {
-    let (sender, operations) = mpsc::channel();
+) -> Result<(Senders, std::thread::JoinHandle<()>), StoreError> {
+    let (urgent, urgent_inbox) = mpsc::channel();
+    let (later, later_inbox) = mpsc::channel();
+    let inbox = Inbox {
+        urgent: urgent_inbox,
+        later: later_inbox,
+    };
     let path = shared.path.clone();
     let writer = Writer {
         database: Some(database),
@@ -60,9 +112,9 @@ pub(super) fn spawn(
     };
     let thread = std::thread::Builder::new()
         .name("webhooks-journal".into())
-        .spawn(move || writer.run(&operations))
+        .spawn(move || writer.run(&inbox))
         .map_err(|e| StoreError::from_io(&path, &e))?;
-    Ok((sender, thread))
+    Ok((Senders { urgent, later }, thread))
 }
 
 /// Answers a caller with the batch's outcome.
@@ -78,19 +130,29 @@ struct Effects {
 }
 
 impl Writer {
-    fn run(mut self, operations: &mpsc::Receiver<Op>) {
+    fn run(mut self, inbox: &Inbox) {
         let mut batch: Vec<Pending> = Vec::new();
         let mut backoff = Duration::from_millis(50);
         // Every handle is gone: commit what is left, then stop.
         let mut closing = false;
         loop {
             if batch.is_empty() {
-                match operations.recv() {
+                // Woken by an urgent operation at once; acks alone are
+                // taken on a slow tick.
+                match inbox.urgent.recv_timeout(MAX_UNSYNCED) {
                     Ok(op) => batch.push(Pending { op, told: false }),
-                    Err(_) => return,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => closing = true,
+                }
+                closing |= inbox.drain(&mut batch);
+                if batch.is_empty() {
+                    if closing {
+                        return;
+                    }
+                    continue;
                 }
             }
-            self.gather(&mut batch, operations, &mut closing);
+            self.gather(&mut batch, inbox, &mut closing);
             let mut effects = Effects::default();
             match self.commit(&mut batch, &mut effects) {
                 Ok(()) => {
@@ -127,42 +189,39 @@ impl Writer {
     /// channel: a waiting receiver makes every send a wake-up (a syscall on
     /// the worker's thread and a context switch here), tens of thousands a
     /// second under load.
-    fn gather(
-        &self,
-        batch: &mut Vec<Pending>,
-        operations: &mpsc::Receiver<Op>,
-        closing: &mut bool,
-    ) {
+    fn gather(&self, batch: &mut Vec<Pending>, inbox: &Inbox, closing: &mut bool) {
         let interval = self.shared.options.commit_interval;
         let started = Instant::now();
-        let mut deadline = if batch.iter().any(|p| p.op.urgent()) {
-            started + interval
-        } else {
-            started + MAX_UNSYNCED.max(interval)
-        };
+        let mut urgent = batch.iter().any(|p| p.op.urgent());
+        let mut deadline = started
+            + if urgent {
+                interval
+            } else {
+                MAX_UNSYNCED.max(interval)
+            };
         loop {
-            loop {
-                match operations.try_recv() {
-                    Ok(op) => {
-                        if op.urgent() {
-                            deadline = deadline.min(Instant::now() + interval);
-                        }
-                        batch.push(Pending { op, told: false });
-                    }
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        *closing = true;
-                        break;
-                    }
-                }
+            let before = batch.len();
+            *closing |= inbox.drain(batch);
+            if !urgent && batch[before..].iter().any(|p| p.op.urgent()) {
+                urgent = true;
+                deadline = deadline.min(Instant::now() + interval);
             }
             let now = Instant::now();
             if *closing || batch.len() >= self.shared.options.max_batch || now >= deadline {
                 return;
             }
-            // Short naps, so that an urgent operation arriving during a long
-            // wait for acks is still committed within about the interval.
-            std::thread::sleep((deadline - now).min(interval));
+            if urgent {
+                // Sleep rather than wait on the channel: a waiting receiver
+                // makes every send a wake-up.
+                std::thread::sleep(deadline - now);
+            } else {
+                // Only acks so far: an urgent operation wakes us at once.
+                match inbox.urgent.recv_timeout(deadline - now) {
+                    Ok(op) => batch.push(Pending { op, told: false }),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => *closing = true,
+                }
+            }
         }
     }
 
