@@ -23,6 +23,8 @@ use webhooks_emitter::WebhooksEmitter;
 
 const EMITTERS: [&str; 3] = ["a", "b", "c"];
 const KILLS: usize = 12;
+/// Acknowledged events each child must report before its kill clock starts.
+const ACKS_PER_ROUND: usize = 10;
 
 /// The child's side: run only when the parent starts this binary with
 /// `JOURNAL_CRASH_CHILD` set (otherwise it does nothing and passes).
@@ -128,6 +130,24 @@ impl Child {
         }
     }
 
+    /// Waits until `more` events beyond those already seen are
+    /// acknowledged, so every round kills a child that is doing real work
+    /// however slow the machine is.
+    fn wait_for_acks(&self, more: usize, acked: &mut BTreeSet<u64>) {
+        let target = acked.len() + more;
+        let deadline = Instant::now() + DEADLINE;
+        while acked.len() < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .expect("child acknowledged nothing in time");
+            if let Some(n) = line.strip_prefix("ACK ") {
+                acked.insert(n.parse().unwrap());
+            }
+        }
+    }
+
     fn collect(&self, acked: &mut BTreeSet<u64>) {
         while let Ok(line) = self.lines.try_recv() {
             if let Some(n) = line.strip_prefix("ACK ") {
@@ -161,6 +181,7 @@ fn killed_at_random_moments_nothing_acknowledged_is_lost() {
     for (round, delay) in delays().take(KILLS).enumerate() {
         let mut child = spawn_child(&journal, &base, round, false);
         child.wait_for("READY", &mut acked);
+        child.wait_for_acks(ACKS_PER_ROUND, &mut acked);
         std::thread::sleep(delay); // the child runs under load; this is when it dies
         child.process.kill().unwrap(); // SIGKILL
         child.process.wait().unwrap();
@@ -183,7 +204,7 @@ fn killed_at_random_moments_nothing_acknowledged_is_lost() {
             .push((n, round));
     }
     assert!(
-        acked.len() > 100,
+        acked.len() >= KILLS * ACKS_PER_ROUND,
         "too little load to prove anything: {}",
         acked.len()
     );
