@@ -1,35 +1,33 @@
-//! The actix-web side: `GET <scope>/{topic}` answers an event stream.
+//! The actix-web side: `GET <scope>/{topic}` streams one topic,
+//! `GET <scope>?topic=a&topic=b` several on one connection.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
-use serde::Deserialize;
+use tokio::sync::mpsc;
 
-use super::broadcaster::Subscribe;
+use super::broadcaster::{Subscribe, SubscribeMany, TopicSet};
 use super::slot::BroadcasterSlot;
-use super::{validate_topic, SseDenied, SseOptions, ALL_TOPICS};
+use super::{position, validate_topic, SseDenied, SseOptions, ALL_TOPICS};
 
-/// What the scope's handler needs.
+/// What the scope's handlers need.
 #[derive(Clone)]
-struct Endpoint {
-    broadcaster: BroadcasterSlot,
-    options: SseOptions,
+pub(crate) struct Endpoint {
+    pub broadcaster: BroadcasterSlot,
+    pub options: SseOptions,
 }
 
-/// The scope serving `GET <path>/{topic}`.
-pub(crate) fn scope(
-    path: &str,
-    broadcaster: BroadcasterSlot,
-    options: SseOptions,
-) -> actix_web::Scope {
+/// The scope serving `GET <path>/{topic}` and `GET <path>?topic=…`.
+pub(crate) fn scope(path: &str, endpoint: Endpoint) -> actix_web::Scope {
     web::scope(path)
-        .app_data(web::Data::new(Endpoint {
-            broadcaster,
-            options,
-        }))
+        .app_data(web::Data::new(endpoint))
+        .route("", web::get().to(subscribe_many))
+        .route("/", web::get().to(subscribe_many))
         .route("/{topic}", web::get().to(subscribe))
 }
 
@@ -43,6 +41,17 @@ pub enum SseRejection {
     /// `Last-Event-ID` (or `last_event_id`) is not an id this server issues: 400.
     #[error("malformed Last-Event-ID `{0}`: expected a non-negative integer")]
     MalformedLastEventId(String),
+    /// On a stream of several topics, `Last-Event-ID` is not `topic:id,…`: 400.
+    #[error("malformed Last-Event-ID `{0}`: expected `topic:id,topic:id,…`")]
+    MalformedPositions(String),
+    /// No `topic` in the query, or more than the limit: 400.
+    #[error("a stream of several topics needs 1 to {max} `topic` parameters, got {got}")]
+    TopicCount {
+        /// Topics asked for.
+        got: usize,
+        /// The limit (`SseOptions::max_topics`).
+        max: usize,
+    },
     /// The authorization hook refused: 401 or 403.
     #[error("subscription refused")]
     Denied(SseDenied),
@@ -54,9 +63,10 @@ pub enum SseRejection {
 impl ResponseError for SseRejection {
     fn status_code(&self) -> StatusCode {
         match self {
-            SseRejection::InvalidTopic(_) | SseRejection::MalformedLastEventId(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            SseRejection::InvalidTopic(_)
+            | SseRejection::MalformedLastEventId(_)
+            | SseRejection::MalformedPositions(_)
+            | SseRejection::TopicCount { .. } => StatusCode::BAD_REQUEST,
             SseRejection::Denied(SseDenied::Unauthorized) => StatusCode::UNAUTHORIZED,
             SseRejection::Denied(SseDenied::Forbidden) => StatusCode::FORBIDDEN,
             SseRejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -70,11 +80,6 @@ impl ResponseError for SseRejection {
     }
 }
 
-#[derive(Deserialize)]
-struct ResumeQuery {
-    last_event_id: Option<String>,
-}
-
 async fn subscribe(
     request: HttpRequest,
     topic: web::Path<String>,
@@ -84,53 +89,115 @@ async fn subscribe(
     if topic != ALL_TOPICS {
         validate_topic(&topic).map_err(SseRejection::InvalidTopic)?;
     }
-    if let Some(authorize) = &endpoint.options.authorize {
-        authorize(&topic, &request).map_err(SseRejection::Denied)?;
-    }
-    let last_event_id = last_event_id(&request)?;
+    authorize(&endpoint, &topic, &request)?;
+    let last_event_id = match raw_last_event_id(&request) {
+        None => None,
+        Some(id) => Some(
+            id.parse()
+                .map_err(|_| SseRejection::MalformedLastEventId(id.escape_debug().to_string()))?,
+        ),
+    };
+    let subscribe = Subscribe {
+        topic,
+        last_event_id,
+    };
     let frames = endpoint
         .broadcaster
         .get()
-        .send(Subscribe {
-            topic,
-            last_event_id,
-        })
+        .send(subscribe)
         .await
         .map_err(|_| SseRejection::Unavailable)?;
+    Ok(stream(frames))
+}
+
+async fn subscribe_many(
+    request: HttpRequest,
+    endpoint: web::Data<Endpoint>,
+) -> Result<HttpResponse, SseRejection> {
+    let topics = requested_topics(&request, endpoint.options.max_topics)?;
+    for topic in topics.iter() {
+        authorize(&endpoint, topic, &request)?;
+    }
+    let positions = match raw_last_event_id(&request) {
+        None => None,
+        Some(id) => Some(
+            position::parse(&id)
+                .ok_or_else(|| SseRejection::MalformedPositions(id.escape_debug().to_string()))?,
+        ),
+    };
+    let frames = endpoint
+        .broadcaster
+        .get()
+        .send(SubscribeMany { topics, positions })
+        .await
+        .map_err(|_| SseRejection::Unavailable)?;
+    Ok(stream(frames))
+}
+
+/// The `topic` parameters: checked, without duplicates, within the limit.
+fn requested_topics(request: &HttpRequest, max: usize) -> Result<TopicSet, SseRejection> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let mut topics: Vec<Arc<str>> = Vec::new();
+    for (key, topic) in pairs {
+        if key != "topic" || topics.iter().any(|t| **t == *topic) {
+            continue;
+        }
+        if topic == ALL_TOPICS {
+            return Err(SseRejection::InvalidTopic(
+                "`*` has ids of its own: stream it alone, at `<scope>/*`",
+            ));
+        }
+        validate_topic(&topic).map_err(SseRejection::InvalidTopic)?;
+        topics.push(Arc::from(topic));
+    }
+    if topics.is_empty() || topics.len() > max {
+        return Err(SseRejection::TopicCount {
+            got: topics.len(),
+            max,
+        });
+    }
+    Ok(Arc::from(topics))
+}
+
+fn authorize(endpoint: &Endpoint, topic: &str, request: &HttpRequest) -> Result<(), SseRejection> {
+    match &endpoint.options.authorize {
+        Some(authorize) => authorize(topic, request).map_err(SseRejection::Denied),
+        None => Ok(()),
+    }
+}
+
+/// The id to resume after: the `Last-Event-ID` header, else the
+/// `last_event_id` query parameter (browsers cannot set headers on EventSource).
+fn raw_last_event_id(request: &HttpRequest) -> Option<String> {
+    let from_header = request
+        .headers()
+        .get("last-event-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let raw = from_header.or_else(|| {
+        web::Query::<HashMap<String, String>>::from_query(request.query_string())
+            .ok()
+            .and_then(|q| q.into_inner().remove("last_event_id"))
+    })?;
+    let trimmed = raw.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+/// The event-stream response reading `frames`.
+fn stream(frames: mpsc::Receiver<Bytes>) -> HttpResponse {
     let body = futures_util::stream::unfold(frames, |mut frames| async move {
         frames
             .recv()
             .await
             .map(|frame| (Ok::<Bytes, Infallible>(frame), frames))
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         // Compression would buffer frames; `identity` also keeps actix's
         // Compress middleware away.
         .insert_header((CONTENT_ENCODING, "identity"))
-        .streaming(body))
-}
-
-/// The id to resume after: the `Last-Event-ID` header, else the
-/// `last_event_id` query parameter (browsers cannot set headers on EventSource).
-fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, SseRejection> {
-    let from_header = request
-        .headers()
-        .get("last-event-id")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let raw = match from_header {
-        Some(raw) => Some(raw),
-        None => web::Query::<ResumeQuery>::from_query(request.query_string())
-            .ok()
-            .and_then(|q| q.into_inner().last_event_id),
-    };
-    match raw.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(id) => id
-            .parse()
-            .map(Some)
-            .map_err(|_| SseRejection::MalformedLastEventId(id.escape_debug().to_string())),
-    }
+        .streaming(body)
 }

@@ -12,11 +12,11 @@ pub(crate) fn breaks_framing(value: &str) -> bool {
 /// `data`, lines split at CRLF, CR or LF, as the spec's parser joins them back
 /// with LF. Without an id the client's last id stays where it is. The event
 /// name is checked by the callers.
-pub(crate) fn encode(id: Option<u64>, event: &str, data: &[u8]) -> Bytes {
+pub(crate) fn encode(id: Option<&str>, event: &str, data: &[u8]) -> Bytes {
     let mut frame = Vec::with_capacity(data.len() + event.len() + 32);
     if let Some(id) = id {
         frame.extend_from_slice(b"id: ");
-        frame.extend_from_slice(id.to_string().as_bytes());
+        frame.extend_from_slice(id.as_bytes());
         frame.push(b'\n');
     }
     frame.extend_from_slice(b"event: ");
@@ -63,17 +63,17 @@ mod tests {
 
     #[test]
     fn splits_every_line_ending() {
-        let frame = encode(Some(7), "msg", b"a\r\nb\rc\nd");
+        let frame = encode(Some("7"), "msg", b"a\r\nb\rc\nd");
         assert_eq!(
             &frame[..],
             b"id: 7\nevent: msg\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
         );
         assert_eq!(
-            &encode(Some(1), "e", b"")[..],
+            &encode(Some("1"), "e", b"")[..],
             b"id: 1\nevent: e\ndata: \n\n"
         );
         assert_eq!(
-            &encode(Some(1), "e", b"x\n")[..],
+            &encode(Some("1"), "e", b"x\n")[..],
             b"id: 1\nevent: e\ndata: x\ndata: \n\n"
         );
     }

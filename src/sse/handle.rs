@@ -25,7 +25,7 @@ impl WebhooksEmitter {
     ) -> Result<(), EmitError> {
         self.check_broadcast(topic, event)?;
         let data = self.serialize(payload)?;
-        self.publish(topic, event, data)
+        self.publish(topic, event, data, true)
     }
 
     /// Like [`broadcast`](Self::broadcast) with text data, sent as is (HTML
@@ -34,7 +34,7 @@ impl WebhooksEmitter {
     pub fn broadcast_text(&self, topic: &str, event: &str, text: &str) -> Result<(), EmitError> {
         self.check_broadcast(topic, event)?;
         self.check_size(text.len())?;
-        self.publish(topic, event, Bytes::copy_from_slice(text.as_bytes()))
+        self.publish(topic, event, Bytes::copy_from_slice(text.as_bytes()), false)
     }
 
     fn check_broadcast(&self, topic: &str, event: &str) -> Result<(), EmitError> {
@@ -53,11 +53,12 @@ impl WebhooksEmitter {
         Ok(())
     }
 
-    fn publish(&self, topic: &str, event: &str, data: Bytes) -> Result<(), EmitError> {
+    fn publish(&self, topic: &str, event: &str, data: Bytes, json: bool) -> Result<(), EmitError> {
         self.route(Publish {
             topic: Arc::from(topic),
             event: Arc::from(event),
             data,
+            json,
         })
     }
 
@@ -77,14 +78,35 @@ impl WebhooksEmitter {
     /// Clients resume with the `Last-Event-ID` header or the `last_event_id`
     /// query parameter; a malformed id is answered 400.
     pub fn sse_scope(&self, path: &str) -> actix_web::Scope {
-        endpoint::scope(
-            path,
-            self.inner.actors.sse.clone(),
-            self.inner.sse_options.clone(),
-        )
+        endpoint::scope(path, self.endpoint())
     }
 
-    /// Connected SSE clients per topic (topics without clients left out).
+    fn endpoint(&self) -> endpoint::Endpoint {
+        endpoint::Endpoint {
+            broadcaster: self.inner.actors.sse.clone(),
+            options: self.inner.sse_options.clone(),
+        }
+    }
+
+    /// An actix-web route serving live updates over WebSocket, with rooms:
+    /// mount it at a path of your choice. JSON text frames; see the README's
+    /// "Live updates".
+    ///
+    /// ```no_run
+    /// # use actix_web::{App, HttpServer};
+    /// # async fn run(emitter: webhooks_emitter::WebhooksEmitter) -> std::io::Result<()> {
+    /// HttpServer::new(move || App::new().route("/ws", emitter.ws_route()))
+    ///     .bind(("127.0.0.1", 8080))?
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    pub fn ws_route(&self) -> actix_web::Route {
+        super::ws::route(self.endpoint())
+    }
+
+    /// Connected live clients per topic (SSE streams and WebSocket
+    /// connections; topics without clients left out).
     pub async fn sse_clients(&self) -> HashMap<String, usize> {
         self.inner
             .actors

@@ -7,7 +7,9 @@ mod broadcaster;
 mod endpoint;
 mod frame;
 mod handle;
+mod position;
 mod slot;
+mod ws;
 
 use std::fmt;
 use std::sync::Arc;
@@ -42,6 +44,13 @@ pub const DEFAULT_CLIENT_BUFFER: usize = 256;
 const MAX_HEARTBEAT: Duration = Duration::from_secs(24 * 3600);
 /// Largest client buffer, in frames.
 const MAX_CLIENT_BUFFER: usize = 65_536;
+/// Default most topics one stream or one WebSocket connection follows.
+pub const DEFAULT_MAX_TOPICS: usize = 32;
+/// Default interval of WebSocket pings; a peer that answers none within two
+/// is closed.
+pub const DEFAULT_WS_PING: Duration = Duration::from_secs(15);
+/// Largest WebSocket message a client may send.
+pub const MAX_WS_MESSAGE: usize = 64 * 1024;
 /// Default time a topic with no client is kept after its last event.
 pub const DEFAULT_IDLE_TOPIC_TTL: Duration = Duration::from_secs(5 * 60);
 
@@ -85,6 +94,8 @@ pub struct SseOptions {
     pub(crate) client_buffer: usize,
     pub(crate) retry: Option<Duration>,
     pub(crate) idle_topic_ttl: Duration,
+    pub(crate) max_topics: usize,
+    pub(crate) ws_ping: Duration,
     pub(crate) authorize: Option<Arc<Authorize>>,
 }
 
@@ -97,6 +108,8 @@ impl Default for SseOptions {
             client_buffer: DEFAULT_CLIENT_BUFFER,
             retry: None,
             idle_topic_ttl: DEFAULT_IDLE_TOPIC_TTL,
+            max_topics: DEFAULT_MAX_TOPICS,
+            ws_ping: DEFAULT_WS_PING,
             authorize: None,
         }
     }
@@ -144,8 +157,23 @@ impl SseOptions {
         self
     }
 
+    /// Most topics one multi-topic stream or one WebSocket connection may
+    /// follow (default 32, at least 1). Beyond it: 400, or an `error` frame.
+    pub fn max_topics(mut self, topics: usize) -> Self {
+        self.max_topics = topics.max(1);
+        self
+    }
+
+    /// Interval of WebSocket pings (default 15 s, kept between 10 ms and
+    /// 24 h); a peer that answers none within two intervals is closed.
+    pub fn ws_ping(mut self, interval: Duration) -> Self {
+        self.ws_ping = interval.clamp(Duration::from_millis(10), MAX_HEARTBEAT);
+        self
+    }
+
     /// Decides, per topic and request, whether a client may subscribe (401 or
-    /// 403 otherwise). Without a hook every topic is open.
+    /// 403 otherwise), or a WebSocket connection join (an `error` frame
+    /// otherwise). Without a hook every topic is open.
     pub fn authorize<F>(mut self, hook: F) -> Self
     where
         F: Fn(&str, &HttpRequest) -> Result<(), SseDenied> + Send + Sync + 'static,
@@ -164,6 +192,8 @@ impl fmt::Debug for SseOptions {
             .field("client_buffer", &self.client_buffer)
             .field("retry", &self.retry)
             .field("idle_topic_ttl", &self.idle_topic_ttl)
+            .field("max_topics", &self.max_topics)
+            .field("ws_ping", &self.ws_ping)
             .field("authorize", &self.authorize.is_some())
             .finish()
     }

@@ -202,6 +202,7 @@ impl Handler<Emit> for Registry {
             topic: event.shared_name(),
             event: event.shared_name(),
             data: event.payload_bytes(),
+            json: true,
         });
     }
 }

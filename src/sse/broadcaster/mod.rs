@@ -1,136 +1,46 @@
-//! The broadcaster actor: topics, their replay rings and their clients.
+//! The broadcaster actor: topics, their replay rings, and their clients (SSE
+//! streams of one topic or several, and WebSocket connections).
+//!
+//! - this file: the actor, publishing, heartbeats, dropping clients;
+//! - [`topic`]: a topic's ids and replay ring, and resuming from an id;
+//! - [`client`]: a client as each of its topics sees it;
+//! - [`subscribe`]: the messages that add and remove clients;
+//! - [`render`]: the frames each kind of client gets.
 //!
 //! Each client has a bounded channel; the broadcaster only ever `try_send`s, so
 //! neither it nor `emit` nor other clients wait for a slow client: one that
 //! falls `client_buffer` frames behind is dropped (it can resume by id).
 
-use std::collections::{HashMap, VecDeque};
+mod client;
+pub(crate) mod render;
+mod subscribe;
+mod topic;
+
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use bytes::Bytes;
 
-use super::frame::{self, HEARTBEAT};
-use super::{SseOptions, ALL_TOPICS, LOST_EVENTS_EVENT};
+use client::{log_drop, Disconnect, Shared};
+pub(crate) use client::{Audience, TopicSet};
+pub(crate) use subscribe::{Join, Leave, LeaveAll, Subscribe, SubscribeMany};
+use topic::{Record, Topic};
 
-/// One replayable event.
-struct Record {
-    id: u64,
-    event: Arc<str>,
-    data: Bytes,
-}
-
-struct Client {
-    sender: mpsc::Sender<Bytes>,
-    last_write: Instant,
-}
-
-#[derive(Default)]
-struct Topic {
-    last_id: u64,
-    ring: VecDeque<Record>,
-    ring_bytes: usize,
-    clients: HashMap<u64, Client>,
-    last_publish: Option<Instant>,
-}
-
-/// Why a client is disconnected.
-enum Disconnect {
-    Closed,
-    TooSlow,
-}
-
-impl Topic {
-    fn remember(&mut self, record: Record, options: &SseOptions) {
-        self.ring_bytes += record.data.len();
-        self.ring.push_back(record);
-        while self.ring.len() > options.replay
-            || (self.ring_bytes > options.replay_bytes && !self.ring.is_empty())
-        {
-            if let Some(old) = self.ring.pop_front() {
-                self.ring_bytes -= old.data.len();
-            }
-        }
-    }
-
-    /// Sends `frame` to every client; drops those that are gone or too slow.
-    fn send_all(&mut self, frame: &Bytes, topic: &str) {
-        let now = Instant::now();
-        self.clients
-            .retain(|id, client| kept(topic, *id, client.send(frame.clone(), now)));
-    }
-
-    /// What a client resuming after `last_seen` must get first: the lost-events
-    /// signal if the ring cannot bridge the gap, then the frames it missed.
-    fn catch_up(&self, last_seen: u64) -> BytesMut {
-        let mut out = BytesMut::new();
-        let oldest = self.ring.front().map(|r| r.id);
-        let bridged = bridged(last_seen, oldest, self.last_id);
-        if !bridged {
-            let data =
-                serde_json::json!({ "last_event_id": last_seen, "first_available_id": oldest });
-            out.extend_from_slice(&frame::encode(
-                None,
-                LOST_EVENTS_EVENT,
-                data.to_string().as_bytes(),
-            ));
-        }
-        let replay_from = if bridged { last_seen } else { 0 };
-        for record in self.ring.iter().filter(|r| r.id > replay_from) {
-            out.extend_from_slice(&frame::encode(Some(record.id), &record.event, &record.data));
-        }
-        out
-    }
-}
-
-/// Whether a ring whose oldest id is `oldest` (none if empty), on a topic whose
-/// last id is `last_id`, holds every id after `last_seen`. `last_seen` comes
-/// from the client: any `u64`, so no arithmetic on it may overflow.
-fn bridged(last_seen: u64, oldest: Option<u64>, last_id: u64) -> bool {
-    match oldest {
-        Some(oldest) => last_seen >= oldest.saturating_sub(1) && last_seen <= last_id,
-        // Nothing to replay: fine if nothing was missed.
-        None => last_seen == last_id,
-    }
-}
-
-impl Client {
-    /// Queues `frame` without waiting; the error says why the client must go.
-    fn send(&mut self, frame: Bytes, now: Instant) -> Result<(), Disconnect> {
-        match self.sender.try_send(frame) {
-            Ok(()) => {
-                self.last_write = now;
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => Err(Disconnect::TooSlow),
-            Err(TrySendError::Closed(_)) => Err(Disconnect::Closed),
-        }
-    }
-}
-
-/// Whether to keep a client after a send: logs why one is dropped.
-fn kept(topic: &str, client: u64, sent: Result<(), Disconnect>) -> bool {
-    sent.map_err(|why| log_drop(topic, client, why)).is_ok()
-}
-
-fn log_drop(topic: &str, client: u64, why: Disconnect) {
-    match why {
-        Disconnect::Closed => tracing::debug!(topic, client, "SSE client disconnected"),
-        Disconnect::TooSlow => tracing::warn!(
-            topic,
-            client,
-            "SSE client too slow; disconnected (it can resume by Last-Event-ID)"
-        ),
-    }
-}
+use super::frame::HEARTBEAT;
+use super::{SseOptions, ALL_TOPICS};
 
 /// The SSE actor.
 pub(crate) struct SseBroadcaster {
     options: SseOptions,
     topics: HashMap<Arc<str>, Topic>,
     next_client: u64,
+    /// Publish order across topics.
+    next_seq: u64,
+    /// Every client, with the topics it follows.
+    clients: HashMap<u64, (Rc<Shared>, Vec<Arc<str>>)>,
     all: Arc<str>,
     /// Told if this actor stops without being asked to (a panic).
     registry: Option<Recipient<BroadcasterGone>>,
@@ -153,6 +63,8 @@ impl SseBroadcaster {
             options,
             topics: HashMap::new(),
             next_client: 0,
+            next_seq: 0,
+            clients: HashMap::new(),
             all: Arc::from(ALL_TOPICS),
             registry,
             stopping: false,
@@ -170,39 +82,113 @@ impl SseBroadcaster {
         self
     }
 
-    fn publish_to(&mut self, topic: Arc<str>, event: &Arc<str>, data: &Bytes) {
-        let entry = self.topics.entry(topic.clone()).or_default();
-        entry.last_id += 1;
-        entry.last_publish = Some(Instant::now());
-        let id = entry.last_id;
-        if !entry.clients.is_empty() {
-            // Encoded once, shared by every client of the topic.
-            let frame = frame::encode(Some(id), event, data);
-            entry.send_all(&frame, &topic);
-        }
+    fn publish_to(&mut self, topic: Arc<str>, event: &Arc<str>, data: &Bytes, json: bool) {
+        self.next_seq += 1;
+        let last_id = self.topics.get(&topic).map_or(0, |t| t.last_id);
         let record = Record {
-            id,
+            id: last_id + 1,
+            seq: self.next_seq,
             event: event.clone(),
             data: data.clone(),
+            json,
         };
+        // Frames of multi-topic streams carry every topic's position: made
+        // before the topic is borrowed for sending.
+        let multi = self.multi_frames(&topic, &record);
+        let entry = self.topics.entry(topic.clone()).or_default();
+        entry.last_id = record.id;
+        entry.last_publish = Some(Instant::now());
+        let mut gone = Vec::new();
+        if !entry.clients.is_empty() {
+            let mut frames = render::Frames::new(&topic, &record, multi);
+            let now = Instant::now();
+            for (id, client) in &entry.clients {
+                let frame = frames.for_audience(&client.shared.audience);
+                if let Err(why) = client.send(frame, now) {
+                    gone.push((*id, why));
+                }
+            }
+        }
         entry.remember(record, &self.options);
+        for (client, why) in gone {
+            self.drop_client(client, &topic, why);
+        }
     }
 
-    /// Heartbeats to idle clients, removal of closed ones, eviction of idle topics.
+    /// The frames of `record` for each multi-topic set following `topic`.
+    fn multi_frames(&self, topic: &Arc<str>, record: &Record) -> HashMap<usize, Bytes> {
+        let mut frames = HashMap::new();
+        let Some(entry) = self.topics.get(topic) else {
+            return frames;
+        };
+        if entry.multi_clients == 0 {
+            return frames;
+        }
+        for client in entry.clients.values() {
+            if let Audience::SseMulti(set) = &client.shared.audience {
+                let key = Arc::as_ptr(set) as *const () as usize;
+                frames.entry(key).or_insert_with(|| {
+                    let position = |t: &Arc<str>| {
+                        if t == topic {
+                            record.id
+                        } else {
+                            self.topics.get(t).map_or(0, |t| t.last_id)
+                        }
+                    };
+                    render::sse_multi(set, position, record)
+                });
+            }
+        }
+        frames
+    }
+
+    /// Removes a client from every topic it follows.
+    fn drop_client(&mut self, client: u64, topic: &str, why: Disconnect) {
+        let Some((shared, topics)) = self.clients.remove(&client) else {
+            return;
+        };
+        log_drop(topic, client, why);
+        for name in &topics {
+            if let Some(entry) = self.topics.get_mut(name) {
+                entry.clients.remove(&client);
+                if matches!(shared.audience, Audience::SseMulti(_)) {
+                    entry.multi_clients = entry.multi_clients.saturating_sub(1);
+                }
+            }
+        }
+        if why == Disconnect::TooSlow {
+            if let Some(kicked) = &shared.kicked {
+                kicked.notify_one();
+            }
+        }
+    }
+
+    /// Heartbeats to idle SSE clients (once per client, whatever its number
+    /// of topics), removal of closed ones, eviction of idle topics.
     fn tick(&mut self) {
         let now = Instant::now();
         let heartbeat = Bytes::from_static(HEARTBEAT);
-        for (name, topic) in &mut self.topics {
-            topic.clients.retain(|id, client| {
-                let sent = if client.sender.is_closed() {
-                    Err(Disconnect::Closed)
-                } else if now.duration_since(client.last_write) < self.options.heartbeat {
-                    Ok(())
-                } else {
-                    client.send(heartbeat.clone(), now)
-                };
-                kept(name, *id, sent)
-            });
+        let mut gone = Vec::new();
+        for (id, (shared, topics)) in &self.clients {
+            let Some(client) = topics
+                .first()
+                .and_then(|t| self.topics.get(t))
+                .and_then(|t| t.clients.get(id))
+            else {
+                continue;
+            };
+            if client.sender.is_closed() {
+                gone.push((*id, Disconnect::Closed));
+            } else if !matches!(shared.audience, Audience::WebSocket)
+                && now.duration_since(shared.last_write.get()) >= self.options.heartbeat
+            {
+                if let Err(why) = client.send(heartbeat.clone(), now) {
+                    gone.push((*id, why));
+                }
+            }
+        }
+        for (id, why) in gone {
+            self.drop_client(id, "*", why);
         }
         let ttl = self.options.idle_topic_ttl;
         self.topics.retain(|_, topic| {
@@ -211,6 +197,33 @@ impl SseBroadcaster {
                     .last_publish
                     .is_some_and(|at| now.duration_since(at) < ttl)
         });
+    }
+
+    /// Registers a client in `topics`, with `sender` as its channel.
+    fn register(
+        &mut self,
+        shared: Rc<Shared>,
+        topic: &Arc<str>,
+        sender: tokio::sync::mpsc::Sender<Bytes>,
+    ) {
+        let entry = self.topics.entry(topic.clone()).or_default();
+        if matches!(shared.audience, Audience::SseMulti(_)) {
+            entry.multi_clients += 1;
+        }
+        entry.clients.insert(
+            shared.id,
+            client::Client {
+                sender,
+                shared: shared.clone(),
+            },
+        );
+        let (_, topics) = self
+            .clients
+            .entry(shared.id)
+            .or_insert_with(|| (shared, Vec::new()));
+        if !topics.contains(topic) {
+            topics.push(topic.clone());
+        }
     }
 }
 
@@ -233,63 +246,17 @@ pub(crate) struct Publish {
     pub topic: Arc<str>,
     pub event: Arc<str>,
     pub data: Bytes,
+    /// The data is JSON (WebSocket frames embed it as is); else text.
+    pub json: bool,
 }
 
 impl Handler<Publish> for SseBroadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
-        self.publish_to(msg.topic, &msg.event, &msg.data);
+        self.publish_to(msg.topic, &msg.event, &msg.data, msg.json);
         let all = self.all.clone();
-        self.publish_to(all, &msg.event, &msg.data);
-    }
-}
-
-/// Register a client on `topic`; returns the stream of its frames, starting
-/// with the replay after `last_event_id`.
-#[derive(Message)]
-#[rtype(result = "mpsc::Receiver<Bytes>")]
-pub(crate) struct Subscribe {
-    pub topic: String,
-    pub last_event_id: Option<u64>,
-}
-
-impl Handler<Subscribe> for SseBroadcaster {
-    type Result = MessageResult<Subscribe>;
-
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
-        let (sender, receiver) = mpsc::channel(self.options.client_buffer);
-        let topic = self
-            .topics
-            .entry(Arc::from(msg.topic.as_str()))
-            .or_default();
-        let mut first = BytesMut::new();
-        if let Some(retry) = self.options.retry {
-            first.extend_from_slice(&frame::retry(retry.as_millis()));
-        }
-        if let Some(last_seen) = msg.last_event_id {
-            first.extend_from_slice(&topic.catch_up(last_seen));
-        }
-        // Replay and registration happen in this one handler: no publish can
-        // fall between them, so there is no gap and no duplicate.
-        if !first.is_empty() {
-            let _ = sender.try_send(first.freeze());
-        }
-        self.next_client += 1;
-        topic.clients.insert(
-            self.next_client,
-            Client {
-                sender,
-                last_write: Instant::now(),
-            },
-        );
-        tracing::debug!(
-            topic = msg.topic,
-            client = self.next_client,
-            clients = topic.clients.len(),
-            "SSE client connected"
-        );
-        MessageResult(receiver)
+        self.publish_to(all, &msg.event, &msg.data, msg.json);
     }
 }
 
@@ -303,9 +270,16 @@ impl Handler<ClientCounts> for SseBroadcaster {
 
     fn handle(&mut self, _: ClientCounts, _: &mut Context<Self>) -> Self::Result {
         // Closed connections are found here too, not only at the next tick.
-        self.topics
-            .values_mut()
-            .for_each(|t| t.clients.retain(|_, c| !c.sender.is_closed()));
+        let closed: Vec<u64> = self
+            .topics
+            .values()
+            .flat_map(|t| t.clients.iter())
+            .filter(|(_, c)| c.sender.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            self.drop_client(id, "*", Disconnect::Closed);
+        }
         MessageResult(
             self.topics
                 .iter()
@@ -327,6 +301,7 @@ impl Handler<StopBroadcaster> for SseBroadcaster {
     fn handle(&mut self, _: StopBroadcaster, ctx: &mut Context<Self>) {
         self.stopping = true;
         self.topics.clear();
+        self.clients.clear();
         ctx.stop();
     }
 }
@@ -360,67 +335,5 @@ impl Handler<CrashBroadcaster> for SseBroadcaster {
 
     fn handle(&mut self, _: CrashBroadcaster, _: &mut Context<Self>) {
         panic!("test hook: the SSE broadcaster crashes");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn topic_with(ids: std::ops::RangeInclusive<u64>) -> Topic {
-        let mut topic = Topic::default();
-        for id in ids {
-            topic.last_id = id;
-            topic.ring.push_back(Record {
-                id,
-                event: Arc::from("e"),
-                data: Bytes::from_static(b"x"),
-            });
-        }
-        topic
-    }
-
-    #[test]
-    fn ids_the_ring_cannot_bridge_get_the_lost_signal() {
-        let topic = topic_with(5..=9);
-        let text = |last_seen| String::from_utf8_lossy(&topic.catch_up(last_seen)).into_owned();
-        assert!(text(6).starts_with("id: 7\n"), "{}", text(6));
-        assert!(text(4).starts_with("id: 5\n"), "just bridged");
-        assert!(text(3).starts_with("event: sse-lost"), "a gap");
-        assert!(text(9).is_empty(), "up to date");
-        // Ids never issued, up to the largest a client can send.
-        for never in [10, u64::MAX - 1, u64::MAX] {
-            let lost = text(never);
-            assert!(lost.starts_with("event: sse-lost"), "{never}: {lost}");
-            assert!(lost.contains(&never.to_string()), "{lost}");
-        }
-    }
-
-    proptest! {
-        #![proptest_config(crate::proptest_config())]
-
-        /// Bridged exactly when no id after `last_seen` is missing from the ring.
-        #[test]
-        fn bridged_matches_its_definition(
-            last_seen in any::<u64>(),
-            oldest in proptest::option::of(1u64..1000),
-            extra in 0u64..1000,
-        ) {
-            let last_id = oldest.map_or(extra, |o| o + extra);
-            let expected = match oldest {
-                Some(o) => (last_seen..=last_id).skip(1).all(|id| id >= o) && last_seen <= last_id,
-                None => last_seen == last_id,
-            };
-            // Big `last_seen` makes the range empty, which is fine: it must then
-            // be above `last_id`, and so not bridged.
-            prop_assert_eq!(bridged(last_seen, oldest, last_id), expected && last_seen <= last_id);
-        }
-
-        #[test]
-        fn any_client_id_is_answered_without_panic(last_seen in any::<u64>(), len in 0u64..20) {
-            let topic = topic_with(1..=len);
-            let _ = topic.catch_up(last_seen);
-        }
     }
 }
