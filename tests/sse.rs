@@ -8,84 +8,19 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer};
-use eventsource_stream::{Event as SseEvent, Eventsource};
-use futures_util::stream::LocalBoxStream;
-use futures_util::StreamExt;
 use serde_json::json;
+use support::live::{next, serve, subscribe, take, wait_for_clients, Live};
 use support::DEADLINE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use webhooks_emitter::sse::{SseDenied, SseOptions, LOST_EVENTS_EVENT};
-use webhooks_emitter::{EmitError, WebhooksEmitter};
-
-type Events = LocalBoxStream<'static, SseEvent>;
-
-/// An emitter and an HTTP server mounting its SSE scope at `/sse`.
-fn serve(options: SseOptions) -> (WebhooksEmitter, String) {
-    let emitter = WebhooksEmitter::builder().sse(options).start();
-    let for_server = emitter.clone();
-    let server = HttpServer::new(move || App::new().service(for_server.sse_scope("/sse")))
-        .workers(2)
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-    let base = format!("http://{}/sse", server.addrs()[0]);
-    actix_web::rt::spawn(server.run());
-    (emitter, base)
-}
-
-async fn subscribe(
-    url: &str,
-    headers: &[(&str, &str)],
-) -> (u16, awc::http::header::HeaderMap, Events) {
-    let mut request = awc::Client::builder().disable_timeout().finish().get(url);
-    for (name, value) in headers {
-        request = request.insert_header((*name, *value));
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let events = response
-        .eventsource()
-        .map(|e| e.expect("SSE parse error"))
-        .boxed_local();
-    (status, headers, events)
-}
-
-async fn next(events: &mut Events) -> SseEvent {
-    tokio::time::timeout(DEADLINE, events.next())
-        .await
-        .expect("no SSE event in time")
-        .expect("stream ended")
-}
-
-async fn take(events: &mut Events, n: usize) -> Vec<SseEvent> {
-    let mut all = Vec::new();
-    for _ in 0..n {
-        all.push(next(events).await);
-    }
-    all
-}
-
-/// Waits until the broadcaster reports `expected` clients on `topic`.
-async fn wait_for_clients(emitter: &WebhooksEmitter, topic: &str, expected: usize) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let count = emitter.sse_clients().await.get(topic).copied().unwrap_or(0);
-        if count == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{count} clients on {topic}, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await; // polling an observable, not a guess
-    }
-}
+use webhooks_emitter::EmitError;
 
 #[actix_web::test]
 async fn frames_survive_every_line_ending_and_unicode() {
-    let (emitter, base) = serve(SseOptions::default());
+    let Live {
+        emitter, sse: base, ..
+    } = serve(SseOptions::default());
     let (status, headers, mut events) = subscribe(&format!("{base}/chat"), &[]).await;
     assert_eq!(status, 200);
     assert_eq!(headers.get("content-type").unwrap(), "text/event-stream");
@@ -133,7 +68,9 @@ async fn frames_survive_every_line_ending_and_unicode() {
 
 #[actix_web::test]
 async fn emitted_events_are_published_on_their_topic_and_on_star() {
-    let (emitter, base) = serve(SseOptions::default());
+    let Live {
+        emitter, sse: base, ..
+    } = serve(SseOptions::default());
     let (_, _, mut orders) = subscribe(&format!("{base}/order.created"), &[]).await;
     let (_, _, mut all) = subscribe(&format!("{base}/*"), &[]).await;
     wait_for_clients(&emitter, "order.created", 1).await;
@@ -179,7 +116,7 @@ async fn emitted_events_are_published_on_their_topic_and_on_star() {
 
 #[actix_web::test]
 async fn names_that_break_framing_are_refused() {
-    let (emitter, _) = serve(SseOptions::default());
+    let Live { emitter, .. } = serve(SseOptions::default());
     for topic in ["", "a\nb", "a\rb", "nul\0", "a/b", "*"] {
         assert!(
             matches!(
@@ -202,7 +139,9 @@ async fn names_that_break_framing_are_refused() {
 
 #[actix_web::test]
 async fn resume_by_header_or_query_without_gap_or_duplicate() {
-    let (emitter, base) = serve(SseOptions::default());
+    let Live {
+        emitter, sse: base, ..
+    } = serve(SseOptions::default());
     for n in 1..=5 {
         emitter.broadcast("feed", "tick", &n).unwrap();
     }
@@ -228,7 +167,9 @@ async fn replay_and_live_meet_exactly_under_load() {
         .replay(10_000)
         .replay_bytes(usize::MAX)
         .client_buffer(4096);
-    let (emitter, base) = serve(options);
+    let Live {
+        emitter, sse: base, ..
+    } = serve(options);
     let publisher = emitter.clone();
     let publishing = std::thread::spawn(move || {
         for n in 1..=2000 {
@@ -248,7 +189,9 @@ async fn replay_and_live_meet_exactly_under_load() {
 
 #[actix_web::test]
 async fn an_id_older_than_the_buffer_gets_the_lost_events_signal() {
-    let (emitter, base) = serve(SseOptions::default().replay(4));
+    let Live {
+        emitter, sse: base, ..
+    } = serve(SseOptions::default().replay(4));
     for n in 1..=10 {
         emitter.broadcast("news", "item", &n).unwrap();
     }
@@ -274,7 +217,7 @@ async fn an_id_older_than_the_buffer_gets_the_lost_events_signal() {
 
 #[actix_web::test]
 async fn malformed_ids_and_topics_get_400() {
-    let (_, base) = serve(SseOptions::default());
+    let Live { sse: base, .. } = serve(SseOptions::default());
     let client = awc::Client::default();
     for (url, header) in [
         (format!("{base}/t"), Some("abc")),
@@ -294,15 +237,11 @@ async fn malformed_ids_and_topics_get_400() {
 
 #[actix_web::test]
 async fn retry_field_first_and_heartbeats_on_idle_connections() {
-    let (emitter, base) = serve(
+    let Live { emitter, addr, .. } = serve(
         SseOptions::default()
             .retry(Duration::from_millis(2500))
             .heartbeat(Duration::from_millis(100)),
     );
-    let addr = base
-        .trim_start_matches("http://")
-        .trim_end_matches("/sse")
-        .to_owned();
     let mut raw = TcpStream::connect(&addr).await.unwrap();
     raw.write_all(b"GET /sse/quiet HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
@@ -328,7 +267,7 @@ async fn authorization_hook_refuses_with_401_or_403() {
             Some(_) => Err(SseDenied::Forbidden),
         }
     });
-    let (_, base) = serve(options);
+    let Live { sse: base, .. } = serve(options);
     for (topic, authorization, status) in [
         ("public", None, 401),
         ("admin", Some("Bearer good"), 403),
@@ -346,7 +285,9 @@ async fn authorization_hook_refuses_with_401_or_403() {
 
 #[actix_web::test]
 async fn disconnected_clients_are_removed() {
-    let (emitter, base) = serve(SseOptions::default().heartbeat(Duration::from_millis(50)));
+    let Live {
+        emitter, sse: base, ..
+    } = serve(SseOptions::default().heartbeat(Duration::from_millis(50)));
     let mut clients = Vec::new();
     for _ in 0..3 {
         clients.push(subscribe(&format!("{base}/room"), &[]).await);
@@ -359,11 +300,12 @@ async fn disconnected_clients_are_removed() {
 
 #[actix_web::test]
 async fn a_slow_client_is_dropped_while_a_fast_one_keeps_up() {
-    let (emitter, base) = serve(SseOptions::default().client_buffer(4).replay(0));
-    let addr = base
-        .trim_start_matches("http://")
-        .trim_end_matches("/sse")
-        .to_owned();
+    let Live {
+        emitter,
+        sse: base,
+        addr,
+        ..
+    } = serve(SseOptions::default().client_buffer(4).replay(0));
     // The slow client sends its request and never reads.
     let mut slow = TcpStream::connect(&addr).await.unwrap();
     slow.write_all(b"GET /sse/stream HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -399,11 +341,7 @@ async fn a_slow_client_is_dropped_while_a_fast_one_keeps_up() {
 
 #[actix_web::test]
 async fn a_thousand_clients_all_receive_an_event() {
-    let (emitter, base) = serve(SseOptions::default());
-    let addr = base
-        .trim_start_matches("http://")
-        .trim_end_matches("/sse")
-        .to_owned();
+    let Live { emitter, addr, .. } = serve(SseOptions::default());
     let mut sockets = Vec::with_capacity(1000);
     for _ in 0..1000 {
         let mut socket = TcpStream::connect(&addr).await.unwrap();

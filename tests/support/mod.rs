@@ -24,3 +24,5 @@ pub use harness::*;
 mod journal;
 #[cfg(feature = "emitter")]
 pub use journal::{durable_emitter, reopen, ScratchDir};
+#[cfg(feature = "sse")]
+pub mod live;
