@@ -7,6 +7,7 @@ mod broadcaster;
 mod endpoint;
 mod frame;
 mod handle;
+mod kick;
 mod position;
 mod slot;
 mod ws;

@@ -165,30 +165,56 @@ impl Socket {
 
     async fn next_text(&mut self) -> Result<Value, Ended> {
         loop {
-            match self.framed.next().await {
-                None | Some(Err(_)) => return Err(Ended::Dropped),
-                Some(Ok(Frame::Text(text))) => {
-                    return Ok(serde_json::from_slice(&text).expect("server sent non-JSON"))
-                }
-                Some(Ok(Frame::Ping(bytes))) => {
-                    self.pings += 1;
-                    if self.answer_pings {
-                        let _ = self.framed.send(Message::Pong(bytes)).await;
-                    }
-                }
-                Some(Ok(Frame::Close(reason))) => {
-                    let (code, text) = match reason {
-                        Some(reason) => (
-                            Some(u16::from(reason.code)),
-                            reason.description.unwrap_or_default(),
-                        ),
-                        None => (None, String::new()),
-                    };
-                    return Err(Ended::Closed(code, text));
-                }
-                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+            if let Some(text) = self.next_frame().await {
+                return text;
             }
         }
+    }
+
+    /// Reads one frame: a text frame parsed, or the end; `None` for a ping
+    /// (answered if `answer_pings`).
+    async fn next_frame(&mut self) -> Option<Result<Value, Ended>> {
+        match self.framed.next().await {
+            None | Some(Err(_)) => Some(Err(Ended::Dropped)),
+            Some(Ok(Frame::Text(text))) => Some(Ok(
+                serde_json::from_slice(&text).expect("server sent non-JSON")
+            )),
+            Some(Ok(Frame::Ping(bytes))) => {
+                self.pings += 1;
+                if self.answer_pings {
+                    let _ = self.framed.send(Message::Pong(bytes)).await;
+                }
+                None
+            }
+            Some(Ok(Frame::Close(reason))) => {
+                let (code, text) = match reason {
+                    Some(reason) => (
+                        Some(u16::from(reason.code)),
+                        reason.description.unwrap_or_default(),
+                    ),
+                    None => (None, String::new()),
+                };
+                Some(Err(Ended::Closed(code, text)))
+            }
+            Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+        }
+    }
+
+    /// Reads until `pings` pings have arrived in all; a text frame meanwhile
+    /// fails the test.
+    pub async fn wait_for_pings(&mut self, pings: usize) -> Result<(), Ended> {
+        tokio::time::timeout(DEADLINE, async {
+            while self.pings < pings {
+                match self.next_frame().await {
+                    None => {}
+                    Some(Ok(text)) => panic!("unexpected message {text}"),
+                    Some(Err(ended)) => return Err(ended),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .expect("no ping in time")
     }
 
     /// Reads until the connection ends, skipping text frames.

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio::sync::Notify;
+
+use crate::sse::kick::Kick;
 
 /// The topics of a multi-topic stream, in the order requested: its ids give
 /// the position in each.
@@ -31,9 +32,9 @@ pub(super) struct Shared {
     pub id: u64,
     pub audience: Audience,
     pub last_write: Cell<Instant>,
-    /// Told when the broadcaster drops the client for being too slow (a
-    /// WebSocket connection closes itself with a reason).
-    pub kicked: Option<Arc<Notify>>,
+    /// Told when the broadcaster drops the client (a WebSocket connection
+    /// then closes itself with a reason).
+    pub kick: Option<Arc<Kick>>,
 }
 
 /// One client in one topic.

@@ -30,6 +30,7 @@ pub(crate) use subscribe::{Join, Leave, LeaveAll, Subscribe, SubscribeMany};
 use topic::{Record, Topic};
 
 use super::frame::HEARTBEAT;
+use super::kick::KickReason;
 use super::{SseOptions, ALL_TOPICS};
 
 /// The SSE actor.
@@ -157,8 +158,8 @@ impl SseBroadcaster {
             }
         }
         if why == Disconnect::TooSlow {
-            if let Some(kicked) = &shared.kicked {
-                kicked.notify_one();
+            if let Some(kick) = &shared.kick {
+                kick.kick(KickReason::TooSlow);
             }
         }
     }
@@ -314,6 +315,13 @@ impl Drop for SseBroadcaster {
             return;
         }
         tracing::error!("SSE broadcaster crashed (a panic, see above); restarting it");
+        // SSE streams end as their channels drop; WebSocket connections hold
+        // a sender of their own, so they are told to close.
+        for (shared, _) in self.clients.values() {
+            if let Some(kick) = &shared.kick {
+                kick.kick(KickReason::Restarted);
+            }
+        }
         let last_ids = self
             .topics
             .iter()

@@ -1,5 +1,6 @@
 //! The frames each kind of client gets, made once per event and kind.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -87,8 +88,15 @@ pub(super) fn ws_event(topic: &str, record: &Record) -> Bytes {
         data: D,
     }
     let text = std::str::from_utf8(&record.data).unwrap_or_default();
+    // Each frame is one line (a Serialize impl may write JSON over several):
+    // outside strings, CR and LF are whitespace, and inside they are escaped.
+    let text: Cow<str> = if record.json && text.contains(['\n', '\r']) {
+        Cow::Owned(text.replace(['\n', '\r'], " "))
+    } else {
+        Cow::Borrowed(text)
+    };
     let raw: Option<&RawValue> = if record.json {
-        serde_json::from_str(text).ok()
+        serde_json::from_str(&text).ok()
     } else {
         None
     };
@@ -104,7 +112,7 @@ pub(super) fn ws_event(topic: &str, record: &Record) -> Bytes {
             topic,
             id,
             event,
-            data: text,
+            data: &*text,
         }),
     };
     Bytes::from(json.unwrap_or_default())

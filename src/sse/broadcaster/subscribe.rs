@@ -9,21 +9,21 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
-use tokio::sync::Notify;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::client::{Audience, Shared, TopicSet};
+use super::client::{Audience, Disconnect, Shared, TopicSet};
 use super::render;
 use super::topic::{Record, Resume};
 use super::SseBroadcaster;
 use crate::sse::frame;
+use crate::sse::kick::Kick;
 
 impl SseBroadcaster {
     fn new_shared(
         &mut self,
         id: Option<u64>,
         audience: Audience,
-        kicked: Option<Arc<Notify>>,
+        kick: Option<Arc<Kick>>,
     ) -> Rc<Shared> {
         let id = id.unwrap_or_else(|| {
             self.next_client += 1;
@@ -33,7 +33,7 @@ impl SseBroadcaster {
             id,
             audience,
             last_write: Cell::new(Instant::now()),
-            kicked,
+            kick,
         })
     }
 
@@ -166,7 +166,7 @@ pub(crate) struct Join {
     pub topic: Arc<str>,
     pub last_id: Option<u64>,
     pub sender: mpsc::Sender<Bytes>,
-    pub kicked: Arc<Notify>,
+    pub kick: Arc<Kick>,
 }
 
 impl Handler<Join> for SseBroadcaster {
@@ -191,13 +191,20 @@ impl Handler<Join> for SseBroadcaster {
             }
             lines.extend(records.iter().map(|r| render::ws_event(&topic, r)));
         }
-        let _ = msg.sender.try_send(Bytes::from(lines.join(&b'\n')));
+        let sent = msg.sender.try_send(Bytes::from(lines.join(&b'\n')));
         let shared = match msg.conn.and_then(|id| self.clients.get(&id)) {
             Some((shared, _)) => shared.clone(),
-            None => self.new_shared(msg.conn, Audience::WebSocket, Some(msg.kicked)),
+            None => self.new_shared(msg.conn, Audience::WebSocket, Some(msg.kick)),
         };
         let id = shared.id;
         self.register(shared, &topic, msg.sender);
+        // A connection whose buffer cannot take its own replay is as behind
+        // as one that cannot take a live event.
+        match sent {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.drop_client(id, &topic, Disconnect::TooSlow),
+            Err(TrySendError::Closed(_)) => self.drop_client(id, &topic, Disconnect::Closed),
+        }
         MessageResult(id)
     }
 }

@@ -5,7 +5,8 @@
 //! One task per connection: it reads the client's requests, forwards the
 //! broadcaster's frames, and pings. A client that falls behind is dropped by
 //! the broadcaster, which tells the task: the connection is closed with 1013
-//! and a reason, and the others never wait for it.
+//! and a reason, and the others never wait for it. Close codes: 1008 no pong,
+//! 1009 message over 64 KiB, 1012 broadcaster restarted, 1013 too slow.
 
 mod protocol;
 
@@ -16,11 +17,12 @@ use std::time::Instant;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use bytes::Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use super::broadcaster::render::ws_op;
 use super::broadcaster::{Join, Leave, LeaveAll};
 use super::endpoint::Endpoint;
+use super::kick::{Kick, KickReason};
 use super::{validate_topic, SseDenied, ALL_TOPICS, MAX_WS_MESSAGE};
 use protocol::Request;
 
@@ -65,8 +67,9 @@ struct Connection {
     /// Frames from the broadcaster; the sender is kept so it never closes.
     sender: mpsc::Sender<Bytes>,
     frames: mpsc::Receiver<Bytes>,
-    kicked: Arc<Notify>,
-    last_pong: Instant,
+    kick: Arc<Kick>,
+    /// When the oldest ping not yet answered was sent.
+    unanswered_since: Option<Instant>,
 }
 
 impl Connection {
@@ -80,8 +83,8 @@ impl Connection {
             joined: HashSet::new(),
             sender,
             frames,
-            kicked: Arc::new(Notify::new()),
-            last_pong: Instant::now(),
+            kick: Arc::default(),
+            unanswered_since: None,
         }
     }
 
@@ -100,21 +103,19 @@ impl Connection {
                             break Some(closing);
                         }
                     }
-                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                        break Some(Closing::Close(CloseCode::Size, "message over 64 KiB"))
-                    }
-                    Some(Err(_)) => break Some(Closing::Close(CloseCode::Protocol, "WebSocket protocol error")),
+                    Some(Err(error)) => break Some(protocol_error(&error)),
                 },
                 Some(frame) = self.frames.recv() => {
                     if let Some(closing) = self.forward(frame).await {
                         break Some(closing);
                     }
                 }
-                () = self.kicked.notified() => break Some(too_slow()),
+                reason = self.kick.kicked() => break Some(kicked(reason)),
                 _ = pings.tick() => {
-                    if self.last_pong.elapsed() > interval * 2 {
+                    if self.unanswered_since.is_some_and(|since| since.elapsed() >= interval * 2) {
                         break Some(Closing::Close(CloseCode::Policy, "no pong within two pings"));
                     }
+                    self.unanswered_since.get_or_insert_with(Instant::now);
                     if self.session.ping(b"").await.is_err() {
                         break Some(Closing::Gone);
                     }
@@ -147,7 +148,7 @@ impl Connection {
                         return Some(Closing::Gone);
                     }
                 }
-                () = self.kicked.notified() => return Some(too_slow()),
+                reason = self.kick.kicked() => return Some(kicked(reason)),
             }
         }
         None
@@ -164,7 +165,7 @@ impl Connection {
                 self.session.pong(&bytes).await.err().map(|_| Closing::Gone)
             }
             AggregatedMessage::Pong(_) => {
-                self.last_pong = Instant::now();
+                self.unanswered_since = None;
                 None
             }
             AggregatedMessage::Close(_) => {
@@ -176,7 +177,7 @@ impl Connection {
     async fn on_request(&mut self, text: &str) -> Option<Closing> {
         match protocol::parse(text) {
             Err(reason) => self.error(&reason).await,
-            Ok(Request::Ping) => self.send(ws_op("pong", serde_json::json!({}))).await,
+            Ok(Request::Ping {}) => self.send(ws_op("pong", serde_json::json!({}))).await,
             Ok(Request::Leave { topic }) => {
                 let topic: Arc<str> = Arc::from(topic);
                 if self.joined.remove(&topic) {
@@ -231,7 +232,7 @@ impl Connection {
             topic: topic.clone(),
             last_id,
             sender: self.sender.clone(),
-            kicked: self.kicked.clone(),
+            kick: self.kick.clone(),
         };
         match self.endpoint.broadcaster.get().send(join).await {
             Ok(id) => {
@@ -253,9 +254,31 @@ impl Connection {
     }
 }
 
-fn too_slow() -> Closing {
-    Closing::Close(
-        CloseCode::Again,
-        "too slow: fell behind the live updates; reconnect and join with last_id",
-    )
+/// The close for a message the protocol refuses.
+fn protocol_error(error: &actix_ws::ProtocolError) -> Closing {
+    let too_big = match error {
+        actix_ws::ProtocolError::Overflow => true,
+        // How actix-ws reports fragments adding up to over the limit.
+        actix_ws::ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
+        _ => false,
+    };
+    if too_big {
+        Closing::Close(CloseCode::Size, "message over 64 KiB")
+    } else {
+        Closing::Close(CloseCode::Protocol, "WebSocket protocol error")
+    }
+}
+
+/// The close for a connection the broadcaster dropped.
+fn kicked(reason: KickReason) -> Closing {
+    match reason {
+        KickReason::TooSlow => Closing::Close(
+            CloseCode::Again,
+            "too slow: fell behind the live updates; reconnect and join with last_id",
+        ),
+        KickReason::Restarted => Closing::Close(
+            CloseCode::Restart,
+            "live updates restarted; reconnect and join with last_id",
+        ),
+    }
 }

@@ -16,7 +16,7 @@ pub(super) enum Request {
     /// Stop receiving `topic`'s events.
     Leave { topic: String },
     /// Answered `{"op":"pong"}`.
-    Ping,
+    Ping {},
 }
 
 /// A client message, or why it is not one (for the `error` frame).
@@ -51,13 +51,14 @@ mod tests {
                 last_id: None
             })
         );
-        assert_eq!(parse(r#"{"op":"ping"}"#), Ok(Request::Ping));
+        assert_eq!(parse(r#"{"op":"ping"}"#), Ok(Request::Ping {}));
         for (bad, why) in [
             ("not json", "not JSON"),
             (r#"{"op":"dance"}"#, "not a request"),
             (r#"{"op":"join"}"#, "not a request"),
             (r#"{"op":"join","topic":"t","last_id":-1}"#, "not a request"),
             (r#"{"op":"leave","topic":"t","extra":1}"#, "not a request"),
+            (r#"{"op":"ping","extra":1}"#, "not a request"),
         ] {
             let error = parse(bad).err().unwrap_or_default();
             assert!(error.contains(why), "{bad}: {error}");
