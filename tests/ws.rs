@@ -369,23 +369,25 @@ async fn fragments_adding_up_to_over_64_kib_are_closed_with_1009() {
 
 #[actix_web::test]
 async fn a_peer_that_never_pongs_is_closed_and_one_that_does_stays() {
-    let Live { emitter, ws, .. } = serve(SseOptions::default().ws_ping(Duration::from_millis(50)));
+    let interval = Duration::from_millis(200);
+    let Live { emitter, ws, .. } = serve(SseOptions::default().ws_ping(interval));
     let mut silent = Socket::connect(&ws).await;
     silent.answer_pings = false;
     join(&mut silent, "t").await;
     let mut alive = Socket::connect(&ws).await;
     join(&mut alive, "t").await;
 
+    // Both read at once: the live one answers every ping as it comes.
+    let (silent_end, alive_answer) = tokio::join!(silent.until_end(), async {
+        alive.wait_for_pings(6).await?;
+        Ok::<_, Ended>(ask(&mut alive, json!({"op": "ping"})).await)
+    });
     assert_eq!(
-        silent.until_end().await,
+        silent_end,
         Ended::Closed(Some(1008), "no pong within two pings".into())
     );
     assert!(silent.pings >= 2, "closed after {} pings", silent.pings);
-    alive.wait_for_pings(6).await.unwrap();
-    assert_eq!(
-        ask(&mut alive, json!({"op": "ping"})).await,
-        json!({"op": "pong"})
-    );
+    assert_eq!(alive_answer, Ok(json!({"op": "pong"})));
     wait_for_clients(&emitter, "t", 1).await;
 }
 
