@@ -109,7 +109,7 @@ async fn resume_with_last_id_under_load_has_no_gap_or_duplicate() {
     let publishing = std::thread::spawn(move || {
         for n in 1..=2000 {
             publisher.broadcast("feed", "tick", &n).unwrap();
-            if n % 50 == 0 {
+            if n % 10 == 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
