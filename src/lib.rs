@@ -61,8 +61,8 @@
 //! │                    Retry-After, per-thread driver, TLS, SSRF guard
 //! ├── store/           durable stores behind the queue boundary: the
 //! │                    embedded journal (redb), its writer thread
-//! ├── sse/             Server-Sent Events (feature `sse`): broadcaster
-//! │                    actor, actix-web endpoint, frames
+//! ├── sse/             live updates (feature `sse`): the broadcaster actor,
+//! │                    the SSE endpoint and frames, WebSocket rooms (`ws/`)
 //! └── verify/          the receiving side (feature `verify`): verifiers,
 //!                      idempotency store, actix-web extractor
 //! ```

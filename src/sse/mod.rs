@@ -1,7 +1,9 @@
-//! Server-Sent Events: every emitted event is also published on the topic
-//! named after it, and apps can publish on topics of their own. Clients
-//! subscribe with `GET <scope>/{topic}` (`*` for every topic), resume with
-//! `Last-Event-ID`, and never slow the emitter or each other.
+//! Live updates: every emitted event is also published on the topic named
+//! after it, and apps can publish on topics of their own. SSE clients
+//! subscribe with `GET <scope>/{topic}` (`*` for every topic) or
+//! `GET <scope>?topic=a&topic=b` and resume with `Last-Event-ID`; WebSocket
+//! clients join rooms on `ws_route()` and resume with `last_id`. No client
+//! slows the emitter or the others.
 
 mod broadcaster;
 mod endpoint;
