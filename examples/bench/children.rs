@@ -17,7 +17,7 @@ pub struct Child {
 }
 
 impl Child {
-    fn spawn(args: &[&str]) -> std::io::Result<Child> {
+    pub fn spawn(args: &[&str]) -> std::io::Result<Child> {
         let mut process = Command::new(std::env::current_exe()?)
             .args(args)
             .stdin(Stdio::piped())
@@ -49,11 +49,12 @@ impl Child {
         Ok(child)
     }
 
-    /// Starts `clients` SSE clients on `url`, waits until all are connected.
-    pub fn sse_clients(url: &str, clients: usize, events: usize) -> std::io::Result<Child> {
+    /// Starts `clients` SSE clients, spread over `urls`; waits until all
+    /// are connected.
+    pub fn sse_clients(urls: &[String], clients: usize, events: usize) -> std::io::Result<Child> {
         let mut child = Child::spawn(&[
             "--sse-clients",
-            url,
+            &urls.join(","),
             &clients.to_string(),
             &events.to_string(),
         ])?;
@@ -63,22 +64,28 @@ impl Child {
         }
         Ok(child)
     }
+
+    /// Runs `args` in a fresh process and collects the rows it prints,
+    /// echoing its other lines, until it prints `done`.
+    pub fn rows(args: &[&str]) -> std::io::Result<Vec<crate::measure::Row>> {
+        let mut child = Child::spawn(args)?;
+        let mut rows = Vec::new();
+        loop {
+            let line = child.read_line()?;
+            match crate::measure::Row::from_line(&line) {
+                Some(row) => rows.push(row),
+                None if line == "done" => return Ok(rows),
+                None => println!("{line}"),
+            }
+        }
+    }
 }
 
 impl Child {
     /// Runs the million-stored scenario in a fresh process, so that what
     /// earlier scenarios left in this one's memory does not blur its figure.
     pub fn million_stored(url: &str, events: usize) -> std::io::Result<Vec<crate::measure::Row>> {
-        let mut child = Child::spawn(&["--million-stored", url, &events.to_string()])?;
-        let mut rows = Vec::new();
-        while let Ok(line) = child.read_line() {
-            match crate::measure::Row::from_line(&line) {
-                Some(row) => rows.push(row),
-                None if line == "done" => break,
-                None => println!("{line}"),
-            }
-        }
-        Ok(rows)
+        Child::rows(&["--million-stored", url, &events.to_string()])
     }
 }
 
@@ -113,7 +120,8 @@ pub fn run_receiver() -> std::io::Result<()> {
     })
 }
 
-/// `--sse-clients <url> <n> <events>`: opens n connections, prints
+/// `--sse-clients <url,url,…> <n> <events>`: opens n connections (round
+/// robin over the urls), prints
 /// `connected`, then for each of `events` events prints
 /// `latencies <nanos> <nanos> …` (arrival minus the `t` in the event's data).
 pub fn run_sse_clients() -> std::io::Result<()> {
@@ -131,16 +139,22 @@ pub fn run_sse_clients() -> std::io::Result<()> {
     runtime.block_on(sse_clients(url, clients, events))
 }
 
-async fn sse_clients(url: String, clients: usize, events: usize) -> std::io::Result<()> {
-    // url is http://host:port/path
-    let without_scheme = url.trim_start_matches("http://");
-    let (host, path) = without_scheme
-        .split_once('/')
-        .unwrap_or((without_scheme, ""));
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+async fn sse_clients(urls: String, clients: usize, events: usize) -> std::io::Result<()> {
+    // each url is http://host:port/path
+    let targets: Vec<(String, String)> = urls
+        .split(',')
+        .map(|url| {
+            let without_scheme = url.trim_start_matches("http://");
+            let (host, path) = without_scheme
+                .split_once('/')
+                .unwrap_or((without_scheme, ""));
+            let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            (host.to_owned(), request)
+        })
+        .collect();
     let (sender, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<(usize, u128)>();
     let mut sockets = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for (host, request) in targets.iter().cycle().take(clients) {
         let mut socket = tokio::net::TcpStream::connect(host).await?;
         socket.write_all(request.as_bytes()).await?;
         sockets.push(socket);

@@ -136,7 +136,7 @@ where
 }
 
 /// `BENCH_ROUNDS`, default 3.
-fn rounds() -> usize {
+pub fn rounds() -> usize {
     std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

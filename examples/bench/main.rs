@@ -13,6 +13,7 @@ mod durable;
 mod emit_cost;
 mod measure;
 mod sse;
+mod sse_floor;
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ fn main() -> std::io::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("--receiver") => return children::run_receiver(),
         Some("--sse-clients") => return children::run_sse_clients(),
+        Some("--sse-run") => return sse::run_child(),
         Some("--million-stored") => return durable::run_million_stored_child(),
         _ => {}
     }
@@ -64,7 +66,7 @@ fn main() -> std::io::Result<()> {
             rows.extend(emit_cost::fan_out(1_000).await);
         }
         if run("6") {
-            rows.extend(sse::broadcast_to_clients(scaled(10_000)).await);
+            rows.extend(sse::scenario(scaled(10_000), scaled(50_000)));
         }
         if run("7a") {
             rows.extend(durable::throughput(&url, 1, scaled(20_000)).await);

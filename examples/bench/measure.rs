@@ -32,6 +32,20 @@ impl Row {
         }
     }
 
+    /// A cost (time, CPU) compared to a baseline: lower is better, and the
+    /// ratio emitter / baseline must stay within `max_ratio`.
+    pub fn cost(figure: &str, unit: &str, emitter: f64, baseline: f64, max_ratio: f64) -> Row {
+        let ratio = emitter / baseline;
+        Row {
+            figure: figure.into(),
+            emitter: format!("{emitter:.2} {unit}"),
+            baseline: format!("{baseline:.2} {unit}"),
+            ratio: Some(ratio),
+            target: format!("ratio ≤ {max_ratio}"),
+            met: Some(ratio <= max_ratio),
+        }
+    }
+
     /// An absolute figure with its target.
     pub fn absolute(
         figure: &str,
@@ -171,4 +185,28 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
+}
+
+/// CPU time of this process's threads so far, in nanoseconds from each
+/// thread's `schedstat` (`/proc/self/stat` counts in 10 ms ticks, too coarse
+/// for one event). Threads that exited are not counted: measure across a span
+/// in which the server's threads live throughout.
+pub fn cpu_time() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// Raises this process's open-file limit to its hard limit (children
+/// inherit it); returns the limit now in force.
+pub fn raise_open_files() -> u64 {
+    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
+    let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    rlimit::Resource::NOFILE.get().map_or(1024, |(soft, _)| soft)
 }

@@ -1,5 +1,11 @@
-//! SSE fan-out: clients held, time for one event to reach all of them, and
-//! memory per connected client.
+//! 6. SSE fan-out, side by side with the floor (`sse_floor.rs`: the same
+//! connections and bytes on bare tokio sockets). Each sample runs in a fresh
+//! process (so memory figures are not blurred by earlier runs): the server
+//! holds the clients, which run in child processes of their own, and one
+//! event at a time goes to all of them. A sample gives the p50 and p99 of
+//! arrival (event created → read by the client), the server process's CPU
+//! time per client per event, and its resident memory per client.
+//! Ours and the floor alternate, `BENCH_ROUNDS` times; rows show medians.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,10 +15,24 @@ use webhooks_emitter::sse::SseOptions;
 use webhooks_emitter::WebhooksEmitter;
 
 use crate::children::Child;
-use crate::measure::{millis, percentile, rss_bytes, thousands, Row};
+use crate::delivery::rounds;
+use crate::measure::{cpu_time, millis, percentile, raise_open_files, rss_bytes, thousands, Row};
+use crate::sse_floor::Floor;
 use crate::WAIT_LIMIT;
 
-/// Events sent to all clients (`BENCH_SSE_EVENTS`, default 5).
+/// Target of the scale row: clients one process holds on one topic.
+const SCALE_TARGET: usize = 50_000;
+/// Clients per client process (each stays well under its open-file limit).
+const CLIENTS_PER_PROCESS: usize = 10_000;
+/// Connections per listening port: the kernel's ephemeral ports (28,232 by
+/// default) bound the connections from one address to one port.
+const CLIENTS_PER_PORT: usize = 20_000;
+/// Ratio to the floor that latency and CPU must stay within.
+const MAX_RATIO: f64 = 1.25;
+/// Resident memory per client allowed.
+const MAX_BYTES_PER_CLIENT: f64 = 8.0 * 1024.0;
+
+/// Events sent to all clients per sample (`BENCH_SSE_EVENTS`, default 5).
 fn events() -> usize {
     std::env::var("BENCH_SSE_EVENTS")
         .ok()
@@ -21,112 +41,308 @@ fn events() -> usize {
         .max(1)
 }
 
-pub async fn broadcast_to_clients(clients: usize) -> Vec<Row> {
-    match run(clients).await {
-        Ok(rows) => rows,
-        Err(error) => {
-            eprintln!("SSE bench failed: {error}");
-            vec![Row::absolute(
-                "6. SSE",
-                format!("failed: {error}"),
-                "—".into(),
-                "—",
-                Some(false),
-            )]
-        }
+/// One sample of one server.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    p50: Duration,
+    p99: Duration,
+    cpu_per_client_event: Duration,
+    bytes_per_client: f64,
+}
+
+impl Sample {
+    fn to_line(self) -> String {
+        format!(
+            "SAMPLE {} {} {} {:.0}",
+            self.p50.as_nanos(),
+            self.p99.as_nanos(),
+            self.cpu_per_client_event.as_nanos(),
+            self.bytes_per_client
+        )
+    }
+
+    fn from_line(line: &str) -> Option<Sample> {
+        let mut fields = line.strip_prefix("SAMPLE ")?.split(' ');
+        let mut next = || fields.next()?.parse::<f64>().ok();
+        let nanos = |n: f64| Duration::from_nanos(n as u64);
+        Some(Sample {
+            p50: nanos(next()?),
+            p99: nanos(next()?),
+            cpu_per_client_event: nanos(next()?),
+            bytes_per_client: next()?,
+        })
     }
 }
 
-async fn run(clients: usize) -> std::io::Result<Vec<Row>> {
+/// Runs one sample in a fresh process.
+fn sample(server: &str, clients: usize) -> std::io::Result<Sample> {
+    let mut child = Child::spawn(&[
+        "--sse-run",
+        server,
+        &clients.to_string(),
+        &events().to_string(),
+    ])?;
+    loop {
+        let line = child.read_line()?;
+        if let Some(sample) = Sample::from_line(&line) {
+            return Ok(sample);
+        }
+        if let Some(error) = line.strip_prefix("ERROR ") {
+            return Err(std::io::Error::other(error.to_owned()));
+        }
+        println!("{line}");
+    }
+}
+
+/// Samples of ours and the floor, alternating which goes first.
+fn samples(clients: usize, rounds: usize) -> std::io::Result<(Vec<Sample>, Vec<Sample>)> {
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            ours.push(sample("ours", clients)?);
+            floor.push(sample("floor", clients)?);
+        } else {
+            floor.push(sample("floor", clients)?);
+            ours.push(sample("ours", clients)?);
+        }
+    }
+    println!("  SSE {clients} clients, ours:  {ours:?}");
+    println!("  SSE {clients} clients, floor: {floor:?}");
+    Ok((ours, floor))
+}
+
+fn median<T: Copy>(samples: &[Sample], field: impl Fn(&Sample) -> T) -> T
+where
+    T: PartialOrd,
+{
+    let mut values: Vec<T> = samples.iter().map(field).collect();
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values[values.len() / 2]
+}
+
+/// Rows 6a to 6g: `clients` for the comparison, then `scale` (or as many as
+/// the open-file limit allows) for the scale rows.
+pub fn scenario(clients: usize, scale: usize) -> Vec<Row> {
+    let limit = raise_open_files() as usize;
+    // The server holds every client in one process: its open files bound it.
+    let most = scale.min(limit.saturating_sub(512));
+    let mut rows = Vec::new();
+    match samples(clients, rounds()) {
+        Ok((ours, floor)) => rows.extend(compared(clients, &ours, &floor)),
+        Err(error) => rows.push(failed("6a. SSE", &error)),
+    }
+    match samples(most, 1) {
+        Ok((ours, floor)) => rows.extend(at_scale(most, limit, &ours[0], &floor[0])),
+        Err(error) => rows.push(failed("6e. SSE at scale", &error)),
+    }
+    rows
+}
+
+fn failed(figure: &str, error: &std::io::Error) -> Row {
+    eprintln!("{figure} failed: {error}");
+    Row::absolute(figure, format!("failed: {error}"), "—".into(), "—", Some(false))
+}
+
+fn compared(clients: usize, ours: &[Sample], floor: &[Sample]) -> Vec<Row> {
+    let n = thousands(clients as f64);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    vec![
+        Row::cost(
+            &format!("6a. SSE: one event to {n} clients, p50"),
+            "ms",
+            ms(median(ours, |s| s.p50)),
+            ms(median(floor, |s| s.p50)),
+            MAX_RATIO,
+        ),
+        Row::cost(
+            &format!("6b. SSE: one event to {n} clients, p99"),
+            "ms",
+            ms(median(ours, |s| s.p99)),
+            ms(median(floor, |s| s.p99)),
+            MAX_RATIO,
+        ),
+        Row::cost(
+            &format!("6c. SSE: server CPU per client per event ({n} clients)"),
+            "µs",
+            micros(median(ours, |s| s.cpu_per_client_event)),
+            micros(median(floor, |s| s.cpu_per_client_event)),
+            MAX_RATIO,
+        ),
+        memory_row(
+            &format!("6d. SSE: resident memory per client ({n} clients)"),
+            median(ours, |s| s.bytes_per_client),
+            median(floor, |s| s.bytes_per_client),
+        ),
+    ]
+}
+
+fn at_scale(clients: usize, limit: usize, ours: &Sample, floor: &Sample) -> Vec<Row> {
+    let n = thousands(clients as f64);
+    let held = if clients >= SCALE_TARGET || clients < limit.saturating_sub(512) {
+        n.clone()
+    } else {
+        format!("{n} (open-file limit {limit})")
+    };
+    vec![
+        Row::absolute(
+            "6e. SSE: clients held by one process, one topic",
+            held,
+            n.clone(),
+            &format!("{}", thousands(SCALE_TARGET as f64)),
+            Some(clients >= SCALE_TARGET),
+        ),
+        Row::absolute(
+            &format!("6f. SSE: one event to {n} clients, p50 / p99"),
+            format!("{} / {}", millis(ours.p50), millis(ours.p99)),
+            format!("{} / {}", millis(floor.p50), millis(floor.p99)),
+            "—",
+            None,
+        ),
+        memory_row(
+            &format!("6g. SSE: resident memory per client ({n} clients)"),
+            ours.bytes_per_client,
+            floor.bytes_per_client,
+        ),
+    ]
+}
+
+fn memory_row(figure: &str, ours: f64, floor: f64) -> Row {
+    Row::absolute(
+        figure,
+        format!("{:.1} KiB", ours / 1024.0),
+        format!("{:.1} KiB", floor / 1024.0),
+        "≤ 8 KiB",
+        Some(ours <= MAX_BYTES_PER_CLIENT),
+    )
+}
+
+/// `--sse-run <ours|floor> <clients> <events>`: one sample, printed as a
+/// `SAMPLE` line (or an `ERROR` line).
+pub fn run_child() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let server = args.get(2).cloned().unwrap_or_default();
+    let clients: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1);
+    let events: usize = args.get(4).and_then(|n| n.parse().ok()).unwrap_or(1);
+    raise_open_files();
+    actix_web::rt::System::new().block_on(async move {
+        let sample = match server.as_str() {
+            "ours" => ours(clients, events).await,
+            _ => floor(clients, events).await,
+        };
+        match sample {
+            Ok(sample) => println!("{}", sample.to_line()),
+            Err(error) => println!("ERROR {server}: {error}"),
+        }
+    });
+    Ok(())
+}
+
+async fn ours(clients: usize, events: usize) -> std::io::Result<Sample> {
     let emitter = WebhooksEmitter::builder()
         .sse(SseOptions::default())
         .start_in_background();
     let for_server = emitter.clone();
-    let server = HttpServer::new(move || App::new().service(for_server.sse_scope("/sse")))
-        // As many workers as cores, actix-web's default, as an app would run it.
+    // As many workers as cores, actix-web's default, as an app would run it.
+    let mut server = HttpServer::new(move || App::new().service(for_server.sse_scope("/sse")))
         .backlog(4096)
-        .max_connections(clients + 100)
-        .bind(("127.0.0.1", 0))?;
-    let url = format!("http://127.0.0.1:{}/sse/bench", server.addrs()[0].port());
+        .max_connections(clients + 100);
+    for _ in 0..clients.div_ceil(CLIENTS_PER_PORT) {
+        server = server.bind(("127.0.0.1", 0))?;
+    }
+    let urls: Vec<String> = server
+        .addrs()
+        .iter()
+        .map(|a| format!("http://{a}/sse/bench"))
+        .collect();
     let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(server);
-    actix_web::rt::time::sleep(Duration::from_millis(200)).await; // let the worker start before measuring memory
+    let count = || async { emitter.sse_clients().await.get("bench").copied().unwrap_or(0) };
+    let publish = |payload: &serde_json::Value| {
+        let _ = emitter.broadcast("bench", "tick", payload);
+    };
+    let sample = measure(&urls, clients, events, count, publish).await;
+    handle.stop(false).await;
+    let _ = emitter.shutdown(Duration::from_secs(5)).await;
+    sample
+}
 
+async fn floor(clients: usize, events: usize) -> std::io::Result<Sample> {
+    let mut floor = Floor::start(clients.div_ceil(CLIENTS_PER_PORT))?;
+    let urls: Vec<String> = floor
+        .ports
+        .iter()
+        .map(|port| format!("http://127.0.0.1:{port}/sse/bench"))
+        .collect();
+    let counter = floor.counter();
+    let count = || {
+        let counter = counter.clone();
+        async move { counter.load(std::sync::atomic::Ordering::Relaxed) }
+    };
+    let publish = |payload: &serde_json::Value| floor.publish("tick", payload);
+    measure(&urls, clients, events, count, publish).await
+}
+
+/// Connects the clients, then sends `events` events one at a time.
+async fn measure<C, F>(
+    urls: &[String],
+    clients: usize,
+    events: usize,
+    count: C,
+    mut publish: impl FnMut(&serde_json::Value),
+) -> std::io::Result<Sample>
+where
+    C: Fn() -> F,
+    F: std::future::Future<Output = usize>,
+{
+    // Let the server's threads start before measuring memory.
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     let before = rss_bytes();
-    let mut child = Child::sse_clients(&url, clients, events())?;
+    let mut children = Vec::new();
+    let mut left = clients;
+    while left > 0 {
+        let share = left.min(CLIENTS_PER_PROCESS);
+        children.push(Child::sse_clients(urls, share, events)?);
+        left -= share;
+    }
     let deadline = Instant::now() + WAIT_LIMIT;
-    while emitter
-        .sse_clients()
-        .await
-        .get("bench")
-        .copied()
-        .unwrap_or(0)
-        < clients
-    {
+    while count().await < clients {
         if Instant::now() > deadline {
             return Err(std::io::Error::other("clients did not all subscribe"));
         }
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
-    let per_client = (rss_bytes().saturating_sub(before)) as f64 / clients as f64;
+    let bytes_per_client = rss_bytes().saturating_sub(before) as f64 / clients as f64;
 
-    let mut latencies = Vec::with_capacity(clients * events());
-    for i in 0..events() {
+    let mut latencies = Vec::with_capacity(clients * events);
+    let mut cpu = Duration::ZERO;
+    for i in 0..events {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let _ = emitter.broadcast("bench", "tick", &json!({"i": i, "t": now.to_string()}));
-        let line = child.read_line()?;
-        let nanos = line
-            .strip_prefix("latencies ")
-            .ok_or_else(|| std::io::Error::other(line.clone()))?;
-        latencies.extend(
-            nanos
-                .split(' ')
-                .filter_map(|n| n.parse::<u64>().ok())
-                .map(Duration::from_nanos),
-        );
+        let cpu_before = cpu_time();
+        publish(&json!({"i": i, "t": now.to_string()}));
+        for child in &mut children {
+            let line = child.read_line()?;
+            let nanos = line
+                .strip_prefix("latencies ")
+                .ok_or_else(|| std::io::Error::other(line.clone()))?;
+            latencies.extend(
+                nanos
+                    .split(' ')
+                    .filter_map(|n| n.parse::<u64>().ok())
+                    .map(Duration::from_nanos),
+            );
+        }
+        cpu += cpu_time().saturating_sub(cpu_before);
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
     latencies.sort();
-    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
-    let spread: Vec<String> = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]
-        .iter()
-        .map(|p| {
-            format!(
-                "p{:.0} {:.1}",
-                p * 100.0,
-                percentile(&latencies, *p).as_secs_f64() * 1000.0
-            )
-        })
-        .collect();
-    println!("SSE latency spread (ms): {}", spread.join(", "));
-    drop(child);
-    handle.stop(false).await;
-    let _ = emitter.shutdown(Duration::from_secs(5)).await;
-    println!(
-        "SSE: {clients} clients, {} events: p50 {p50:?}, p99 {p99:?}, {per_client:.0} B/client",
-        events()
-    );
-    Ok(vec![
-        Row::absolute(
-            &format!(
-                "6a. SSE: one event to {} clients, p50 / p99 ({} events)",
-                thousands(clients as f64),
-                events()
-            ),
-            format!("{} / {}", millis(p50), millis(p99)),
-            "—".into(),
-            "p99 < 100 ms",
-            Some(p99 < Duration::from_millis(100)),
-        ),
-        Row::absolute(
-            "6b. SSE: resident memory per connected client",
-            format!("{:.1} KiB", per_client / 1024.0),
-            "—".into(),
-            "≤ 16 KiB",
-            Some(per_client <= 16.0 * 1024.0),
-        ),
-    ])
+    Ok(Sample {
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        cpu_per_client_event: cpu / (clients * events) as u32,
+        bytes_per_client,
+    })
 }
