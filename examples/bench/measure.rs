@@ -208,5 +208,7 @@ pub fn cpu_time() -> Duration {
 pub fn raise_open_files() -> u64 {
     let (_, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
     let _ = rlimit::Resource::NOFILE.set(hard, hard);
-    rlimit::Resource::NOFILE.get().map_or(1024, |(soft, _)| soft)
+    rlimit::Resource::NOFILE
+        .get()
+        .map_or(1024, |(soft, _)| soft)
 }

@@ -1,11 +1,13 @@
-//! 6. SSE fan-out, side by side with the floor (`sse_floor.rs`: the same
+//! Scenario 6: SSE fan-out, side by side with the floor (`sse_floor.rs`: the same
 //! connections and bytes on bare tokio sockets). Each sample runs in a fresh
 //! process (so memory figures are not blurred by earlier runs): the server
 //! holds the clients, which run in child processes of their own, and one
 //! event at a time goes to all of them. A sample gives the p50 and p99 of
 //! arrival (event created → read by the client), the server process's CPU
 //! time per client per event, and its resident memory per client.
-//! Ours and the floor alternate, `BENCH_ROUNDS` times; rows show medians.
+//! Ours, the floor and actix-web alone (a handler streaming a broadcast
+//! channel, without the crate: the framework's share of the gap) take turns,
+//! `BENCH_ROUNDS` times; rows show medians.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -94,27 +96,23 @@ fn sample(server: &str, clients: usize) -> std::io::Result<Sample> {
     }
 }
 
-/// Samples of ours and the floor, alternating which goes first.
-fn samples(clients: usize, rounds: usize) -> std::io::Result<(Vec<Sample>, Vec<Sample>)> {
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+/// Samples of each server in `servers`, `rounds` times, rotating which goes
+/// first so that a slow period spreads over all of them.
+fn samples(servers: &[&str], clients: usize, rounds: usize) -> std::io::Result<Vec<Vec<Sample>>> {
+    let mut all = vec![Vec::new(); servers.len()];
     for round in 0..rounds {
-        if round % 2 == 0 {
-            ours.push(sample("ours", clients)?);
-            floor.push(sample("floor", clients)?);
-        } else {
-            floor.push(sample("floor", clients)?);
-            ours.push(sample("ours", clients)?);
+        for k in 0..servers.len() {
+            let index = (k + round) % servers.len();
+            all[index].push(sample(servers[index], clients)?);
         }
     }
-    println!("  SSE {clients} clients, ours:  {ours:?}");
-    println!("  SSE {clients} clients, floor: {floor:?}");
-    Ok((ours, floor))
+    for (server, samples) in servers.iter().zip(&all) {
+        println!("  SSE {clients} clients, {server}: {samples:?}");
+    }
+    Ok(all)
 }
 
-fn median<T: Copy>(samples: &[Sample], field: impl Fn(&Sample) -> T) -> T
-where
-    T: PartialOrd,
-{
+fn median<T: Copy + PartialOrd>(samples: &[Sample], field: impl Fn(&Sample) -> T) -> T {
     let mut values: Vec<T> = samples.iter().map(field).collect();
     values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     values[values.len() / 2]
@@ -127,12 +125,15 @@ pub fn scenario(clients: usize, scale: usize) -> Vec<Row> {
     // The server holds every client in one process: its open files bound it.
     let most = scale.min(limit.saturating_sub(512));
     let mut rows = Vec::new();
-    match samples(clients, rounds()) {
-        Ok((ours, floor)) => rows.extend(compared(clients, &ours, &floor)),
+    match samples(&["ours", "floor", "actix"], clients, rounds()) {
+        Ok(all) => {
+            rows.extend(compared(clients, &all[0], &all[1]));
+            rows.extend(framework_share(clients, &all[2], &all[1]));
+        }
         Err(error) => rows.push(failed("6a. SSE", &error)),
     }
-    match samples(most, 1) {
-        Ok((ours, floor)) => rows.extend(at_scale(most, limit, &ours[0], &floor[0])),
+    match samples(&["ours", "floor"], most, 1) {
+        Ok(all) => rows.extend(at_scale(most, limit, &all[0][0], &all[1][0])),
         Err(error) => rows.push(failed("6e. SSE at scale", &error)),
     }
     rows
@@ -140,7 +141,13 @@ pub fn scenario(clients: usize, scale: usize) -> Vec<Row> {
 
 fn failed(figure: &str, error: &std::io::Error) -> Row {
     eprintln!("{figure} failed: {error}");
-    Row::absolute(figure, format!("failed: {error}"), "—".into(), "—", Some(false))
+    Row::absolute(
+        figure,
+        format!("failed: {error}"),
+        "—".into(),
+        "—",
+        Some(false),
+    )
 }
 
 fn compared(clients: usize, ours: &[Sample], floor: &[Sample]) -> Vec<Row> {
@@ -177,6 +184,34 @@ fn compared(clients: usize, ours: &[Sample], floor: &[Sample]) -> Vec<Row> {
     ]
 }
 
+/// actix-web alone (no crate) against the same floor: the framework's share.
+fn framework_share(clients: usize, actix: &[Sample], floor: &[Sample]) -> Vec<Row> {
+    let n = thousands(clients as f64);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    vec![
+        Row::cost(
+            &format!("6h. actix-web alone (no crate): {n} clients, p99"),
+            "ms",
+            ms(median(actix, |s| s.p99)),
+            ms(median(floor, |s| s.p99)),
+            MAX_RATIO,
+        ),
+        Row::cost(
+            "6i. actix-web alone (no crate): CPU per client per event",
+            "µs",
+            micros(median(actix, |s| s.cpu_per_client_event)),
+            micros(median(floor, |s| s.cpu_per_client_event)),
+            MAX_RATIO,
+        ),
+        memory_row(
+            "6j. actix-web alone (no crate): memory per client",
+            median(actix, |s| s.bytes_per_client),
+            median(floor, |s| s.bytes_per_client),
+        ),
+    ]
+}
+
 fn at_scale(clients: usize, limit: usize, ours: &Sample, floor: &Sample) -> Vec<Row> {
     let n = thousands(clients as f64);
     let held = if clients >= SCALE_TARGET || clients < limit.saturating_sub(512) {
@@ -189,7 +224,7 @@ fn at_scale(clients: usize, limit: usize, ours: &Sample, floor: &Sample) -> Vec<
             "6e. SSE: clients held by one process, one topic",
             held,
             n.clone(),
-            &format!("{}", thousands(SCALE_TARGET as f64)),
+            &thousands(SCALE_TARGET as f64),
             Some(clients >= SCALE_TARGET),
         ),
         Row::absolute(
@@ -228,6 +263,7 @@ pub fn run_child() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let sample = match server.as_str() {
             "ours" => ours(clients, events).await,
+            "actix" => actix_alone(clients, events).await,
             _ => floor(clients, events).await,
         };
         match sample {
@@ -258,7 +294,14 @@ async fn ours(clients: usize, events: usize) -> std::io::Result<Sample> {
     let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(server);
-    let count = || async { emitter.sse_clients().await.get("bench").copied().unwrap_or(0) };
+    let count = || async {
+        emitter
+            .sse_clients()
+            .await
+            .get("bench")
+            .copied()
+            .unwrap_or(0)
+    };
     let publish = |payload: &serde_json::Value| {
         let _ = emitter.broadcast("bench", "tick", payload);
     };
@@ -282,6 +325,66 @@ async fn floor(clients: usize, events: usize) -> std::io::Result<Sample> {
     };
     let publish = |payload: &serde_json::Value| floor.publish("tick", payload);
     measure(&urls, clients, events, count, publish).await
+}
+
+/// actix-web alone, without the crate: a handler streaming a tokio
+/// broadcast channel of the same frames. Tells the framework's share of the
+/// gap to the floor from the broadcaster's.
+async fn actix_alone(clients: usize, events: usize) -> std::io::Result<Sample> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (sender, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(256);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let (for_server, counted) = (sender.clone(), counter.clone());
+    let mut server = HttpServer::new(move || {
+        let (sender, counted) = (for_server.clone(), counted.clone());
+        App::new().route(
+            "/sse/bench",
+            actix_web::web::get().to(move || {
+                let frames = sender.subscribe();
+                counted.fetch_add(1, Ordering::Relaxed);
+                let body = futures_util::stream::unfold(frames, |mut frames| async move {
+                    let frame = frames.recv().await.ok()?;
+                    Some((Ok::<_, std::convert::Infallible>(frame), frames))
+                });
+                async move {
+                    actix_web::HttpResponse::Ok()
+                        .insert_header(("content-type", "text/event-stream"))
+                        .insert_header(("cache-control", "no-cache"))
+                        .insert_header(("x-accel-buffering", "no"))
+                        .insert_header(("content-encoding", "identity"))
+                        .streaming(body)
+                }
+            }),
+        )
+    })
+    .backlog(4096)
+    .max_connections(clients + 100);
+    for _ in 0..clients.div_ceil(CLIENTS_PER_PORT) {
+        server = server.bind(("127.0.0.1", 0))?;
+    }
+    let urls: Vec<String> = server
+        .addrs()
+        .iter()
+        .map(|a| format!("http://{a}/sse/bench"))
+        .collect();
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let count = || {
+        let counter = counter.clone();
+        async move { counter.load(Ordering::Relaxed) }
+    };
+    let mut id = 0u64;
+    let publish = |payload: &serde_json::Value| {
+        id += 1;
+        let data = serde_json::to_string(payload).unwrap_or_default();
+        let frame = format!("id: {id}\nevent: tick\ndata: {data}\n\n");
+        let _ = sender.send(bytes::Bytes::from(frame));
+    };
+    let sample = measure(&urls, clients, events, count, publish).await;
+    handle.stop(false).await;
+    sample
 }
 
 /// Connects the clients, then sends `events` events one at a time.
