@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::broadcaster::{Subscribe, SubscribeMany, TopicSet};
+use super::broadcaster::{Frame, Subscribe, SubscribeMany, TopicSet};
 use super::slot::BroadcasterSlot;
 use super::{position, validate_topic, SseDenied, SseOptions, ALL_TOPICS};
 
@@ -185,12 +185,12 @@ fn raw_last_event_id(request: &HttpRequest) -> Option<String> {
 }
 
 /// The event-stream response reading `frames`.
-fn stream(frames: mpsc::Receiver<Bytes>) -> HttpResponse {
+fn stream(frames: mpsc::Receiver<Frame>) -> HttpResponse {
     let body = futures_util::stream::unfold(frames, |mut frames| async move {
         frames
             .recv()
             .await
-            .map(|frame| (Ok::<Bytes, Infallible>(frame), frames))
+            .map(|frame| (Ok::<Bytes, Infallible>(Arc::unwrap_or_clone(frame)), frames))
     });
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))

@@ -25,7 +25,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use client::{log_drop, Disconnect, Shared};
-pub(crate) use client::{Audience, TopicSet};
+pub(crate) use client::{Audience, Frame, TopicSet};
 pub(crate) use subscribe::{Join, Leave, LeaveAll, Subscribe, SubscribeMany};
 use topic::{Record, Topic};
 
@@ -117,7 +117,7 @@ impl SseBroadcaster {
     }
 
     /// The frames of `record` for each multi-topic set following `topic`.
-    fn multi_frames(&self, topic: &Arc<str>, record: &Record) -> HashMap<usize, Bytes> {
+    fn multi_frames(&self, topic: &Arc<str>, record: &Record) -> HashMap<usize, Frame> {
         let mut frames = HashMap::new();
         let Some(entry) = self.topics.get(topic) else {
             return frames;
@@ -136,7 +136,7 @@ impl SseBroadcaster {
                             self.topics.get(t).map_or(0, |t| t.last_id)
                         }
                     };
-                    render::sse_multi(set, position, record)
+                    Arc::new(render::sse_multi(set, position, record))
                 });
             }
         }
@@ -168,7 +168,7 @@ impl SseBroadcaster {
     /// of topics), removal of closed ones, eviction of idle topics.
     fn tick(&mut self) {
         let now = Instant::now();
-        let heartbeat = Bytes::from_static(HEARTBEAT);
+        let heartbeat: Frame = Arc::new(Bytes::from_static(HEARTBEAT));
         let mut gone = Vec::new();
         for (id, (shared, topics)) in &self.clients {
             let Some(client) = topics
@@ -205,7 +205,7 @@ impl SseBroadcaster {
         &mut self,
         shared: Rc<Shared>,
         topic: &Arc<str>,
-        sender: tokio::sync::mpsc::Sender<Bytes>,
+        sender: tokio::sync::mpsc::Sender<Frame>,
     ) {
         let entry = self.topics.entry(topic.clone()).or_default();
         if matches!(shared.audience, Audience::SseMulti(_)) {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::client::{Audience, TopicSet};
+use super::client::{Audience, Frame, TopicSet};
 use super::topic::Record;
 use crate::sse::{frame, position, LOST_EVENTS_EVENT};
 
@@ -17,13 +17,13 @@ pub(super) struct Frames<'a> {
     topic: &'a str,
     record: &'a Record,
     /// Per multi-topic set (by address), made beforehand.
-    multi: HashMap<usize, Bytes>,
-    sse: Option<Bytes>,
-    ws: Option<Bytes>,
+    multi: HashMap<usize, Frame>,
+    sse: Option<Frame>,
+    ws: Option<Frame>,
 }
 
 impl<'a> Frames<'a> {
-    pub(super) fn new(topic: &'a str, record: &'a Record, multi: HashMap<usize, Bytes>) -> Self {
+    pub(super) fn new(topic: &'a str, record: &'a Record, multi: HashMap<usize, Frame>) -> Self {
         Frames {
             topic,
             record,
@@ -33,13 +33,16 @@ impl<'a> Frames<'a> {
         }
     }
 
-    pub(super) fn for_audience(&mut self, audience: &Audience) -> Bytes {
+    pub(super) fn for_audience(&mut self, audience: &Audience) -> Frame {
         match audience {
-            Audience::Sse => self.sse.get_or_insert_with(|| sse(self.record)).clone(),
+            Audience::Sse => self
+                .sse
+                .get_or_insert_with(|| Arc::new(sse(self.record)))
+                .clone(),
             Audience::WebSocket => {
                 let (topic, record) = (self.topic, self.record);
                 self.ws
-                    .get_or_insert_with(|| ws_event(topic, record))
+                    .get_or_insert_with(|| Arc::new(ws_event(topic, record)))
                     .clone()
             }
             Audience::SseMulti(set) => {

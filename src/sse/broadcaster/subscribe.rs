@@ -11,7 +11,7 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::client::{Audience, Disconnect, Shared, TopicSet};
+use super::client::{Audience, Disconnect, Frame, Shared, TopicSet};
 use super::render;
 use super::topic::{Record, Resume};
 use super::SseBroadcaster;
@@ -50,7 +50,7 @@ impl SseBroadcaster {
 /// Register a client on `topic`; returns the stream of its frames, starting
 /// with the replay after `last_event_id`.
 #[derive(Message)]
-#[rtype(result = "mpsc::Receiver<Bytes>")]
+#[rtype(result = "mpsc::Receiver<Frame>")]
 pub(crate) struct Subscribe {
     pub topic: String,
     pub last_event_id: Option<u64>,
@@ -74,7 +74,7 @@ impl Handler<Subscribe> for SseBroadcaster {
             }
         }
         if !first.is_empty() {
-            let _ = sender.try_send(first.freeze());
+            let _ = sender.try_send(Arc::new(first.freeze()));
         }
         let shared = self.new_shared(None, Audience::Sse, None);
         tracing::debug!(topic = %topic, client = shared.id, "SSE client connected");
@@ -86,7 +86,7 @@ impl Handler<Subscribe> for SseBroadcaster {
 /// Register a client on several topics; its frames carry its position in
 /// each. `positions` come from its `Last-Event-ID`, if any.
 #[derive(Message)]
-#[rtype(result = "mpsc::Receiver<Bytes>")]
+#[rtype(result = "mpsc::Receiver<Frame>")]
 pub(crate) struct SubscribeMany {
     pub topics: TopicSet,
     pub positions: Option<HashMap<String, u64>>,
@@ -140,7 +140,7 @@ impl Handler<SubscribeMany> for SseBroadcaster {
             first.extend_from_slice(&frame);
         }
         if !first.is_empty() {
-            let _ = sender.try_send(first.freeze());
+            let _ = sender.try_send(Arc::new(first.freeze()));
         }
         let shared = self.new_shared(None, Audience::SseMulti(msg.topics.clone()), None);
         tracing::debug!(
@@ -165,7 +165,7 @@ pub(crate) struct Join {
     pub conn: Option<u64>,
     pub topic: Arc<str>,
     pub last_id: Option<u64>,
-    pub sender: mpsc::Sender<Bytes>,
+    pub sender: mpsc::Sender<Frame>,
     pub kick: Arc<Kick>,
 }
 
@@ -191,7 +191,7 @@ impl Handler<Join> for SseBroadcaster {
             }
             lines.extend(records.iter().map(|r| render::ws_event(&topic, r)));
         }
-        let sent = msg.sender.try_send(Bytes::from(lines.join(&b'\n')));
+        let sent = msg.sender.try_send(Arc::new(Bytes::from(lines.join(&b'\n'))));
         let shared = match msg.conn.and_then(|id| self.clients.get(&id)) {
             Some((shared, _)) => shared.clone(),
             None => self.new_shared(msg.conn, Audience::WebSocket, Some(msg.kick)),

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::broadcaster::render::ws_op;
-use super::broadcaster::{Join, Leave, LeaveAll};
+use super::broadcaster::{Frame, Join, Leave, LeaveAll};
 use super::endpoint::Endpoint;
 use super::kick::{Kick, KickReason};
 use super::{validate_topic, SseDenied, ALL_TOPICS, MAX_WS_MESSAGE};
@@ -65,8 +65,8 @@ struct Connection {
     id: Option<u64>,
     joined: HashSet<Arc<str>>,
     /// Frames from the broadcaster; the sender is kept so it never closes.
-    sender: mpsc::Sender<Bytes>,
-    frames: mpsc::Receiver<Bytes>,
+    sender: mpsc::Sender<Frame>,
+    frames: mpsc::Receiver<Frame>,
     kick: Arc<Kick>,
     /// When the oldest ping not yet answered was sent.
     unanswered_since: Option<Instant>,
@@ -106,7 +106,7 @@ impl Connection {
                     Some(Err(error)) => break Some(protocol_error(&error)),
                 },
                 Some(frame) = self.frames.recv() => {
-                    if let Some(closing) = self.forward(frame).await {
+                    if let Some(closing) = self.forward(Arc::unwrap_or_clone(frame)).await {
                         break Some(closing);
                     }
                 }
