@@ -131,7 +131,7 @@ async fn subscribe_many(
         .send(SubscribeMany { topics, positions })
         .await
         .map_err(|_| SseRejection::Unavailable)?;
-    Ok(stream(frames))
+    Ok(channel_stream(frames))
 }
 
 /// The `topic` parameters: checked, without duplicates, within the limit.
@@ -185,13 +185,23 @@ fn raw_last_event_id(request: &HttpRequest) -> Option<String> {
 }
 
 /// The event-stream response reading `frames`.
-fn stream(frames: mpsc::Receiver<Frame>) -> HttpResponse {
-    let body = futures_util::stream::unfold(frames, |mut frames| async move {
-        frames
-            .recv()
-            .await
-            .map(|frame| (Ok::<Bytes, Infallible>(Arc::unwrap_or_clone(frame)), frames))
-    });
+fn channel_stream(frames: mpsc::Receiver<Frame>) -> HttpResponse {
+    stream(futures_util::stream::unfold(
+        frames,
+        |mut frames| async move {
+            frames
+                .recv()
+                .await
+                .map(|frame| (Ok::<Bytes, Infallible>(Arc::unwrap_or_clone(frame)), frames))
+        },
+    ))
+}
+
+/// The event-stream response sending `body`.
+fn stream<S>(body: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<Bytes, Infallible>> + 'static,
+{
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use super::fanout::Cursor;
 use crate::sse::kick::Kick;
 
 /// The topics of a multi-topic stream, in the order requested: its ids give
@@ -45,8 +46,35 @@ pub(super) struct Shared {
 /// One client in one topic.
 #[derive(Debug)]
 pub(super) struct Client {
-    pub sender: mpsc::Sender<Frame>,
+    pub delivery: Delivery,
     pub shared: Rc<Shared>,
+}
+
+/// How frames reach a client.
+#[derive(Debug)]
+pub(super) enum Delivery {
+    /// A channel of its own: multi-topic SSE streams and WebSocket
+    /// connections, whose frames differ from client to client.
+    Channel(mpsc::Sender<Frame>),
+    /// The topic's shared fan-out: one-topic SSE streams.
+    Fanout(Arc<Cursor>),
+}
+
+impl Delivery {
+    /// Ends a fan-out client's stream (a channel ends when dropped).
+    pub(super) fn end(&self) {
+        if let Delivery::Fanout(cursor) = self {
+            cursor.drop_client();
+        }
+    }
+
+    /// Whether the client's side is gone.
+    pub(super) fn is_closed(&self) -> bool {
+        match self {
+            Delivery::Channel(sender) => sender.is_closed(),
+            Delivery::Fanout(cursor) => Arc::strong_count(cursor) < 2,
+        }
+    }
 }
 
 /// Why a client is disconnected.
@@ -56,17 +84,21 @@ pub(super) enum Disconnect {
     TooSlow,
 }
 
-impl Client {
-    /// Queues `frame` without waiting; the error says why the client must go.
-    pub(super) fn send(&self, frame: Frame, now: Instant) -> Result<(), Disconnect> {
-        match self.sender.try_send(frame) {
-            Ok(()) => {
-                self.shared.last_write.set(now);
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => Err(Disconnect::TooSlow),
-            Err(TrySendError::Closed(_)) => Err(Disconnect::Closed),
+/// Queues `frame` on a client's own channel without waiting; the error says
+/// why the client must go.
+pub(super) fn send(
+    sender: &mpsc::Sender<Frame>,
+    shared: &Shared,
+    frame: Frame,
+    now: Instant,
+) -> Result<(), Disconnect> {
+    match sender.try_send(frame) {
+        Ok(()) => {
+            shared.last_write.set(now);
+            Ok(())
         }
+        Err(TrySendError::Full(_)) => Err(Disconnect::TooSlow),
+        Err(TrySendError::Closed(_)) => Err(Disconnect::Closed),
     }
 }
 

@@ -4,15 +4,20 @@
 //! - this file: the actor, publishing, heartbeats, dropping clients;
 //! - [`topic`]: a topic's ids and replay ring, and resuming from an id;
 //! - [`client`]: a client as each of its topics sees it;
+//! - [`fanout`]: the frames a topic's one-topic SSE streams share;
+//! - [`send`]: one frame to a topic's clients;
 //! - [`subscribe`]: the messages that add and remove clients;
 //! - [`render`]: the frames each kind of client gets.
 //!
-//! Each client has a bounded channel; the broadcaster only ever `try_send`s, so
-//! neither it nor `emit` nor other clients wait for a slow client: one that
-//! falls `client_buffer` frames behind is dropped (it can resume by id).
+//! Each client has a bounded buffer: its own channel, or its cursor in the
+//! topic's fan-out. The broadcaster never waits on either, so neither it nor
+//! `emit` nor other clients wait for a slow client: one that falls
+//! `client_buffer` frames behind is dropped (it can resume by id).
 
 mod client;
+mod fanout;
 pub(crate) mod render;
+mod send;
 mod subscribe;
 mod topic;
 
@@ -24,7 +29,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use bytes::Bytes;
 
-use client::{log_drop, Disconnect, Shared};
+use client::{log_drop, Delivery, Disconnect, Shared};
 pub(crate) use client::{Audience, Frame, TopicSet};
 pub(crate) use subscribe::{Join, Leave, LeaveAll, Subscribe, SubscribeMany};
 use topic::{Record, Topic};
@@ -102,13 +107,10 @@ impl SseBroadcaster {
         let mut gone = Vec::new();
         if !entry.clients.is_empty() {
             let mut frames = render::Frames::new(&topic, &record, multi);
-            let now = Instant::now();
-            for (id, client) in &entry.clients {
-                let frame = frames.for_audience(&client.shared.audience);
-                if let Err(why) = client.send(frame, now) {
-                    gone.push((*id, why));
-                }
-            }
+            let shared_frame = entry.fanout.as_ref().map(|_| render::sse(&record));
+            gone = entry.send(Instant::now(), shared_frame, |client| {
+                Some(frames.for_audience(&client.audience))
+            });
         }
         entry.remember(record, &self.options);
         for (client, why) in gone {
@@ -151,7 +153,9 @@ impl SseBroadcaster {
         log_drop(topic, client, why);
         for name in &topics {
             if let Some(entry) = self.topics.get_mut(name) {
-                entry.clients.remove(&client);
+                if let Some(removed) = entry.clients.remove(&client) {
+                    removed.delivery.end();
+                }
                 if matches!(shared.audience, Audience::SseMulti(_)) {
                     entry.multi_clients = entry.multi_clients.saturating_sub(1);
                 }
@@ -165,28 +169,27 @@ impl SseBroadcaster {
     }
 
     /// Heartbeats to idle SSE clients (once per client, whatever its number
-    /// of topics), removal of closed ones, eviction of idle topics.
+    /// of topics; once per topic for one-topic streams, which share their
+    /// frames), removal of closed ones, eviction of idle topics.
     fn tick(&mut self) {
         let now = Instant::now();
+        let interval = self.options.heartbeat;
         let heartbeat: Frame = Arc::new(Bytes::from_static(HEARTBEAT));
+        let idle = |at: Instant| now.duration_since(at) >= interval;
         let mut gone = Vec::new();
-        for (id, (shared, topics)) in &self.clients {
-            let Some(client) = topics
-                .first()
-                .and_then(|t| self.topics.get(t))
-                .and_then(|t| t.clients.get(id))
-            else {
+        for entry in self.topics.values_mut() {
+            if entry.clients.is_empty() {
                 continue;
-            };
-            if client.sender.is_closed() {
-                gone.push((*id, Disconnect::Closed));
-            } else if !matches!(shared.audience, Audience::WebSocket)
-                && now.duration_since(shared.last_write.get()) >= self.options.heartbeat
-            {
-                if let Err(why) = client.send(heartbeat.clone(), now) {
-                    gone.push((*id, why));
-                }
             }
+            let shared_frame = entry
+                .fanout_write
+                .is_none_or(idle)
+                .then(|| Bytes::from_static(HEARTBEAT));
+            gone.extend(entry.send(now, shared_frame, |client| {
+                let wants = !matches!(client.audience, Audience::WebSocket)
+                    && idle(client.last_write.get());
+                wants.then(|| heartbeat.clone())
+            }));
         }
         for (id, why) in gone {
             self.drop_client(id, "*", why);
@@ -200,13 +203,8 @@ impl SseBroadcaster {
         });
     }
 
-    /// Registers a client in `topics`, with `sender` as its channel.
-    fn register(
-        &mut self,
-        shared: Rc<Shared>,
-        topic: &Arc<str>,
-        sender: tokio::sync::mpsc::Sender<Frame>,
-    ) {
+    /// Registers a client in `topic`, its frames going by `delivery`.
+    fn register(&mut self, shared: Rc<Shared>, topic: &Arc<str>, delivery: Delivery) {
         let entry = self.topics.entry(topic.clone()).or_default();
         if matches!(shared.audience, Audience::SseMulti(_)) {
             entry.multi_clients += 1;
@@ -214,7 +212,7 @@ impl SseBroadcaster {
         entry.clients.insert(
             shared.id,
             client::Client {
-                sender,
+                delivery,
                 shared: shared.clone(),
             },
         );
@@ -224,6 +222,18 @@ impl SseBroadcaster {
             .or_insert_with(|| (shared, Vec::new()));
         if !topics.contains(topic) {
             topics.push(topic.clone());
+        }
+    }
+}
+
+impl SseBroadcaster {
+    /// Ends the streams of the one-topic SSE clients (the others end when
+    /// their channels drop with `topics`).
+    fn end_streams(&self) {
+        for entry in self.topics.values() {
+            for client in entry.clients.values() {
+                client.delivery.end();
+            }
         }
     }
 }
@@ -275,7 +285,7 @@ impl Handler<ClientCounts> for SseBroadcaster {
             .topics
             .values()
             .flat_map(|t| t.clients.iter())
-            .filter(|(_, c)| c.sender.is_closed())
+            .filter(|(_, c)| c.delivery.is_closed())
             .map(|(id, _)| *id)
             .collect();
         for id in closed {
@@ -301,6 +311,7 @@ impl Handler<StopBroadcaster> for SseBroadcaster {
 
     fn handle(&mut self, _: StopBroadcaster, ctx: &mut Context<Self>) {
         self.stopping = true;
+        self.end_streams();
         self.topics.clear();
         self.clients.clear();
         ctx.stop();
@@ -309,8 +320,9 @@ impl Handler<StopBroadcaster> for SseBroadcaster {
 
 impl Drop for SseBroadcaster {
     fn drop(&mut self) {
-        // Dropping `topics` ends every client's stream: clients reconnect,
-        // and the new broadcaster answers their ids with `sse-lost`.
+        // Every client's stream ends: clients reconnect, and a new
+        // broadcaster answers their ids with `sse-lost`.
+        self.end_streams();
         if self.stopping || !std::thread::panicking() {
             return;
         }

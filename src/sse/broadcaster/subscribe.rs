@@ -11,7 +11,8 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::client::{Audience, Disconnect, Frame, Shared, TopicSet};
+use super::client::{Audience, Delivery, Disconnect, Frame, Shared, TopicSet};
+use super::fanout::FanoutStream;
 use super::render;
 use super::topic::{Record, Resume};
 use super::SseBroadcaster;
@@ -50,7 +51,7 @@ impl SseBroadcaster {
 /// Register a client on `topic`; returns the stream of its frames, starting
 /// with the replay after `last_event_id`.
 #[derive(Message)]
-#[rtype(result = "mpsc::Receiver<Frame>")]
+#[rtype(result = "FanoutStream")]
 pub(crate) struct Subscribe {
     pub topic: String,
     pub last_event_id: Option<u64>,
@@ -60,11 +61,10 @@ impl Handler<Subscribe> for SseBroadcaster {
     type Result = MessageResult<Subscribe>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
-        let (sender, receiver) = mpsc::channel(self.options.client_buffer);
         let topic: Arc<str> = Arc::from(msg.topic.as_str());
         let mut first = self.retry_field();
+        let entry = self.topics.entry(topic.clone()).or_default();
         if let Some(last_seen) = msg.last_event_id {
-            let entry = self.topics.entry(topic.clone()).or_default();
             let (resume, records) = entry.resume(last_seen);
             if let Resume::Lost { oldest } = resume {
                 first.extend_from_slice(&render::sse_lost(None, last_seen, oldest));
@@ -73,13 +73,15 @@ impl Handler<Subscribe> for SseBroadcaster {
                 first.extend_from_slice(&render::sse(record));
             }
         }
-        if !first.is_empty() {
-            let _ = sender.try_send(Arc::new(first.freeze()));
-        }
+        // The cursor starts at the fan-out's end, in the same handler as the
+        // replay: what follows the replay is exactly what comes next.
+        let fanout = entry.fanout(self.options.client_buffer);
+        let cursor = fanout.cursor();
         let shared = self.new_shared(None, Audience::Sse, None);
         tracing::debug!(topic = %topic, client = shared.id, "SSE client connected");
-        self.register(shared, &topic, sender);
-        MessageResult(receiver)
+        self.register(shared, &topic, Delivery::Fanout(cursor.clone()));
+        let first = (!first.is_empty()).then(|| first.freeze());
+        MessageResult(FanoutStream::new(first, fanout, cursor))
     }
 }
 
@@ -149,7 +151,7 @@ impl Handler<SubscribeMany> for SseBroadcaster {
             "SSE client connected to several topics"
         );
         for topic in msg.topics.iter() {
-            self.register(shared.clone(), topic, sender.clone());
+            self.register(shared.clone(), topic, Delivery::Channel(sender.clone()));
         }
         MessageResult(receiver)
     }
@@ -191,13 +193,15 @@ impl Handler<Join> for SseBroadcaster {
             }
             lines.extend(records.iter().map(|r| render::ws_event(&topic, r)));
         }
-        let sent = msg.sender.try_send(Arc::new(Bytes::from(lines.join(&b'\n'))));
+        let sent = msg
+            .sender
+            .try_send(Arc::new(Bytes::from(lines.join(&b'\n'))));
         let shared = match msg.conn.and_then(|id| self.clients.get(&id)) {
             Some((shared, _)) => shared.clone(),
             None => self.new_shared(msg.conn, Audience::WebSocket, Some(msg.kick)),
         };
         let id = shared.id;
-        self.register(shared, &topic, msg.sender);
+        self.register(shared, &topic, Delivery::Channel(msg.sender));
         // A connection whose buffer cannot take its own replay is as behind
         // as one that cannot take a live event.
         match sent {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::client::Client;
+use super::fanout::Fanout;
 use crate::sse::SseOptions;
 
 /// One replayable event.
@@ -32,6 +33,10 @@ pub(super) struct Topic {
     /// Clients of this topic on multi-topic SSE streams, who need frames of
     /// their own (ids with every topic's position).
     pub multi_clients: usize,
+    /// The frames shared by this topic's one-topic SSE streams.
+    pub fanout: Option<Arc<Fanout>>,
+    /// When a frame last went into the fan-out (for heartbeats).
+    pub fanout_write: Option<Instant>,
 }
 
 /// What a client resuming after an id must be told first.

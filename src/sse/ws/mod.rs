@@ -8,15 +8,21 @@
 //! and a reason, and the others never wait for it. Close codes: 1008 no pong,
 //! 1009 message over 64 KiB, 1012 broadcaster restarted, 1013 too slow.
 
+mod guard;
 mod protocol;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use bytes::Bytes;
+use futures_util::Stream;
 use tokio::sync::mpsc;
 
 use super::broadcaster::render::ws_op;
@@ -31,15 +37,19 @@ pub(crate) fn route(endpoint: Endpoint) -> actix_web::Route {
     let endpoint = web::Data::new(endpoint);
     web::get().to(move |request: HttpRequest, body: web::Payload| {
         let endpoint = endpoint.clone();
-        async move { upgrade(request, body, endpoint) }
+        async move { upgrade(request, body, endpoint).await }
     })
 }
 
-fn upgrade(
+async fn upgrade(
     request: HttpRequest,
     body: web::Payload,
     endpoint: web::Data<Endpoint>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    // The client's bytes pass the frame guard before actix-ws buffers them.
+    let guarded: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
+        Box::pin(guard::Guarded::new(body.into_inner(), MAX_WS_MESSAGE));
+    let body = web::Payload::from_request(&request, &mut Payload::from(guarded)).await?;
     let (response, session, messages) = actix_ws::handle(&request, body)?;
     let messages = messages
         .max_frame_size(MAX_WS_MESSAGE)
@@ -258,8 +268,12 @@ impl Connection {
 fn protocol_error(error: &actix_ws::ProtocolError) -> Closing {
     let too_big = match error {
         actix_ws::ProtocolError::Overflow => true,
-        // How actix-ws reports fragments adding up to over the limit.
-        actix_ws::ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
+        // How actix-ws reports fragments adding up to over the limit, and
+        // how it passes on the frame guard's refusal.
+        actix_ws::ProtocolError::Io(io) => {
+            let io = io.to_string();
+            io.contains("maximum continuation size") || io.contains("size limit")
+        }
         _ => false,
     };
     if too_big {
