@@ -257,3 +257,33 @@ async fn garbage_and_abrupt_ends_leave_no_client_behind() {
     wait_for_clients(&emitter, "room", 0).await;
     still_serves(&emitter, &ws).await;
 }
+
+#[actix_web::test]
+async fn handshakes_from_origins_outside_the_list_get_403() {
+    count_panics();
+    let options = SseOptions::default().ws_origins(["https://app.example/"]);
+    let Live {
+        emitter, ws, addr, ..
+    } = serve(options);
+    let with_origin = |origin: &str| {
+        HANDSHAKE.replace(
+            "Host: test\r\n",
+            &format!("Host: test\r\nOrigin: {origin}\r\n"),
+        )
+    };
+    for (request, status) in [
+        (with_origin("https://evil.example"), "403"),
+        (with_origin("null"), "403"),
+        (with_origin("https://app.example.evil.example"), "403"),
+        (with_origin("https://app.example"), "101"),
+        // Not a browser: no Origin at all.
+        (HANDSHAKE.to_owned(), "101"),
+    ] {
+        let (_, head) = send_head(&addr, &request).await;
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request:?} → {head}"
+        );
+    }
+    still_serves(&emitter, &ws).await;
+}

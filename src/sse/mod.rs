@@ -99,6 +99,7 @@ pub struct SseOptions {
     pub(crate) idle_topic_ttl: Duration,
     pub(crate) max_topics: usize,
     pub(crate) ws_ping: Duration,
+    pub(crate) ws_origins: Option<Arc<[String]>>,
     pub(crate) authorize: Option<Arc<Authorize>>,
 }
 
@@ -113,6 +114,7 @@ impl Default for SseOptions {
             idle_topic_ttl: DEFAULT_IDLE_TOPIC_TTL,
             max_topics: DEFAULT_MAX_TOPICS,
             ws_ping: DEFAULT_WS_PING,
+            ws_origins: None,
             authorize: None,
         }
     }
@@ -174,6 +176,26 @@ impl SseOptions {
         self
     }
 
+    /// The only page origins allowed to open WebSocket connections, as
+    /// browsers send them (`https://app.example`, with a port if not the
+    /// default; a trailing `/` is ignored). A handshake from another origin
+    /// gets 403; one without `Origin` (not from a browser) passes. Without
+    /// this list every origin may connect: browsers apply no CORS to
+    /// WebSocket and send their cookies, so set it if the authorization hook
+    /// relies on cookies.
+    pub fn ws_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let origins: Vec<String> = origins
+            .into_iter()
+            .map(|o| o.into().trim_end_matches('/').to_owned())
+            .collect();
+        self.ws_origins = Some(Arc::from(origins));
+        self
+    }
+
     /// Decides, per topic and request, whether a client may subscribe (401 or
     /// 403 otherwise), or a WebSocket connection join (an `error` frame
     /// otherwise). Without a hook every topic is open.
@@ -197,6 +219,7 @@ impl fmt::Debug for SseOptions {
             .field("idle_topic_ttl", &self.idle_topic_ttl)
             .field("max_topics", &self.max_topics)
             .field("ws_ping", &self.ws_ping)
+            .field("ws_origins", &self.ws_origins)
             .field("authorize", &self.authorize.is_some())
             .finish()
     }

@@ -9,6 +9,7 @@
 //! 1009 message over 64 KiB, 1012 broadcaster restarted, 1013 too slow.
 
 mod guard;
+mod origin;
 mod protocol;
 
 use std::collections::HashSet;
@@ -46,6 +47,11 @@ async fn upgrade(
     body: web::Payload,
     endpoint: web::Data<Endpoint>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if !origin::allowed(endpoint.options.ws_origins.as_deref(), &request) {
+        return Ok(HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("WebSocket connections from this origin are not allowed"));
+    }
     // The client's bytes pass the frame guard before actix-ws buffers them.
     let guarded: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
         Box::pin(guard::Guarded::new(body.into_inner(), MAX_WS_MESSAGE));
