@@ -61,15 +61,17 @@
 //! │                    Retry-After, per-thread driver, TLS, SSRF guard
 //! ├── store/           durable stores behind the queue boundary: the
 //! │                    embedded journal (redb), its writer thread
+//! ├── telemetry.rs     metrics through the `metrics` facade (feature `metrics`)
 //! ├── sse/             live updates (feature `sse`): the broadcaster actor,
 //! │                    the SSE endpoint and frames, WebSocket rooms (`ws/`)
 //! └── verify/          the receiving side (feature `verify`): verifiers,
 //!                      idempotency store, actix-web extractor
 //! ```
 //!
-//! Cargo features: `emitter`, `sse` and `verify`, all on by default. A
-//! receiver-only build (`default-features = false, features = ["verify"]`)
-//! compiles without awc, rustls or the actors.
+//! Cargo features: `emitter`, `sse` and `verify`, all on by default, and
+//! `metrics`, off by default. A receiver-only build
+//! (`default-features = false, features = ["verify"]`) compiles without awc,
+//! rustls or the actors.
 
 #[cfg(feature = "emitter")]
 mod delivery;
@@ -82,6 +84,8 @@ mod signing;
 pub mod sse;
 #[cfg(feature = "emitter")]
 mod store;
+#[cfg(feature = "emitter")]
+mod telemetry;
 #[cfg(feature = "verify")]
 pub mod verify;
 

@@ -185,6 +185,7 @@ impl Handler<Emit> for Registry {
     type Result = ();
 
     fn handle(&mut self, Emit { event, durable }: Emit, _: &mut Context<Self>) {
+        crate::telemetry::emitted(&event.shared_name());
         let routes = self.routes.get(event.name());
         let durable = durable.map(|answer| DurableAck::new(routes.map_or(0, Vec::len), answer));
         for route in routes.into_iter().flatten() {

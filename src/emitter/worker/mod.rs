@@ -16,7 +16,7 @@ mod store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use std::panic::AssertUnwindSafe;
 
@@ -275,6 +275,7 @@ impl Worker {
             return;
         };
         active.attempts = active.attempts.saturating_add(1);
+        crate::telemetry::attempt(self.reporter.emitter_id(), &result, latency);
         match result {
             Ok(status) => self.delivered(ticket, status, latency),
             Err(failure) => self.failed(ticket, failure, ctx),
@@ -292,6 +293,10 @@ impl Worker {
         self.counters.last_status = Some(status);
         self.counters.last_latency = Some(latency);
         let (event, attempts) = (active.event, active.attempts);
+        let lag = SystemTime::now()
+            .duration_since(event.emitted_at())
+            .unwrap_or_default();
+        crate::telemetry::delivered(self.reporter.emitter_id(), lag);
         tracing::debug!(parent: &self.span, event = event.name(), request_id = %event.request_id(), status, attempts, "delivered");
         self.reporter.report(
             &event,
@@ -371,6 +376,7 @@ impl Worker {
         durable: Option<DurableAck>,
     ) {
         self.counters.dead_lettered += 1;
+        crate::telemetry::dead_lettered(self.reporter.emitter_id(), &reason);
         let outcome = Outcome::DeadLettered {
             attempts,
             reason: reason.clone(),
@@ -420,5 +426,14 @@ impl Actor for Worker {
         self.open_store(ctx);
         tracing::info!(parent: &self.span, url = %self.config.display_url, "emitter started");
         self.pump(ctx);
+        #[cfg(feature = "metrics")]
+        ctx.run_interval(crate::telemetry::GAUGE_INTERVAL, |worker, _| {
+            let depth = worker.queue.waiting() + worker.active.len();
+            crate::telemetry::emitter_state(worker.reporter.emitter_id(), depth, worker.paused);
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        crate::telemetry::emitter_state(self.reporter.emitter_id(), 0, false);
     }
 }

@@ -194,6 +194,10 @@ impl SseBroadcaster {
         for (id, why) in gone {
             self.drop_client(id, "*", why);
         }
+        #[cfg(feature = "metrics")]
+        for (name, entry) in &self.topics {
+            crate::telemetry::sse_clients(name, entry.clients.len());
+        }
         let ttl = self.options.idle_topic_ttl;
         self.topics.retain(|_, topic| {
             !topic.clients.is_empty()

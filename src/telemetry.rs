@@ -1,0 +1,119 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature
+//! `metrics`): install any recorder (for Prometheus,
+//! `metrics-exporter-prometheus`) and these appear. Without the feature every
+//! function here is empty.
+//!
+//! | name | kind | labels |
+//! | --- | --- | --- |
+//! | `webhooks_events_emitted_total` | counter | `event` |
+//! | `webhooks_attempts_total` | counter | `emitter`, `outcome` |
+//! | `webhooks_deliveries_total` | counter | `emitter` |
+//! | `webhooks_dead_letters_total` | counter | `emitter`, `reason` |
+//! | `webhooks_attempt_duration_seconds` | histogram | `emitter` |
+//! | `webhooks_delivery_lag_seconds` | histogram | `emitter` (emit to 2xx) |
+//! | `webhooks_queue_depth` | gauge | `emitter` (queued, in flight and retrying) |
+//! | `webhooks_emitter_paused` | gauge | `emitter` (1 or 0) |
+//! | `webhooks_sse_clients` | gauge | `topic` |
+//!
+//! Label values are emitter ids, event names and topics, which configuration
+//! bounds, and fixed words: never request ids or URLs. `outcome` is
+//! `success`, `http_error`, `timeout`, `connect_error`, `request_error` or
+//! `blocked`; `reason` is `attempts_exhausted`, `queue_full` or
+//! `not_retryable`. Gauges are refreshed every second (emitters) or every
+//! quarter heartbeat (SSE topics), and zeroed when an emitter stops.
+
+#[cfg(feature = "metrics")]
+use metrics::SharedString;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::delivery::Failure;
+use crate::emitter::dead_letter::DeadLetterReason;
+
+/// How often an emitter refreshes its gauges.
+#[cfg(feature = "metrics")]
+pub(crate) const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+#[cfg(feature = "metrics")]
+fn shared(value: &Arc<str>) -> SharedString {
+    SharedString::from_shared(value.clone())
+}
+
+/// An event was emitted (before fan-out to emitters).
+pub(crate) fn emitted(event: &Arc<str>) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("webhooks_events_emitted_total", "event" => shared(event)).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = event;
+}
+
+/// One attempt ended, with a status or a failure, after `latency`.
+pub(crate) fn attempt(emitter: &Arc<str>, result: &Result<u16, Failure>, latency: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(Failure::Status { .. }) => "http_error",
+            Err(Failure::Timeout(_)) => "timeout",
+            Err(Failure::Connect(_)) => "connect_error",
+            Err(Failure::Request(_)) => "request_error",
+            Err(Failure::Blocked(_)) => "blocked",
+        };
+        metrics::counter!("webhooks_attempts_total", "emitter" => shared(emitter), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("webhooks_attempt_duration_seconds", "emitter" => shared(emitter))
+            .record(latency.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (emitter, result, latency);
+}
+
+/// An event was delivered, `lag` after it was emitted.
+pub(crate) fn delivered(emitter: &Arc<str>, lag: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("webhooks_deliveries_total", "emitter" => shared(emitter)).increment(1);
+        metrics::histogram!("webhooks_delivery_lag_seconds", "emitter" => shared(emitter))
+            .record(lag.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (emitter, lag);
+}
+
+/// An event became a dead letter.
+pub(crate) fn dead_lettered(emitter: &Arc<str>, reason: &DeadLetterReason) {
+    #[cfg(feature = "metrics")]
+    {
+        let reason = match reason {
+            DeadLetterReason::AttemptsExhausted { .. } => "attempts_exhausted",
+            DeadLetterReason::QueueFull => "queue_full",
+            DeadLetterReason::NotRetryable { .. } => "not_retryable",
+        };
+        metrics::counter!("webhooks_dead_letters_total", "emitter" => shared(emitter), "reason" => reason)
+            .increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (emitter, reason);
+}
+
+/// An emitter's queue depth and paused state, now.
+pub(crate) fn emitter_state(emitter: &Arc<str>, queue_depth: usize, paused: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("webhooks_queue_depth", "emitter" => shared(emitter))
+            .set(queue_depth as f64);
+        metrics::gauge!("webhooks_emitter_paused", "emitter" => shared(emitter)).set(if paused {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (emitter, queue_depth, paused);
+}
+
+/// The live clients of an SSE topic, now.
+#[cfg(all(feature = "sse", feature = "metrics"))]
+pub(crate) fn sse_clients(topic: &Arc<str>, clients: usize) {
+    metrics::gauge!("webhooks_sse_clients", "topic" => shared(topic)).set(clients as f64);
+}
