@@ -179,6 +179,7 @@ async fn bad_topic_lists_and_position_vectors_get_400() {
     });
     let Live { sse, .. } = serve(options);
     let too_many: String = (0..33).map(|n| format!("topic=t{n}&")).collect();
+    let far_too_many: String = (0..2000).map(|n| format!("topic=t{n}&")).collect();
     let client = awc::Client::default();
     for (query, header, status, says) in [
         (
@@ -187,6 +188,7 @@ async fn bad_topic_lists_and_position_vectors_get_400() {
             400,
             "1 to 32 `topic` parameters, got 33",
         ),
+        (far_too_many.as_str(), None, 400, "got 2000"),
         ("", None, 400, "got 0"),
         ("other=x", None, 400, "got 0"),
         ("topic=a&topic=*", None, 400, "`*` has ids of its own"),

@@ -139,10 +139,16 @@ fn requested_topics(request: &HttpRequest, max: usize) -> Result<TopicSet, SseRe
     let pairs = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
+    let asked = pairs.iter().filter(|(key, _)| key == "topic").count();
     let mut topics: Vec<Arc<str>> = Vec::new();
     for (key, topic) in pairs {
         if key != "topic" || topics.iter().any(|t| **t == *topic) {
             continue;
+        }
+        // Refused as soon as the limit is passed: the duplicate check stays
+        // linear in the limit, whatever the query holds.
+        if topics.len() == max {
+            return Err(SseRejection::TopicCount { got: asked, max });
         }
         if topic == ALL_TOPICS {
             return Err(SseRejection::InvalidTopic(
