@@ -307,6 +307,11 @@ async fn every_bad_input_gets_an_error_frame_and_the_connection_stays() {
             text(r#"{"op":"leave","topic":"nowhere"}"#),
             "not in room `nowhere`",
         ),
+        // Not echoed back: a topic that is not valid is refused as such.
+        (
+            text(&json!({"op": "leave", "topic": "x".repeat(60_000)}).to_string()),
+            "invalid topic: it is longer than 256 bytes",
+        ),
     ] {
         socket.send_raw(message).await;
         let answer = socket.recv().await;

@@ -138,7 +138,7 @@ async fn subscribe_many(
 fn requested_topics(request: &HttpRequest, max: usize) -> Result<TopicSet, SseRejection> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
         .map(web::Query::into_inner)
-        .unwrap_or_default();
+        .map_err(|_| SseRejection::InvalidTopic("the query is not UTF-8 form data"))?;
     let asked = pairs.iter().filter(|(key, _)| key == "topic").count();
     let mut topics: Vec<Arc<str>> = Vec::new();
     for (key, topic) in pairs {

@@ -195,6 +195,11 @@ impl Connection {
             Err(reason) => self.error(&reason).await,
             Ok(Request::Ping {}) => self.send(ws_op("pong", serde_json::json!({}))).await,
             Ok(Request::Leave { topic }) => {
+                if topic != ALL_TOPICS {
+                    if let Err(reason) = validate_topic(&topic) {
+                        return self.error(&format!("invalid topic: {reason}")).await;
+                    }
+                }
                 let topic: Arc<str> = Arc::from(topic);
                 if self.joined.remove(&topic) {
                     if let Some(conn) = self.id {
