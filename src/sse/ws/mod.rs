@@ -13,10 +13,9 @@ mod origin;
 mod protocol;
 
 use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
-
-use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
