@@ -30,6 +30,14 @@ fn main() -> std::io::Result<()> {
         Some("--million-stored") => return durable::run_million_stored_child(),
         _ => {}
     }
+    // With `--features metrics`, every figure includes recording the crate's
+    // metrics into a registry (that of metrics-util, as exporters use).
+    #[cfg(feature = "metrics")]
+    {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let _ = recorder.install();
+        println!("metrics: recorded (metrics-util registry)");
+    }
     let scale: f64 = std::env::var("BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
