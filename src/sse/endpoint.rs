@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::broadcaster::{Frame, Subscribe, SubscribeMany, TopicSet};
 use super::slot::BroadcasterSlot;
-use super::{position, validate_topic, SseDenied, SseOptions, ALL_TOPICS};
+use super::{position, validate_followed, validate_topic, SseDenied, SseOptions, ALL_TOPICS};
 
 /// What the scope's handlers need.
 #[derive(Clone)]
@@ -86,9 +86,7 @@ async fn subscribe(
     endpoint: web::Data<Endpoint>,
 ) -> Result<HttpResponse, SseRejection> {
     let topic = topic.into_inner();
-    if topic != ALL_TOPICS {
-        validate_topic(&topic).map_err(SseRejection::InvalidTopic)?;
-    }
+    validate_followed(&topic).map_err(SseRejection::InvalidTopic)?;
     authorize(&endpoint, &topic, &request)?;
     let last_event_id = match raw_last_event_id(&request) {
         None => None,

@@ -238,3 +238,12 @@ pub(crate) fn validate_topic(topic: &str) -> Result<(), &'static str> {
         Ok(())
     }
 }
+
+/// A topic a client may follow: a valid topic, or `*` (every topic).
+pub(crate) fn validate_followed(topic: &str) -> Result<(), &'static str> {
+    if topic == ALL_TOPICS {
+        Ok(())
+    } else {
+        validate_topic(topic)
+    }
+}

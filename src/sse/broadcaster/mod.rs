@@ -107,7 +107,7 @@ impl SseBroadcaster {
         let mut gone = Vec::new();
         if !entry.clients.is_empty() {
             let mut frames = render::Frames::new(&topic, &record, multi);
-            let shared_frame = entry.fanout.as_ref().map(|_| render::sse(&record));
+            let shared_frame = || Some(render::sse(&record));
             gone = entry.send(Instant::now(), shared_frame, |client| {
                 Some(frames.for_audience(&client.audience))
             });
@@ -181,10 +181,8 @@ impl SseBroadcaster {
             if entry.clients.is_empty() {
                 continue;
             }
-            let shared_frame = entry
-                .fanout_write
-                .is_none_or(idle)
-                .then(|| Bytes::from_static(HEARTBEAT));
+            let fanout_idle = entry.fanout_write.is_none_or(idle);
+            let shared_frame = || fanout_idle.then(|| Bytes::from_static(HEARTBEAT));
             gone.extend(entry.send(now, shared_frame, |client| {
                 let wants = !matches!(client.audience, Audience::WebSocket)
                     && idle(client.last_write.get());
@@ -314,10 +312,8 @@ impl Handler<StopBroadcaster> for SseBroadcaster {
     type Result = ();
 
     fn handle(&mut self, _: StopBroadcaster, ctx: &mut Context<Self>) {
+        // Dropping the actor (see `Drop`) ends every stream.
         self.stopping = true;
-        self.end_streams();
-        self.topics.clear();
-        self.clients.clear();
         ctx.stop();
     }
 }
@@ -331,8 +327,8 @@ impl Drop for SseBroadcaster {
             return;
         }
         tracing::error!("SSE broadcaster crashed (a panic, see above); restarting it");
-        // SSE streams end as their channels drop; WebSocket connections hold
-        // a sender of their own, so they are told to close.
+        // SSE streams ended above or end as their channels drop; WebSocket
+        // connections hold a sender of their own, so they are told to close.
         for (shared, _) in self.clients.values() {
             if let Some(kick) = &shared.kick {
                 kick.kick(KickReason::Restarted);

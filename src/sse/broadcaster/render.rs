@@ -18,7 +18,6 @@ pub(super) struct Frames<'a> {
     record: &'a Record,
     /// Per multi-topic set (by address), made beforehand.
     multi: HashMap<usize, Frame>,
-    sse: Option<Frame>,
     ws: Option<Frame>,
 }
 
@@ -28,17 +27,15 @@ impl<'a> Frames<'a> {
             topic,
             record,
             multi,
-            sse: None,
             ws: None,
         }
     }
 
     pub(super) fn for_audience(&mut self, audience: &Audience) -> Frame {
         match audience {
-            Audience::Sse => self
-                .sse
-                .get_or_insert_with(|| Arc::new(sse(self.record)))
-                .clone(),
+            // One-topic streams read their topic's fan-out, not a channel:
+            // no client with a channel has this audience.
+            Audience::Sse => Arc::new(sse(self.record)),
             Audience::WebSocket => {
                 let (topic, record) = (self.topic, self.record);
                 self.ws

@@ -18,17 +18,18 @@ impl Topic {
             .clone()
     }
 
-    /// Sends `shared_frame` (if any) to the fan-out's clients, and to each
-    /// other client what `own_frame` makes for it (if anything). Returns the
-    /// clients to drop: gone, or too far behind.
+    /// Sends what `shared_frame` makes (if anything) to the fan-out's
+    /// clients, and to each other client what `own_frame` makes for it (if
+    /// anything). `shared_frame` is called only if the fan-out has a client.
+    /// Returns the clients to drop: gone, or too far behind.
     pub(super) fn send(
         &mut self,
         now: Instant,
-        shared_frame: Option<Bytes>,
+        shared_frame: impl FnOnce() -> Option<Bytes>,
         mut own_frame: impl FnMut(&Shared) -> Option<Frame>,
     ) -> Vec<(u64, Disconnect)> {
         let mut gone = Vec::new();
-        let mut shared_frame = shared_frame;
+        let mut shared_frame = Some(shared_frame);
         let mut head = None;
         // The slowest remaining cursor: frames before it can be released.
         let mut oldest_needed = u64::MAX;
@@ -42,7 +43,7 @@ impl Topic {
                 Delivery::Fanout(cursor) => match &self.fanout {
                     None => Err(Disconnect::Closed),
                     Some(fanout) => {
-                        if let Some(frame) = shared_frame.take() {
+                        if let Some(frame) = shared_frame.take().and_then(|make| make()) {
                             head = Some(fanout.append(frame));
                         }
                         match head {

@@ -29,7 +29,7 @@ use super::broadcaster::render::ws_op;
 use super::broadcaster::{Frame, Join, Leave, LeaveAll};
 use super::endpoint::Endpoint;
 use super::kick::{Kick, KickReason};
-use super::{validate_topic, SseDenied, ALL_TOPICS, MAX_WS_MESSAGE};
+use super::{validate_followed, SseDenied, MAX_WS_MESSAGE};
 use protocol::Request;
 
 /// The route: upgrades the request and starts the connection's task.
@@ -194,10 +194,8 @@ impl Connection {
             Err(reason) => self.error(&reason).await,
             Ok(Request::Ping {}) => self.send(ws_op("pong", serde_json::json!({}))).await,
             Ok(Request::Leave { topic }) => {
-                if topic != ALL_TOPICS {
-                    if let Err(reason) = validate_topic(&topic) {
-                        return self.error(&format!("invalid topic: {reason}")).await;
-                    }
+                if let Err(reason) = validate_followed(&topic) {
+                    return self.error(&format!("invalid topic: {reason}")).await;
                 }
                 let topic: Arc<str> = Arc::from(topic);
                 if self.joined.remove(&topic) {
@@ -219,10 +217,8 @@ impl Connection {
     }
 
     async fn join(&mut self, topic: String, last_id: Option<u64>) -> Option<Closing> {
-        if topic != ALL_TOPICS {
-            if let Err(reason) = validate_topic(&topic) {
-                return self.error(&format!("invalid topic: {reason}")).await;
-            }
+        if let Err(reason) = validate_followed(&topic) {
+            return self.error(&format!("invalid topic: {reason}")).await;
         }
         let topic: Arc<str> = Arc::from(topic);
         if self.joined.contains(&topic) {
