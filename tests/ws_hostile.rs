@@ -64,6 +64,27 @@ async fn upgraded(addr: &str) -> TcpStream {
     socket
 }
 
+/// Sends `request` and checks the response's status.
+async fn answers(addr: &str, request: &str, status: &str) {
+    let (_, head) = send_head(addr, request).await;
+    assert!(
+        head.starts_with(&format!("HTTP/1.1 {status}")),
+        "{request:?} → {head}"
+    );
+}
+
+/// A connection past the handshake that joined room `room`.
+async fn joined_room(addr: &str, emitter: &WebhooksEmitter) -> TcpStream {
+    let mut socket = upgraded(addr).await;
+    let join = br#"{"op":"join","topic":"room"}"#;
+    socket
+        .write_all(&frame(0x1, join, join.len() as u64, true))
+        .await
+        .unwrap();
+    wait_for_clients(emitter, "room", 1).await;
+    socket
+}
+
 /// A client frame: FIN, `opcode`, masked with a zero key unless `masked` is
 /// false, `payload` after a header that claims `claimed` bytes.
 fn frame(opcode: u8, payload: &[u8], claimed: u64, masked: bool) -> Vec<u8> {
@@ -151,11 +172,7 @@ async fn broken_handshakes_are_refused() {
             "400",
         ),
     ] {
-        let (_, head) = send_head(&addr, &request).await;
-        assert!(
-            head.starts_with(&format!("HTTP/1.1 {status}")),
-            "{request:?} → {head}"
-        );
+        answers(&addr, &request, status).await;
     }
     still_serves(&emitter, &ws).await;
 }
@@ -230,13 +247,7 @@ async fn garbage_and_abrupt_ends_leave_no_client_behind() {
         emitter, ws, addr, ..
     } = serve(SseOptions::default());
     // Joined, then garbage: the connection goes and its room is left.
-    let mut socket = upgraded(&addr).await;
-    let join = br#"{"op":"join","topic":"room"}"#;
-    socket
-        .write_all(&frame(0x1, join, join.len() as u64, true))
-        .await
-        .unwrap();
-    wait_for_clients(&emitter, "room", 1).await;
+    let mut socket = joined_room(&addr, &emitter).await;
     socket
         .write_all(b"\xff\xfe garbage \x00\x01\x02 not a frame at all")
         .await
@@ -246,12 +257,7 @@ async fn garbage_and_abrupt_ends_leave_no_client_behind() {
     wait_for_clients(&emitter, "room", 0).await;
 
     // Joined, then the TCP connection is cut mid-frame.
-    let mut socket = upgraded(&addr).await;
-    socket
-        .write_all(&frame(0x1, join, join.len() as u64, true))
-        .await
-        .unwrap();
-    wait_for_clients(&emitter, "room", 1).await;
+    let mut socket = joined_room(&addr, &emitter).await;
     socket.write_all(&[0x81, 0xFE, 0x10]).await.unwrap();
     drop(socket);
     wait_for_clients(&emitter, "room", 0).await;
@@ -279,11 +285,7 @@ async fn handshakes_from_origins_outside_the_list_get_403() {
         // Not a browser: no Origin at all.
         (HANDSHAKE.to_owned(), "101"),
     ] {
-        let (_, head) = send_head(&addr, &request).await;
-        assert!(
-            head.starts_with(&format!("HTTP/1.1 {status}")),
-            "{request:?} → {head}"
-        );
+        answers(&addr, &request, status).await;
     }
     still_serves(&emitter, &ws).await;
 }

@@ -102,6 +102,39 @@ pub async fn wait_for_clients(emitter: &WebhooksEmitter, topic: &str, expected: 
     }
 }
 
+/// Broadcasts 400 text events of 64 KiB on `topic`, each read by a fast
+/// client through `read_data`, which must return them in order, while a
+/// slow client reads nothing. Returns after how many events the broadcaster
+/// had dropped the slow one (fails if it never did).
+pub async fn outpace_a_slow_client(
+    emitter: &WebhooksEmitter,
+    topic: &str,
+    mut read_data: impl AsyncFnMut() -> String,
+) -> u32 {
+    let chunk = "x".repeat(64 * 1024);
+    let mut dropped_at = None;
+    for n in 1..=400u32 {
+        emitter
+            .broadcast_text(topic, "blob", &format!("{n}:{chunk}"))
+            .unwrap();
+        // Paced by the fast client, which must see every event in order.
+        let data = read_data().await;
+        assert!(
+            data.starts_with(&format!("{n}:")),
+            "fast client missed an event at {n}"
+        );
+        if dropped_at.is_none() && emitter.sse_clients().await.get(topic) == Some(&1) {
+            dropped_at = Some(n);
+        }
+    }
+    let dropped_at = dropped_at.expect("the slow client was never dropped");
+    assert!(
+        dropped_at < 400,
+        "dropped after {dropped_at} events of 64 KiB"
+    );
+    dropped_at
+}
+
 /// A WebSocket client connection.
 pub struct Socket {
     framed: actix_codec::Framed<awc::BoxedSocket, Codec>,
