@@ -150,31 +150,42 @@ fn failed(figure: &str, error: &std::io::Error) -> Row {
     )
 }
 
+/// A row comparing the medians of `field` (a time) in `unit` (`ms` or `µs`).
+fn cost_row(
+    figure: &str,
+    unit: &str,
+    ours: &[Sample],
+    baseline: &[Sample],
+    field: impl Fn(&Sample) -> Duration,
+) -> Row {
+    let scale = if unit == "ms" { 1e3 } else { 1e6 };
+    let in_unit = |samples: &[Sample]| median(samples, &field).as_secs_f64() * scale;
+    Row::cost(figure, unit, in_unit(ours), in_unit(baseline), MAX_RATIO)
+}
+
 fn compared(clients: usize, ours: &[Sample], floor: &[Sample]) -> Vec<Row> {
     let n = thousands(clients as f64);
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let micros = |d: Duration| d.as_secs_f64() * 1e6;
     vec![
-        Row::cost(
+        cost_row(
             &format!("6a. SSE: one event to {n} clients, p50"),
             "ms",
-            ms(median(ours, |s| s.p50)),
-            ms(median(floor, |s| s.p50)),
-            MAX_RATIO,
+            ours,
+            floor,
+            |s| s.p50,
         ),
-        Row::cost(
+        cost_row(
             &format!("6b. SSE: one event to {n} clients, p99"),
             "ms",
-            ms(median(ours, |s| s.p99)),
-            ms(median(floor, |s| s.p99)),
-            MAX_RATIO,
+            ours,
+            floor,
+            |s| s.p99,
         ),
-        Row::cost(
+        cost_row(
             &format!("6c. SSE: server CPU per client per event ({n} clients)"),
             "µs",
-            micros(median(ours, |s| s.cpu_per_client_event)),
-            micros(median(floor, |s| s.cpu_per_client_event)),
-            MAX_RATIO,
+            ours,
+            floor,
+            |s| s.cpu_per_client_event,
         ),
         memory_row(
             &format!("6d. SSE: resident memory per client ({n} clients)"),
@@ -187,22 +198,20 @@ fn compared(clients: usize, ours: &[Sample], floor: &[Sample]) -> Vec<Row> {
 /// actix-web alone (no crate) against the same floor: the framework's share.
 fn framework_share(clients: usize, actix: &[Sample], floor: &[Sample]) -> Vec<Row> {
     let n = thousands(clients as f64);
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let micros = |d: Duration| d.as_secs_f64() * 1e6;
     vec![
-        Row::cost(
+        cost_row(
             &format!("6h. actix-web alone (no crate): {n} clients, p99"),
             "ms",
-            ms(median(actix, |s| s.p99)),
-            ms(median(floor, |s| s.p99)),
-            MAX_RATIO,
+            actix,
+            floor,
+            |s| s.p99,
         ),
-        Row::cost(
+        cost_row(
             "6i. actix-web alone (no crate): CPU per client per event",
             "µs",
-            micros(median(actix, |s| s.cpu_per_client_event)),
-            micros(median(floor, |s| s.cpu_per_client_event)),
-            MAX_RATIO,
+            actix,
+            floor,
+            |s| s.cpu_per_client_event,
         ),
         memory_row(
             "6j. actix-web alone (no crate): memory per client",
