@@ -102,7 +102,7 @@ pub enum ConfigError {
     Tls(String),
 }
 
-/// Why `attach` or `attach_many` refused an emitter.
+/// Why `attach`, `attach_many` or `reconfigure` refused an emitter.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AttachError {
@@ -115,6 +115,12 @@ pub enum AttachError {
     /// The emitter id is empty.
     #[error("emitter id must not be empty")]
     EmptyId,
+    /// `reconfigure` was given an id that is not attached.
+    #[error("no emitter with id `{id}` is attached")]
+    UnknownEmitter {
+        /// The id that was asked for.
+        id: String,
+    },
     /// `attach_many` was given no event names.
     #[error("emitter `{id}` must be attached to at least one event")]
     NoEvents {

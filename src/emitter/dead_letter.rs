@@ -127,6 +127,16 @@ impl DeadLetters {
         evicted_id
     }
 
+    /// A new bound; returns the ids of the oldest letters evicted to fit it.
+    pub(crate) fn set_capacity(&mut self, capacity: usize) -> Vec<u64> {
+        self.capacity = capacity;
+        let excess = self.letters.len().saturating_sub(capacity);
+        self.letters
+            .drain(..excess)
+            .map(|letter| letter.id)
+            .collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.letters.len()
     }

@@ -115,7 +115,25 @@ impl WebhooksEmitter {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let id = id.into();
+        let attach = self.prepare(id.into(), events, config)?;
+        self.registry()
+            .send(attach)
+            .await
+            .map_err(|_| AttachError::NotRunning)?
+    }
+
+    /// Checks what `attach_many` and `reconfigure` are given: a non-empty id,
+    /// valid event names (repeats dropped), a valid config.
+    pub(crate) fn prepare<I, S>(
+        &self,
+        id: String,
+        events: I,
+        config: Config,
+    ) -> Result<Attach, AttachError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
         if id.is_empty() {
             return Err(AttachError::EmptyId);
         }
@@ -131,22 +149,14 @@ impl WebhooksEmitter {
         if names.is_empty() {
             return Err(AttachError::NoEvents { id });
         }
-        let config =
-            config
-                .validate(&self.inner.defaults)
-                .map_err(|source| AttachError::InvalidConfig {
-                    id: id.clone(),
-                    source,
-                })?;
-        let attach = Attach {
-            id,
-            events: names,
-            config: Arc::new(config),
-        };
-        self.registry()
-            .send(attach)
-            .await
-            .map_err(|_| AttachError::NotRunning)?
+        match config.validate(&self.inner.defaults) {
+            Ok(config) => Ok(Attach {
+                id,
+                events: names,
+                config: Arc::new(config),
+            }),
+            Err(source) => Err(AttachError::InvalidConfig { id, source }),
+        }
     }
 
     /// Emits `payload` under `event` to every emitter attached to it, and to no

@@ -1,7 +1,8 @@
 //! The sender: the handle applications hold, the actors behind it, and what
 //! they own.
 //!
-//! - [`handle`]: `WebhooksEmitter`, what apps call; [`builder`] its options;
+//! - [`handle`]: `WebhooksEmitter`, what apps call (also [`durable`],
+//!   [`reconfigure`]); [`builder`] its options;
 //!   [`background`] a `System` on a thread of its own.
 //! - [`registry`]: the registry actor: ids → workers, event names → workers;
 //!   every emit and every per-emitter call passes through it.
@@ -22,6 +23,7 @@ mod durable;
 pub(crate) mod event;
 pub(crate) mod handle;
 pub(crate) mod queue;
+mod reconfigure;
 pub(crate) mod registry;
 pub(crate) mod report;
 pub(crate) mod retry_policy;

@@ -74,6 +74,8 @@ pub(crate) trait EventQueue {
     fn redeliver(&mut self, letters: Vec<DeadLetter>);
     /// The emitter was paused or resumed.
     fn set_paused(&mut self, _paused: bool) {}
+    /// A new bound; events already held above it stay (only pushes are refused).
+    fn set_capacity(&mut self, capacity: usize);
     /// Events waiting to start.
     fn waiting(&self) -> usize;
     /// Events held: waiting, or started and not yet acked or failed.
@@ -168,6 +170,10 @@ impl EventQueue for MemoryQueue {
 
     fn redeliver(&mut self, letters: Vec<DeadLetter>) {
         self.waiting.extend(letters.into_iter().map(|l| l.event));
+    }
+
+    fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
     }
 
     fn waiting(&self) -> usize {

@@ -4,10 +4,12 @@
 //! event a detached worker received is in its mailbox before its `Stop`.
 //!
 //! - this file: attach, routing of emits and publications, detach;
+//! - [`reconfigure`]: new events and settings for an attached emitter;
 //! - [`control`]: calls about one emitter or all of them, flush, shutdown;
 //! - [`supervision`]: restarting a worker or the SSE broadcaster that crashed.
 
 mod control;
+mod reconfigure;
 mod supervision;
 
 use std::collections::{HashMap, VecDeque};
@@ -20,6 +22,7 @@ use tokio::sync::{broadcast, oneshot};
 pub(crate) use control::{
     DiscardOrphans, Flush, Forward, ListRunning, Orphans, Shutdown, StatsAll,
 };
+pub(crate) use reconfigure::Reconfigure;
 #[cfg(feature = "sse")]
 pub(crate) use supervision::SseLink;
 

@@ -12,6 +12,7 @@
 
 mod crash;
 mod messages;
+mod reconfigure;
 mod store;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,7 @@ pub(crate) use crash::{ArmRequestPanic, Crash, WorkerGone};
 pub(crate) use messages::{
     Drain, Enqueue, IsPaused, ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Stop, Stopped,
 };
+pub(crate) use reconfigure::Reconfigure;
 
 /// Where an active event stands.
 #[derive(Debug)]

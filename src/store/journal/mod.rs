@@ -6,9 +6,11 @@
 //! - [`writer`]: the writer thread: batching, commit, retry after a failure;
 //! - [`tables`]: what each operation does to the tables, and the reads;
 //! - [`records`]: how an event and a dead letter are laid out;
+//! - [`app_records`]: an application's own records, beside the queues;
 //! - [`queue`]: the emitter's side: a window of events in memory, the rest on
 //!   disk, read back in order.
 
+mod app_records;
 pub(crate) mod queue;
 pub(crate) mod records;
 mod tables;
@@ -325,6 +327,8 @@ pub(crate) enum Op {
         emitter: String,
         reply: oneshot::Sender<Result<usize, StoreError>>,
     },
+    /// An application record written, deleted or listed.
+    App(app_records::AppOp),
     /// Answer once everything sent before is on disk.
     Flush {
         reply: oneshot::Sender<Result<(), StoreError>>,
@@ -342,7 +346,7 @@ impl Op {
                 | Op::Recover { .. }
                 | Op::Load { .. }
                 | Op::Orphans { .. }
-        )
+        ) && !matches!(self, Op::App(op) if op.reads_only())
     }
 
     /// Whether someone waits on the operation (a caller, or a worker for its
@@ -367,7 +371,11 @@ impl Op {
     fn answers(&self) -> bool {
         matches!(
             self,
-            Op::Drain { .. } | Op::Orphans { .. } | Op::Discard { .. } | Op::Flush { .. }
+            Op::Drain { .. }
+                | Op::Orphans { .. }
+                | Op::Discard { .. }
+                | Op::Flush { .. }
+                | Op::App(_)
         )
     }
 }

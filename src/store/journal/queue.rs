@@ -353,6 +353,10 @@ impl EventQueue for JournalQueue {
         });
     }
 
+    fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+    }
+
     fn waiting(&self) -> usize {
         self.len().saturating_sub(self.started)
     }

@@ -8,6 +8,7 @@
 //! | `events` | (emitter id, sequence number) | event record (`records`) |
 //! | `dead_letters` | (emitter id, dead letter id) | dead letter record |
 //! | `emitters` | emitter id | `Meta` as JSON: counts, next ids, paused |
+//! | `app_records` | (namespace, key) | an application's bytes (`Journal::put_record`) |
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,6 +30,7 @@ const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead_letters");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("emitters");
+const APP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("app_records");
 
 /// The layout this code reads and writes.
 const VERSION: u64 = 1;
@@ -93,6 +95,7 @@ pub(super) struct Tables<'txn> {
     events: Table<'txn, (&'static str, u64), &'static [u8]>,
     dead: Table<'txn, (&'static str, u64), &'static [u8]>,
     meta: Table<'txn, &'static str, &'static [u8]>,
+    app: Table<'txn, (&'static str, &'static str), &'static [u8]>,
     metas: HashMap<Arc<str>, Meta>,
     /// Delivered events, removed together before anything reads: runs of
     /// consecutive sequence numbers (strict order makes long ones) go in one
@@ -108,6 +111,7 @@ impl<'txn> Tables<'txn> {
             events: txn.open_table(EVENTS)?,
             dead: txn.open_table(DEAD)?,
             meta: txn.open_table(META)?,
+            app: txn.open_table(APP)?,
             metas: HashMap::new(),
             acked: HashMap::new(),
         })
@@ -346,6 +350,31 @@ impl<'txn> Tables<'txn> {
             }
         }
         found.sort();
+        Ok(found)
+    }
+
+    /// Stores an application record.
+    pub(super) fn put_app(&mut self, namespace: &str, key: &str, value: &[u8]) -> DbResult<()> {
+        self.app.insert((namespace, key), value)?;
+        Ok(())
+    }
+
+    /// Deletes an application record; whether there was one.
+    pub(super) fn delete_app(&mut self, namespace: &str, key: &str) -> DbResult<bool> {
+        Ok(self.app.remove((namespace, key))?.is_some())
+    }
+
+    /// A namespace's application records, by key.
+    pub(super) fn list_app(&self, namespace: &str) -> DbResult<Vec<(String, Vec<u8>)>> {
+        let mut found = Vec::new();
+        for item in self.app.range((namespace, "")..)? {
+            let (key, value) = item?;
+            let (space, key) = key.value();
+            if space != namespace {
+                break;
+            }
+            found.push((key.to_owned(), value.value().to_vec()));
+        }
         Ok(found)
     }
 

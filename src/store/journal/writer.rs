@@ -118,7 +118,7 @@ pub(super) fn spawn(
 }
 
 /// Answers a caller with the batch's outcome.
-type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub(super) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// What a committed batch owes its callers, delivered after the commit.
 #[derive(Default)]
@@ -381,6 +381,7 @@ impl Writer {
                     let _ = reply.send(result.map(|()| removed));
                 }));
             }
+            Op::App(op) => op.apply(tables, &mut effects.replies)?,
             Op::Flush { reply } => {
                 let reply = take_reply(reply);
                 effects.replies.push(Box::new(move |result| {
@@ -521,7 +522,9 @@ const MAX_UNSYNCED: Duration = Duration::from_millis(100);
 /// Moves a reply channel out of an operation, into what the batch owes (an
 /// operation with a reply is never applied twice: a failed batch answers it
 /// with the error and drops it).
-fn take_reply<T>(reply: &mut tokio::sync::oneshot::Sender<T>) -> tokio::sync::oneshot::Sender<T> {
+pub(super) fn take_reply<T>(
+    reply: &mut tokio::sync::oneshot::Sender<T>,
+) -> tokio::sync::oneshot::Sender<T> {
     let (placeholder, _) = tokio::sync::oneshot::channel();
     std::mem::replace(reply, placeholder)
 }

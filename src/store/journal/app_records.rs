@@ -1,0 +1,130 @@
+//! Application records: small values an application keeps in the journal's
+//! file beside the queues, by namespace and key (the server keeps its
+//! endpoint definitions there). They go through the writer like everything
+//! else, so a write is in the same file, fsynced, in order with the queues.
+
+use tokio::sync::oneshot;
+
+use super::tables::Tables;
+use super::writer::{take_reply, Reply};
+use super::{Journal, Op};
+use crate::store::StoreError;
+
+/// A namespace's records: (key, value), by key.
+pub type Records = Vec<(String, Vec<u8>)>;
+
+/// An operation on application records, with the caller's answer.
+pub(crate) enum AppOp {
+    Put {
+        namespace: String,
+        key: String,
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Delete {
+        namespace: String,
+        key: String,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    List {
+        namespace: String,
+        reply: oneshot::Sender<Result<Records, StoreError>>,
+    },
+}
+
+impl AppOp {
+    /// Reads only: no fsync needed before the answer.
+    pub(super) fn reads_only(&self) -> bool {
+        matches!(self, AppOp::List { .. })
+    }
+
+    /// An application record's write or read, answered once committed.
+    pub(super) fn apply(
+        &mut self,
+        tables: &mut Tables<'_>,
+        replies: &mut Vec<Reply>,
+    ) -> Result<(), redb::Error> {
+        match self {
+            AppOp::Put {
+                namespace,
+                key,
+                value,
+                reply,
+            } => {
+                tables.put_app(namespace, key, value)?;
+                let reply = take_reply(reply);
+                replies.push(Box::new(move |result| {
+                    let _ = reply.send(result);
+                }));
+            }
+            AppOp::Delete {
+                namespace,
+                key,
+                reply,
+            } => {
+                let existed = tables.delete_app(namespace, key)?;
+                let reply = take_reply(reply);
+                replies.push(Box::new(move |result| {
+                    let _ = reply.send(result.map(|()| existed));
+                }));
+            }
+            AppOp::List { namespace, reply } => {
+                let found = tables.list_app(namespace)?;
+                let reply = take_reply(reply);
+                replies.push(Box::new(move |result| {
+                    let _ = reply.send(result.map(|()| found));
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn ask<T>(
+    journal: &Journal,
+    op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> AppOp,
+) -> Result<T, StoreError> {
+    let (reply, answer) = oneshot::channel();
+    journal.send(Op::App(op(reply)))?;
+    answer.await.unwrap_or(Err(StoreError::Closed))
+}
+
+impl Journal {
+    /// Stores `value` under (`namespace`, `key`), replacing what was there;
+    /// returns once it is on disk. For small values (kilobytes): an
+    /// application's own settings kept in the same file as its queues.
+    pub async fn put_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        ask(self, |reply| AppOp::Put {
+            namespace,
+            key,
+            value,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes the record under (`namespace`, `key`); returns whether there
+    /// was one, once the deletion is on disk.
+    pub async fn delete_record(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        ask(self, |reply| AppOp::Delete {
+            namespace,
+            key,
+            reply,
+        })
+        .await
+    }
+
+    /// Every record of `namespace`, by key, sorted; it sees every write sent
+    /// before it.
+    pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
+        let namespace = namespace.to_owned();
+        ask(self, |reply| AppOp::List { namespace, reply }).await
+    }
+}
