@@ -1,0 +1,230 @@
+//! The endpoints: kept in the journal (namespace `endpoints`), attached to
+//! the emitter, re-attached at start. Changes are serialized by one lock, so
+//! the emitter and the journal never disagree; a change that fails half-way
+//! is undone, so nothing is half-created.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use webhooks_emitter::{AttachError, Journal, WebhooksEmitter};
+
+use crate::endpoint::{
+    check_id, unix_now, EndpointPatch, EndpointRecord, EndpointSpec, EndpointView, RetiringKey,
+};
+use crate::problem::Problem;
+use crate::secrets::new_standard_key;
+
+/// Where endpoint records live in the journal.
+const NAMESPACE: &str = "endpoints";
+
+/// Every endpoint, in the emitter and in the journal.
+pub struct Catalog {
+    emitter: WebhooksEmitter,
+    journal: Journal,
+    records: Mutex<BTreeMap<String, EndpointRecord>>,
+}
+
+impl Catalog {
+    /// Reads the stored endpoints and attaches each; one that no longer
+    /// attaches is kept, shown as `detached`, and logged.
+    pub async fn load(emitter: WebhooksEmitter, journal: Journal) -> Result<Self, String> {
+        let stored = journal
+            .records(NAMESPACE)
+            .await
+            .map_err(|e| format!("cannot read endpoints from the journal: {e}"))?;
+        let mut records = BTreeMap::new();
+        let now = unix_now();
+        for (id, bytes) in stored {
+            let mut record: EndpointRecord = match serde_json::from_slice(&bytes) {
+                Ok(record) => record,
+                Err(error) => {
+                    tracing::error!(endpoint = %id, %error, "stored endpoint unreadable; skipped");
+                    continue;
+                }
+            };
+            record.retire_expired(now);
+            let spec = &record.spec;
+            match emitter
+                .attach_many(id.clone(), spec.events.clone(), record.config(now))
+                .await
+            {
+                Ok(()) => tracing::info!(endpoint = %id, "endpoint re-attached"),
+                Err(error) => tracing::error!(endpoint = %id, %error, "stored endpoint not attached"),
+            }
+            records.insert(id, record);
+        }
+        Ok(Catalog {
+            emitter,
+            journal,
+            records: Mutex::new(records),
+        })
+    }
+
+    async fn save(&self, record: &EndpointRecord) -> Result<(), Problem> {
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| Problem::bad_request(format!("endpoint not storable: {e}")))?;
+        Ok(self
+            .journal
+            .put_record(NAMESPACE, &record.spec.id, bytes)
+            .await?)
+    }
+
+    /// A view of one endpoint, with its live stats.
+    async fn view(&self, record: &EndpointRecord) -> EndpointView {
+        let stats = self.emitter.stats(&record.spec.id).await.ok();
+        EndpointView::new(record, stats)
+    }
+
+    pub async fn list(&self) -> Vec<EndpointView> {
+        let records = self.records.lock().await;
+        let mut views = Vec::with_capacity(records.len());
+        for record in records.values() {
+            views.push(self.view(record).await);
+        }
+        views
+    }
+
+    pub async fn get(&self, id: &str) -> Result<EndpointView, Problem> {
+        let records = self.records.lock().await;
+        let record = records.get(id).ok_or_else(|| Problem::unknown_endpoint(id))?;
+        Ok(self.view(record).await)
+    }
+
+    /// Whether `id` is an endpoint (attached or not).
+    pub async fn contains(&self, id: &str) -> bool {
+        self.records.lock().await.contains_key(id)
+    }
+
+    pub async fn create(&self, spec: EndpointSpec) -> Result<EndpointView, Problem> {
+        check_id(&spec.id).map_err(Problem::bad_request)?;
+        let mut records = self.records.lock().await;
+        if records.contains_key(&spec.id) {
+            return Err(Problem::conflict(format!(
+                "an endpoint with id `{}` already exists",
+                spec.id
+            )));
+        }
+        let record = EndpointRecord {
+            spec,
+            retiring_keys: Vec::new(),
+            created_at: unix_now(),
+        };
+        let id = record.spec.id.clone();
+        self.emitter
+            .attach_many(id.clone(), record.spec.events.clone(), record.config(unix_now()))
+            .await?;
+        if let Err(problem) = self.save(&record).await {
+            let _ = self.emitter.detach(&id).await;
+            return Err(problem);
+        }
+        let view = self.view(&record).await;
+        records.insert(id, record);
+        Ok(view)
+    }
+
+    pub async fn update(&self, id: &str, patch: EndpointPatch) -> Result<EndpointView, Problem> {
+        let mut records = self.records.lock().await;
+        let old = records.get(id).ok_or_else(|| Problem::unknown_endpoint(id))?;
+        let record = EndpointRecord {
+            spec: patch.apply(old.spec.clone()),
+            ..old.clone()
+        };
+        self.replace(&mut records, record).await
+    }
+
+    /// Attaches `record` in place of the stored one, then stores it; undone
+    /// if it cannot be stored.
+    async fn replace(
+        &self,
+        records: &mut BTreeMap<String, EndpointRecord>,
+        record: EndpointRecord,
+    ) -> Result<EndpointView, Problem> {
+        let id = record.spec.id.clone();
+        let now = unix_now();
+        let events = record.spec.events.clone();
+        match self
+            .emitter
+            .reconfigure(id.clone(), events.clone(), record.config(now))
+            .await
+        {
+            // Stored but not attached (its old config failed at start).
+            Err(AttachError::UnknownEmitter { .. }) => {
+                self.emitter
+                    .attach_many(id.clone(), events, record.config(now))
+                    .await?
+            }
+            other => other?,
+        }
+        if let Err(problem) = self.save(&record).await {
+            if let Some(old) = records.get(&id) {
+                let _ = self
+                    .emitter
+                    .reconfigure(id.clone(), old.spec.events.clone(), old.config(now))
+                    .await;
+            }
+            return Err(problem);
+        }
+        let view = self.view(&record).await;
+        records.insert(id, record);
+        Ok(view)
+    }
+
+    /// Removes the endpoint, its queued events and dead letters.
+    pub async fn delete(&self, id: &str) -> Result<(), Problem> {
+        let mut records = self.records.lock().await;
+        if !records.contains_key(id) {
+            return Err(Problem::unknown_endpoint(id));
+        }
+        self.journal.delete_record(NAMESPACE, id).await?;
+        records.remove(id);
+        match self.emitter.detach(id).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::warn!(endpoint = %id, dropped = dropped.len(), "endpoint deleted with events still queued");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A new Standard Webhooks key; the current one keeps signing for `grace`.
+    /// Returns the key, and until when the previous one signs (if there was one).
+    pub async fn rotate(
+        &self,
+        id: &str,
+        grace: Duration,
+    ) -> Result<(String, Option<u64>), Problem> {
+        let mut records = self.records.lock().await;
+        let mut record = records
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Problem::unknown_endpoint(id))?;
+        let key = new_standard_key()?;
+        let until = unix_now().saturating_add(grace.as_secs());
+        let old = record.spec.standard_webhooks_secret.replace(key.clone());
+        let retiring = old.map(|secret| RetiringKey { secret, until });
+        let until = retiring.as_ref().map(|k| k.until);
+        record.retiring_keys.extend(retiring);
+        self.replace(&mut records, record).await?;
+        Ok((key, until))
+    }
+
+    /// Stops signing with the keys whose grace period is over.
+    pub async fn retire_expired_keys(&self) {
+        let mut records = self.records.lock().await;
+        let now = unix_now();
+        let expired: Vec<EndpointRecord> = records
+            .values()
+            .filter(|r| r.retiring_keys.iter().any(|k| k.until <= now))
+            .cloned()
+            .collect();
+        for mut record in expired {
+            record.retire_expired(now);
+            let id = record.spec.id.clone();
+            match self.replace(&mut records, record).await {
+                Ok(_) => tracing::info!(endpoint = %id, "rotated-out signing key retired"),
+                Err(problem) => tracing::error!(endpoint = %id, %problem, "could not retire a signing key"),
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The command line: every flag also from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// webhooks-emitter-server: ordered, signed, retried webhooks as a service,
+/// with a REST API, Prometheus metrics and a web console.
+#[derive(Debug, Parser)]
+#[command(name = "webhooks-emitter-server", version, about)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "WEBHOOKS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The journal file: endpoints, queued events, dead letters.
+    #[arg(long, env = "WEBHOOKS_JOURNAL", default_value = "./webhooks-emitter.redb")]
+    pub journal: PathBuf,
+
+    /// Run without an admin token (the API is open): loopback only.
+    #[arg(long, env = "WEBHOOKS_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// Let endpoints target private, loopback and link-local addresses
+    /// (refused by default: the API must not reach into your network).
+    #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: bool,
+
+    /// Largest event payload, in bytes.
+    #[arg(long, env = "WEBHOOKS_MAX_PAYLOAD_BYTES", default_value_t = webhooks_emitter::DEFAULT_MAX_PAYLOAD_BYTES)]
+    pub max_payload_bytes: usize,
+
+    /// On SIGTERM or SIGINT: how long to keep delivering before exiting
+    /// (what is left stays in the journal), e.g. `10s`.
+    #[arg(long, env = "WEBHOOKS_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// How long a rotated-out signing key keeps signing, e.g. `24h`.
+    #[arg(long, env = "WEBHOOKS_ROTATION_GRACE", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub rotation_grace: Duration,
+}
+
+/// The admin token's environment variable (never a flag: flags show in `ps`).
+pub const ADMIN_TOKEN_ENV: &str = "WEBHOOKS_ADMIN_TOKEN";
+
+impl Cli {
+    /// The admin token, or why the server must not start.
+    pub fn admin_token(&self) -> Result<Option<String>, String> {
+        let token = std::env::var(ADMIN_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty());
+        match (token, self.insecure_no_auth) {
+            (Some(token), _) if token.len() < 16 => Err(format!(
+                "{ADMIN_TOKEN_ENV} is {} characters; use at least 16 (e.g. `openssl rand -hex 32`)",
+                token.len()
+            )),
+            (Some(token), _) => Ok(Some(token)),
+            (None, true) if self.listen.ip().is_loopback() => Ok(None),
+            (None, true) => Err(format!(
+                "--insecure-no-auth listens on loopback only; {} is not a loopback address",
+                self.listen.ip()
+            )),
+            (None, false) => Err(format!(
+                "set {ADMIN_TOKEN_ENV} (at least 16 characters), or pass --insecure-no-auth for a loopback-only server without authentication"
+            )),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! An endpoint as the API sees it: what a client sends (spec, patch), what
+//! the journal keeps (record), what the API shows (view, secrets masked), and
+//! the library `Config` it becomes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use webhooks_emitter::{Config, EmitterStats};
+
+/// What a masked secret shows.
+pub const MASK: &str = "***";
+
+/// Backoff between attempts, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffMs {
+    /// First delay.
+    pub start: u64,
+    /// Largest delay.
+    pub limit: u64,
+}
+
+/// An endpoint: where events go and how (the body of `POST /api/v1/endpoints`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// 1 to 128 characters: letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    /// The target URL (https, or http).
+    pub url: String,
+    /// Event names this endpoint receives.
+    pub events: Vec<String>,
+    /// Legacy (Elixir-compatible) HMAC-SHA256 secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Standard Webhooks key (`whsec_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard_webhooks_secret: Option<String>,
+    /// Extra request headers (values are treated as secrets).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Attempts per event, the first included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Request timeout in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Backoff between attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<BackoffMs>,
+    /// Events in flight at once (1 keeps strict order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Wrap payloads as `{id, timestamp, event, data}`.
+    #[serde(default)]
+    pub envelope: bool,
+}
+
+/// A change to an endpoint (`PATCH`): only the fields given change; `null`
+/// removes an optional one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub standard_webhooks_secret: Option<Option<String>>,
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub max_retries: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub timeout_ms: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<BackoffMs>)]
+    pub backoff_ms: Option<Option<BackoffMs>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<usize>)]
+    pub max_in_flight: Option<Option<usize>>,
+    pub envelope: Option<bool>,
+}
+
+/// A field that is present (`null` included) becomes `Some`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A rotated-out Standard Webhooks key that keeps signing until `until`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetiringKey {
+    pub secret: String,
+    /// Unix seconds.
+    pub until: u64,
+}
+
+/// What the journal keeps per endpoint (JSON, in the `endpoints` records).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub spec: EndpointSpec,
+    #[serde(default)]
+    pub retiring_keys: Vec<RetiringKey>,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks an id: it is a path segment and a metrics label.
+pub fn check_id(id: &str) -> Result<(), String> {
+    let valid = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid endpoint id `{}`: use 1 to 128 letters, digits, `-`, `_` or `.`",
+            id.escape_debug()
+        ))
+    }
+}
+
+impl EndpointPatch {
+    /// The spec with this change made.
+    pub fn apply(self, mut spec: EndpointSpec) -> EndpointSpec {
+        fn set<T>(field: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        set(&mut spec.url, self.url);
+        set(&mut spec.events, self.events);
+        set(&mut spec.secret, self.secret);
+        set(&mut spec.standard_webhooks_secret, self.standard_webhooks_secret);
+        set(&mut spec.headers, self.headers);
+        set(&mut spec.max_retries, self.max_retries);
+        set(&mut spec.timeout_ms, self.timeout_ms);
+        set(&mut spec.backoff_ms, self.backoff_ms);
+        set(&mut spec.max_in_flight, self.max_in_flight);
+        set(&mut spec.envelope, self.envelope);
+        spec
+    }
+}
+
+impl EndpointRecord {
+    /// The library config: every key still signing, current first.
+    pub fn config(&self, now: u64) -> Config {
+        let spec = &self.spec;
+        let mut config = Config::new(spec.url.clone());
+        if let Some(secret) = &spec.secret {
+            config = config.secret(secret.clone());
+        }
+        if let Some(key) = &spec.standard_webhooks_secret {
+            config = config.standard_webhooks(key.clone());
+        }
+        for key in self.retiring_keys.iter().filter(|k| k.until > now) {
+            config = config.standard_webhooks(key.secret.clone());
+        }
+        for (name, value) in &spec.headers {
+            config = config.additional_header(name.clone(), value.clone());
+        }
+        if let Some(attempts) = spec.max_retries {
+            config = config.max_retries(attempts);
+        }
+        if let Some(ms) = spec.timeout_ms {
+            config = config.request_timeout(Duration::from_millis(ms));
+        }
+        if let Some(b) = spec.backoff_ms {
+            config = config.backoff(Duration::from_millis(b.start), Duration::from_millis(b.limit));
+        }
+        if let Some(n) = spec.max_in_flight {
+            config = config.max_in_flight(n);
+        }
+        if spec.envelope {
+            config = config.envelope();
+        }
+        config
+    }
+
+    /// Drops the retiring keys past their time; whether any was.
+    pub fn retire_expired(&mut self, now: u64) -> bool {
+        let before = self.retiring_keys.len();
+        self.retiring_keys.retain(|k| k.until > now);
+        self.retiring_keys.len() != before
+    }
+}
+
+/// An endpoint as the API shows it: secrets and header values masked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub id: String,
+    /// The URL, a password in it masked.
+    pub url: String,
+    pub events: Vec<String>,
+    /// `***` when set.
+    pub secret: Option<&'static str>,
+    /// `***` when set.
+    pub standard_webhooks_secret: Option<&'static str>,
+    /// Header names; values masked.
+    pub headers: BTreeMap<String, &'static str>,
+    pub max_retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub backoff_ms: Option<BackoffMs>,
+    pub max_in_flight: Option<usize>,
+    pub envelope: bool,
+    /// Rotated-out keys still signing: when each stops (Unix seconds).
+    pub retiring_keys_until: Vec<u64>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// `active`, `paused`, or `detached` (its config no longer attaches).
+    pub state: &'static str,
+    /// Live counters, when attached.
+    pub stats: Option<StatsView>,
+}
+
+/// The library's stats of one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsView {
+    pub queued: usize,
+    pub in_flight: usize,
+    pub retrying: usize,
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    pub dead_lettered: u64,
+    pub dead_letters: usize,
+    pub last_status: Option<u16>,
+    pub last_latency_ms: Option<f64>,
+    pub paused: bool,
+    pub stored: usize,
+}
+
+impl From<EmitterStats> for StatsView {
+    fn from(s: EmitterStats) -> Self {
+        StatsView {
+            queued: s.queued,
+            in_flight: s.in_flight,
+            retrying: s.retrying,
+            delivered: s.delivered,
+            failed_attempts: s.failed_attempts,
+            dead_lettered: s.dead_lettered,
+            dead_letters: s.dead_letters,
+            last_status: s.last_status,
+            last_latency_ms: s.last_latency.map(|l| l.as_secs_f64() * 1000.0),
+            paused: s.paused,
+            stored: s.stored,
+        }
+    }
+}
+
+impl EndpointView {
+    pub fn new(record: &EndpointRecord, stats: Option<EmitterStats>) -> Self {
+        let spec = &record.spec;
+        let state = match &stats {
+            None => "detached",
+            Some(s) if s.paused => "paused",
+            Some(_) => "active",
+        };
+        EndpointView {
+            id: spec.id.clone(),
+            url: mask_url(&spec.url),
+            events: spec.events.clone(),
+            secret: spec.secret.as_ref().map(|_| MASK),
+            standard_webhooks_secret: spec.standard_webhooks_secret.as_ref().map(|_| MASK),
+            headers: spec.headers.keys().map(|k| (k.clone(), MASK)).collect(),
+            max_retries: spec.max_retries,
+            timeout_ms: spec.timeout_ms,
+            backoff_ms: spec.backoff_ms,
+            max_in_flight: spec.max_in_flight,
+            envelope: spec.envelope,
+            retiring_keys_until: record.retiring_keys.iter().map(|k| k.until).collect(),
+            created_at: record.created_at,
+            state,
+            stats: stats.map(StatsView::from),
+        }
+    }
+}
+
+/// The URL with its password masked (an unparsable one is kept out entirely).
+pub fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some(MASK));
+            }
+            parsed.to_string()
+        }
+        Err(_) => MASK.to_owned(),
+    }
+}

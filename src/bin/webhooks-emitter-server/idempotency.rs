@@ -1,0 +1,170 @@
+//! `Idempotency-Key` on `POST /api/v1/events`: a repeat within 24 hours gets
+//! the first answer and emits nothing. Keys are kept in the journal
+//! (namespace `idempotency`), so a restart remembers them.
+//!
+//! A key is reserved before the event is emitted, so two requests racing
+//! with one key emit once: the second is told the first is in progress (409).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use webhooks_emitter::Journal;
+
+use crate::endpoint::unix_now;
+use crate::problem::Problem;
+
+const NAMESPACE: &str = "idempotency";
+/// How long a key is remembered.
+pub const KEY_TTL_SECS: u64 = 24 * 60 * 60;
+/// Longest key accepted.
+const MAX_KEY_LEN: usize = 255;
+
+/// The first answer to a key, and what it was for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Answered {
+    /// SHA-256 of the request body, hex: the same key with another body is refused.
+    fingerprint: String,
+    request_id: String,
+    /// Unix seconds.
+    at: u64,
+}
+
+enum Entry {
+    InProgress { fingerprint: String },
+    Answered(Answered),
+}
+
+/// What to do with a request carrying a key.
+pub enum Claim {
+    /// Go on; then `finish` (or `abandon` on failure).
+    Fresh,
+    /// Answer with this request id again.
+    Replay(String),
+}
+
+pub struct IdempotencyKeys {
+    journal: Journal,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// Hex SHA-256 of a body.
+pub fn fingerprint(body: &[u8]) -> String {
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl IdempotencyKeys {
+    /// The keys stored within the last 24 hours (older ones are deleted).
+    pub async fn load(journal: Journal) -> Result<Self, String> {
+        let stored = journal
+            .records(NAMESPACE)
+            .await
+            .map_err(|e| format!("cannot read idempotency keys from the journal: {e}"))?;
+        let keys = IdempotencyKeys {
+            journal,
+            entries: Mutex::new(HashMap::new()),
+        };
+        let now = unix_now();
+        for (key, bytes) in stored {
+            match serde_json::from_slice::<Answered>(&bytes) {
+                Ok(answered) if now.saturating_sub(answered.at) < KEY_TTL_SECS => {
+                    keys.lock().insert(key, Entry::Answered(answered));
+                }
+                _ => {
+                    let _ = keys.journal.delete_record(NAMESPACE, &key).await;
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reserves `key` for a request with this body fingerprint.
+    pub fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim, Problem> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Problem::bad_request(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+            )));
+        }
+        let now = unix_now();
+        let mut entries = self.lock();
+        let reused = |first: &str| {
+            (first != fingerprint).then(|| {
+                Problem::new(
+                    actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "this Idempotency-Key was used with a different request body",
+                )
+            })
+        };
+        match entries.get(key) {
+            Some(Entry::Answered(a)) if now.saturating_sub(a.at) < KEY_TTL_SECS => {
+                if let Some(problem) = reused(&a.fingerprint) {
+                    return Err(problem);
+                }
+                return Ok(Claim::Replay(a.request_id.clone()));
+            }
+            Some(Entry::InProgress { fingerprint: first }) => {
+                if let Some(problem) = reused(first) {
+                    return Err(problem);
+                }
+                return Err(Problem::conflict(
+                    "a request with this Idempotency-Key is in progress; retry later",
+                ));
+            }
+            _ => {}
+        }
+        entries.insert(
+            key.to_owned(),
+            Entry::InProgress {
+                fingerprint: fingerprint.to_owned(),
+            },
+        );
+        Ok(Claim::Fresh)
+    }
+
+    /// The request failed: the key may be used again.
+    pub fn abandon(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// The answer to remember for `key`.
+    pub async fn finish(&self, key: &str, fingerprint: String, request_id: String) {
+        let answered = Answered {
+            fingerprint,
+            request_id,
+            at: unix_now(),
+        };
+        let bytes = serde_json::to_vec(&answered).unwrap_or_default();
+        self.lock().insert(key.to_owned(), Entry::Answered(answered));
+        if let Err(error) = self.journal.put_record(NAMESPACE, key, bytes).await {
+            tracing::error!(%error, "idempotency key not stored; it is kept in memory only");
+        }
+    }
+
+    /// Forgets keys older than 24 hours.
+    pub async fn prune(&self) {
+        let now = unix_now();
+        let expired: Vec<String> = {
+            let mut entries = self.lock();
+            let expired: Vec<String> = entries
+                .iter()
+                .filter(|(_, e)| matches!(e, Entry::Answered(a) if now.saturating_sub(a.at) >= KEY_TTL_SECS))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in &expired {
+                entries.remove(key);
+            }
+            expired
+        };
+        for key in expired {
+            let _ = self.journal.delete_record(NAMESPACE, &key).await;
+        }
+    }
+}

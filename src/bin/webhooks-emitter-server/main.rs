@@ -1,0 +1,169 @@
+//! `webhooks-emitter-server`: the crate as a service. A REST API manages
+//! endpoints and accepts events from any language; everything is kept in the
+//! journal; Prometheus metrics at `/metrics`; a web console at `/`.
+//!
+//! It uses only the library's public API. Layout:
+//!
+//! - [`cli`]: flags and environment; [`secrets`]: the admin token, new keys;
+//! - [`endpoint`]: an endpoint as sent, stored and shown; [`catalog`]: all
+//!   of them, in the emitter and in the journal;
+//! - [`routes`]: the API and its OpenAPI document; [`auth`], [`problem`];
+//! - [`events`](routes): idempotency in [`idempotency`];
+//! - [`attempts`]: recent attempts and the console's live feed;
+//! - [`console`]: the embedded web page.
+
+mod attempts;
+mod auth;
+mod catalog;
+mod cli;
+mod console;
+mod endpoint;
+mod idempotency;
+mod problem;
+mod routes;
+mod secrets;
+mod state;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use clap::Parser;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use webhooks_emitter::sse::{SseDenied, SseOptions};
+use webhooks_emitter::{Journal, SsrfGuard, WebhooksEmitter};
+
+use crate::attempts::Attempts;
+use crate::catalog::Catalog;
+use crate::cli::Cli;
+use crate::idempotency::IdempotencyKeys;
+use crate::secrets::AdminToken;
+use crate::state::AppState;
+
+/// Room for the JSON around a payload of the largest size.
+const BODY_OVERHEAD: usize = 64 * 1024;
+/// How often expired signing keys and idempotency keys are dropped.
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// How long requests in progress may finish once a stop is asked for.
+const HTTP_GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let token = match cli.admin_token() {
+        Ok(token) => token,
+        Err(why) => {
+            eprintln!("webhooks-emitter-server: {why}");
+            return ExitCode::from(2);
+        }
+    };
+    match actix_web::rt::System::new().block_on(run(cli, token)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("webhooks-emitter-server: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sse_options(token: AdminToken) -> SseOptions {
+    SseOptions::default().authorize(move |_, req| {
+        if token.accepts(auth::offered_token(req).as_deref()) {
+            Ok(())
+        } else {
+            Err(SseDenied::Unauthorized)
+        }
+    })
+}
+
+async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
+    if token.is_none() {
+        tracing::warn!("NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} controls this server", cli.listen);
+    }
+    let token = AdminToken::new(token.as_deref());
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    let journal = Journal::open(&cli.journal)
+        .map_err(|e| format!("cannot open the journal {}: {e}", cli.journal.display()))?;
+    let mut builder = WebhooksEmitter::builder()
+        .store(journal.clone())
+        .max_payload_bytes(cli.max_payload_bytes)
+        .sse(sse_options(token.clone()));
+    if !cli.allow_private_targets {
+        builder = builder.ssrf_guard(SsrfGuard::new());
+    }
+    let emitter = builder.start();
+    let state = web::Data::new(AppState {
+        catalog: Catalog::load(emitter.clone(), journal.clone()).await?,
+        keys: IdempotencyKeys::load(journal.clone()).await?,
+        attempts: Arc::new(Attempts::default()),
+        emitter: emitter.clone(),
+        journal,
+        metrics,
+        rotation_grace: cli.rotation_grace,
+        draining: AtomicBool::new(false),
+    });
+    actix_web::rt::spawn(state.attempts.clone().follow(emitter.clone()));
+    actix_web::rt::spawn(housekeeping(state.clone()));
+
+    let body_limit = cli.max_payload_bytes.saturating_add(BODY_OVERHEAD);
+    let (app_state, app_token, app_emitter) = (state.clone(), web::Data::new(token), emitter.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(app_token.clone())
+            .configure(|cfg| routes::configure(cfg, body_limit))
+            .service(app_emitter.sse_scope("/sse"))
+            .configure(console::configure)
+    })
+    .disable_signals()
+    .shutdown_timeout(HTTP_GRACE.as_secs())
+    .bind(cli.listen)
+    .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
+    for addr in server.addrs() {
+        // On stdout, for scripts and tests that start it on port 0.
+        println!("webhooks-emitter-server listening on http://{addr}");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let serving = actix_web::rt::spawn(server);
+
+    let signal = stop_signal().await?;
+    tracing::info!(%signal, drain = ?cli.drain_timeout, "stopping: no new requests; draining deliveries");
+    state.draining.store(true, Ordering::Relaxed);
+    let (report, ()) = tokio::join!(emitter.shutdown(cli.drain_timeout), handle.stop(true));
+    let _ = serving.await;
+    let stored: usize = report.stored.iter().map(|s| s.events).sum();
+    tracing::info!(undelivered = report.undelivered.len(), left_in_journal = stored, "stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; names it.
+async fn stop_signal() -> Result<&'static str, String> {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+    let (mut term, mut int) = (listen(SignalKind::terminate())?, listen(SignalKind::interrupt())?);
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Retires rotated-out keys and forgets old idempotency keys, every minute.
+async fn housekeeping(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(HOUSEKEEPING);
+    loop {
+        tick.tick().await;
+        state.catalog.retire_expired_keys().await;
+        state.keys.prune().await;
+    }
+}

@@ -1,0 +1,129 @@
+//! Per endpoint: recent attempts, dead letters and their redelivery, stats,
+//! signing key rotation.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use webhooks_emitter::DeadLetter;
+
+use crate::attempts::{rfc3339, AttemptView, KEPT};
+use crate::endpoint::StatsView;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+type State = web::Data<AppState>;
+
+/// `?limit=` of the attempts list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Most attempts returned, newest first (default 50, at most 200).
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}/attempts", params(Limit),
+    responses((status = 200, body = Vec<AttemptView>), (status = 404, body = Problem)))]
+pub async fn attempts(
+    state: State,
+    id: web::Path<String>,
+    query: web::Query<Limit>,
+) -> Result<HttpResponse, Problem> {
+    if !state.catalog.contains(&id).await {
+        return Err(Problem::unknown_endpoint(&id));
+    }
+    let limit = query.limit.unwrap_or(50).min(KEPT);
+    Ok(HttpResponse::Ok().json(state.attempts.recent(&id, limit)))
+}
+
+/// A dead letter as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterView {
+    /// For `…/dead-letters/{n}/redeliver`.
+    pub id: u64,
+    pub request_id: String,
+    pub event: String,
+    pub attempts: u32,
+    pub reason: String,
+    /// RFC 3339.
+    pub at: String,
+    /// The payload, as JSON.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+impl From<DeadLetter> for DeadLetterView {
+    fn from(letter: DeadLetter) -> Self {
+        DeadLetterView {
+            id: letter.id,
+            request_id: letter.event.request_id().to_string(),
+            event: letter.event.name().to_owned(),
+            attempts: letter.attempts,
+            reason: format!("{:?}", letter.reason),
+            at: rfc3339(letter.at),
+            payload: serde_json::from_slice(letter.event.payload())
+                .unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}/dead-letters",
+    responses((status = 200, body = Vec<DeadLetterView>), (status = 404, body = Problem)))]
+pub async fn dead_letters(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let letters = state.emitter.dead_letters(&id).await?;
+    let views: Vec<DeadLetterView> = letters.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/dead-letters/{n}/redeliver",
+    responses((status = 202), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn redeliver(
+    state: State,
+    path: web::Path<(String, u64)>,
+) -> Result<HttpResponse, Problem> {
+    let (id, n) = path.into_inner();
+    state.emitter.redeliver(&id, n).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "redelivered": 1 })))
+}
+
+/// How many dead letters went back to the queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Redelivered {
+    pub redelivered: usize,
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/dead-letters/redeliver-all",
+    responses((status = 202, body = Redelivered), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn redeliver_all(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let redelivered = state.emitter.redeliver_all(&id).await?;
+    Ok(HttpResponse::Accepted().json(Redelivered { redelivered }))
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}/stats",
+    responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
+pub async fn stats(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let stats = state.emitter.stats(&id).await?;
+    Ok(HttpResponse::Ok().json(StatsView::from(stats)))
+}
+
+/// The new key, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    /// The new Standard Webhooks key (`whsec_…`): store it now, it is not shown again.
+    pub standard_webhooks_secret: String,
+    /// Until when the previous key keeps signing too (RFC 3339); absent if there was none.
+    pub previous_key_signs_until: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/secret/rotate",
+    responses((status = 200, body = Rotated), (status = 404, body = Problem)))]
+pub async fn rotate(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let (key, until) = state.catalog.rotate(&id, state.rotation_grace).await?;
+    let until = until.map(|secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs)));
+    Ok(HttpResponse::Ok().json(Rotated {
+        standard_webhooks_secret: key,
+        previous_key_signs_until: until,
+    }))
+}

@@ -1,0 +1,52 @@
+//! For operators: liveness, readiness, Prometheus metrics, the OpenAPI document.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use utoipa::OpenApi;
+
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "the process runs")))]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+#[utoipa::path(get, path = "/ready",
+    responses((status = 200, description = "journal readable, actors answering"),
+        (status = 503, description = "starting, draining, or the journal or actors do not answer")))]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let not_ready = |why: &str| {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": why }))
+    };
+    if state.draining.load(Ordering::Relaxed) {
+        return not_ready("draining");
+    }
+    let probe = async {
+        state.journal.records("endpoints").await.is_ok() && {
+            state.emitter.stats_all().await;
+            true
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        Ok(false) => not_ready("journal unreadable"),
+        Err(_) => not_ready("no answer within 2 s"),
+    }
+}
+
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.metrics.run_upkeep();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json",
+    responses((status = 200, description = "this document")))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(super::ApiDoc::openapi())
+}
