@@ -26,3 +26,5 @@ mod journal;
 pub use journal::{durable_emitter, reopen, ScratchDir};
 #[cfg(feature = "sse")]
 pub mod live;
+#[cfg(feature = "server")]
+pub mod server;

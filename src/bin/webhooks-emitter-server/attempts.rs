@@ -47,13 +47,29 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
             status,
             attempts,
             latency,
-        } => (*attempts, "delivered", Some(*status), None, Some(latency.as_secs_f64() * 1e3)),
+        } => (
+            *attempts,
+            "delivered",
+            Some(*status),
+            None,
+            Some(latency.as_secs_f64() * 1e3),
+        ),
         Outcome::AttemptFailed {
             attempt, failure, ..
-        } => (*attempt, "failed", failure.status(), Some(failure.to_string()), None),
-        Outcome::DeadLettered { attempts, reason } => {
-            (*attempts, "dead_lettered", None, Some(format!("{reason:?}")), None)
-        }
+        } => (
+            *attempt,
+            "failed",
+            failure.status(),
+            Some(failure.to_string()),
+            None,
+        ),
+        Outcome::DeadLettered { attempts, reason } => (
+            *attempts,
+            "dead_lettered",
+            None,
+            Some(format!("{reason:?}")),
+            None,
+        ),
         Outcome::EmitterPaused { reason } => (0, "paused", None, Some(format!("{reason:?}")), None),
         Outcome::Dropped { reason } => (0, "dropped", None, Some(format!("{reason:?}")), None),
         Outcome::NotStored { error } => (0, "not_stored", None, Some(error.to_string()), None),
@@ -116,7 +132,10 @@ impl Attempts {
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "attempt log fell behind the reports; some attempts are not listed");
+                    tracing::warn!(
+                        missed,
+                        "attempt log fell behind the reports; some attempts are not listed"
+                    );
                 }
                 Err(RecvError::Closed) => return,
             }

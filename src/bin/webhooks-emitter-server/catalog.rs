@@ -50,7 +50,9 @@ impl Catalog {
                 .await
             {
                 Ok(()) => tracing::info!(endpoint = %id, "endpoint re-attached"),
-                Err(error) => tracing::error!(endpoint = %id, %error, "stored endpoint not attached"),
+                Err(error) => {
+                    tracing::error!(endpoint = %id, %error, "stored endpoint not attached")
+                }
             }
             records.insert(id, record);
         }
@@ -87,7 +89,9 @@ impl Catalog {
 
     pub async fn get(&self, id: &str) -> Result<EndpointView, Problem> {
         let records = self.records.lock().await;
-        let record = records.get(id).ok_or_else(|| Problem::unknown_endpoint(id))?;
+        let record = records
+            .get(id)
+            .ok_or_else(|| Problem::unknown_endpoint(id))?;
         Ok(self.view(record).await)
     }
 
@@ -112,7 +116,11 @@ impl Catalog {
         };
         let id = record.spec.id.clone();
         self.emitter
-            .attach_many(id.clone(), record.spec.events.clone(), record.config(unix_now()))
+            .attach_many(
+                id.clone(),
+                record.spec.events.clone(),
+                record.config(unix_now()),
+            )
             .await?;
         if let Err(problem) = self.save(&record).await {
             let _ = self.emitter.detach(&id).await;
@@ -125,7 +133,9 @@ impl Catalog {
 
     pub async fn update(&self, id: &str, patch: EndpointPatch) -> Result<EndpointView, Problem> {
         let mut records = self.records.lock().await;
-        let old = records.get(id).ok_or_else(|| Problem::unknown_endpoint(id))?;
+        let old = records
+            .get(id)
+            .ok_or_else(|| Problem::unknown_endpoint(id))?;
         let record = EndpointRecord {
             spec: patch.apply(old.spec.clone()),
             ..old.clone()
@@ -223,7 +233,9 @@ impl Catalog {
             let id = record.spec.id.clone();
             match self.replace(&mut records, record).await {
                 Ok(_) => tracing::info!(endpoint = %id, "rotated-out signing key retired"),
-                Err(problem) => tracing::error!(endpoint = %id, %problem, "could not retire a signing key"),
+                Err(problem) => {
+                    tracing::error!(endpoint = %id, %problem, "could not retire a signing key")
+                }
             }
         }
     }

@@ -16,7 +16,11 @@ pub struct Cli {
     pub listen: SocketAddr,
 
     /// The journal file: endpoints, queued events, dead letters.
-    #[arg(long, env = "WEBHOOKS_JOURNAL", default_value = "./webhooks-emitter.redb")]
+    #[arg(
+        long,
+        env = "WEBHOOKS_JOURNAL",
+        default_value = "./webhooks-emitter.redb"
+    )]
     pub journal: PathBuf,
 
     /// Run without an admin token (the API is open): loopback only.

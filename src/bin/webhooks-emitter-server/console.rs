@@ -21,13 +21,16 @@ fn file(content_type: &'static str, body: &'static str) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(|| async { file("text/html; charset=utf-8", PAGE) }))
-        .route(
-            "/console.js",
-            web::get().to(|| async { file("text/javascript; charset=utf-8", SCRIPT) }),
-        )
-        .route(
-            "/console.css",
-            web::get().to(|| async { file("text/css; charset=utf-8", STYLE) }),
-        );
+    cfg.route(
+        "/",
+        web::get().to(|| async { file("text/html; charset=utf-8", PAGE) }),
+    )
+    .route(
+        "/console.js",
+        web::get().to(|| async { file("text/javascript; charset=utf-8", SCRIPT) }),
+    )
+    .route(
+        "/console.css",
+        web::get().to(|| async { file("text/css; charset=utf-8", STYLE) }),
+    );
 }

@@ -144,7 +144,10 @@ impl EndpointPatch {
         set(&mut spec.url, self.url);
         set(&mut spec.events, self.events);
         set(&mut spec.secret, self.secret);
-        set(&mut spec.standard_webhooks_secret, self.standard_webhooks_secret);
+        set(
+            &mut spec.standard_webhooks_secret,
+            self.standard_webhooks_secret,
+        );
         set(&mut spec.headers, self.headers);
         set(&mut spec.max_retries, self.max_retries);
         set(&mut spec.timeout_ms, self.timeout_ms);
@@ -179,7 +182,10 @@ impl EndpointRecord {
             config = config.request_timeout(Duration::from_millis(ms));
         }
         if let Some(b) = spec.backoff_ms {
-            config = config.backoff(Duration::from_millis(b.start), Duration::from_millis(b.limit));
+            config = config.backoff(
+                Duration::from_millis(b.start),
+                Duration::from_millis(b.limit),
+            );
         }
         if let Some(n) = spec.max_in_flight {
             config = config.max_in_flight(n);

@@ -142,7 +142,8 @@ impl IdempotencyKeys {
             at: unix_now(),
         };
         let bytes = serde_json::to_vec(&answered).unwrap_or_default();
-        self.lock().insert(key.to_owned(), Entry::Answered(answered));
+        self.lock()
+            .insert(key.to_owned(), Entry::Answered(answered));
         if let Err(error) = self.journal.put_record(NAMESPACE, key, bytes).await {
             tracing::error!(%error, "idempotency key not stored; it is kept in memory only");
         }

@@ -52,8 +52,7 @@ const HTTP_GRACE: Duration = Duration::from_secs(5);
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -86,7 +85,10 @@ fn sse_options(token: AdminToken) -> SseOptions {
 
 async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
     if token.is_none() {
-        tracing::warn!("NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} controls this server", cli.listen);
+        tracing::warn!(
+            "NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} controls this server",
+            cli.listen
+        );
     }
     let token = AdminToken::new(token.as_deref());
     let metrics = PrometheusBuilder::new()
@@ -102,6 +104,7 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
         builder = builder.ssrf_guard(SsrfGuard::new());
     }
     let emitter = builder.start();
+    let body_limit = cli.max_payload_bytes.saturating_add(BODY_OVERHEAD);
     let state = web::Data::new(AppState {
         catalog: Catalog::load(emitter.clone(), journal.clone()).await?,
         keys: IdempotencyKeys::load(journal.clone()).await?,
@@ -110,13 +113,14 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
         journal,
         metrics,
         rotation_grace: cli.rotation_grace,
+        body_limit,
         draining: AtomicBool::new(false),
     });
     actix_web::rt::spawn(state.attempts.clone().follow(emitter.clone()));
     actix_web::rt::spawn(housekeeping(state.clone()));
 
-    let body_limit = cli.max_payload_bytes.saturating_add(BODY_OVERHEAD);
-    let (app_state, app_token, app_emitter) = (state.clone(), web::Data::new(token), emitter.clone());
+    let (app_state, app_token, app_emitter) =
+        (state.clone(), web::Data::new(token), emitter.clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
@@ -143,7 +147,11 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
     let (report, ()) = tokio::join!(emitter.shutdown(cli.drain_timeout), handle.stop(true));
     let _ = serving.await;
     let stored: usize = report.stored.iter().map(|s| s.events).sum();
-    tracing::info!(undelivered = report.undelivered.len(), left_in_journal = stored, "stopped");
+    tracing::info!(
+        undelivered = report.undelivered.len(),
+        left_in_journal = stored,
+        "stopped"
+    );
     Ok(())
 }
 
@@ -151,7 +159,10 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
 async fn stop_signal() -> Result<&'static str, String> {
     use actix_web::rt::signal::unix::{signal, SignalKind};
     let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
-    let (mut term, mut int) = (listen(SignalKind::terminate())?, listen(SignalKind::interrupt())?);
+    let (mut term, mut int) = (
+        listen(SignalKind::terminate())?,
+        listen(SignalKind::interrupt())?,
+    );
     Ok(tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

@@ -78,9 +78,7 @@ impl From<AttachError> for Problem {
                 Self::conflict(format!("an endpoint with id `{id}` already exists"))
             }
             AttachError::UnknownEmitter { id } => Self::unknown_endpoint(&id),
-            AttachError::ShutDown | AttachError::NotRunning => {
-                Self::unavailable(error.to_string())
-            }
+            AttachError::ShutDown | AttachError::NotRunning => Self::unavailable(error.to_string()),
             other => Self::bad_request(other.to_string()),
         }
     }
@@ -105,9 +103,7 @@ impl From<EmitError> for Problem {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
             }
             EmitError::Store(store) => store.into(),
-            EmitError::ShuttingDown | EmitError::NotRunning => {
-                Self::unavailable(error.to_string())
-            }
+            EmitError::ShuttingDown | EmitError::NotRunning => Self::unavailable(error.to_string()),
             other => Self::bad_request(other.to_string()),
         }
     }

@@ -19,6 +19,8 @@ pub struct AppState {
     pub attempts: Arc<Attempts>,
     pub metrics: PrometheusHandle,
     pub rotation_grace: Duration,
+    /// Largest request body.
+    pub body_limit: usize,
     /// Set on SIGTERM/SIGINT: `/ready` answers 503.
     pub draining: AtomicBool,
 }

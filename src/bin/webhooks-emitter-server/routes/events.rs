@@ -1,6 +1,7 @@
 //! `POST /api/v1/events`: emit an event to every endpoint attached to its
 //! name; 202 once it is in the journal.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -23,7 +24,7 @@ pub struct NewEvent {
     pub request_id: Option<String>,
 }
 
-/// The event's request id (the `x-webhooks-request-id` / `webhook-id` sent).
+/// The event's request id (sent as `x-webhooks-delivery` and `webhook-id`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub request_id: String,
@@ -46,8 +47,25 @@ fn accepted(request_id: String, replayed: bool) -> HttpResponse {
 pub async fn emit(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
+    // Read here, not by an extractor, so that the fingerprint is of the bytes
+    // sent and an oversized body is a problem like every other error.
+    let limit = state.body_limit;
+    let body = match body.to_bytes_limited(limit).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
+            return Err(Problem::bad_request(format!(
+                "request body unreadable: {error}"
+            )))
+        }
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is over the limit of {limit} bytes"),
+            ))
+        }
+    };
     let event: NewEvent = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))?;
     let key = match req.headers().get("idempotency-key") {

@@ -17,9 +17,8 @@ pub async fn health() -> HttpResponse {
     responses((status = 200, description = "journal readable, actors answering"),
         (status = 503, description = "starting, draining, or the journal or actors do not answer")))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let not_ready = |why: &str| {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": why }))
-    };
+    let not_ready =
+        |why: &str| HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": why }));
     if state.draining.load(Ordering::Relaxed) {
         return not_ready("draining");
     }

@@ -1,0 +1,170 @@
+//! The server binary as a child process on loopback, and a client for its API.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use awc::http::Method;
+use serde_json::Value;
+
+use super::DEADLINE;
+
+/// The admin token every test server uses.
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running `webhooks-emitter-server`, killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub base: String,
+    pub journal: PathBuf,
+}
+
+/// One API answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: awc::http::header::HeaderMap,
+    pub json: Value,
+}
+
+impl ServerProcess {
+    /// Starts on a free port with the journal at `journal`, private targets
+    /// allowed (the receivers are on loopback), and `extra` flags.
+    pub fn start(journal: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-private-targets",
+                "--journal",
+            ])
+            .arg(journal)
+            .args(extra)
+            .env("WEBHOOKS_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the server binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("server stdout");
+        let base = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|url| url.starts_with("http://"))
+            .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
+            .to_owned();
+        ServerProcess {
+            child,
+            base,
+            journal: journal.to_owned(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the admin token; `body` as JSON.
+    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call(method, path, body, Some(TOKEN), &[]).await
+    }
+
+    /// A request with any token (or none) and extra headers.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let body = body.map(|b| b.to_string());
+        self.send_raw(method, path, body.as_deref(), token, headers)
+            .await
+    }
+
+    /// A request with a raw body (sent as JSON).
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let client = awc::Client::builder().timeout(DEADLINE).finish();
+        let mut request = client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        for (name, value) in headers {
+            request = request.insert_header((*name, *value));
+        }
+        let mut response = match body {
+            Some(body) => request
+                .content_type("application/json")
+                .send_body(body.to_owned())
+                .await
+                .expect("request"),
+            None => request.send().await.expect("request"),
+        };
+        let bytes = response.body().limit(16 << 20).await.expect("body");
+        Answer {
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            headers: response.headers().clone(),
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM failed");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20)); // polling the child's exit
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A problem+json answer with `status`; returns its detail.
+pub fn problem(answer: &Answer, status: u16) -> String {
+    assert_eq!(answer.status, status, "{answer:?}");
+    assert_eq!(
+        answer.content_type, "application/problem+json",
+        "{answer:?}"
+    );
+    assert_eq!(answer.json["status"], status, "{answer:?}");
+    answer.json["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no detail: {answer:?}"))
+        .to_owned()
+}
