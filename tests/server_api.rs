@@ -234,3 +234,324 @@ async fn every_error_is_problem_json_and_nothing_is_half_created() {
         400,
     );
 }
+
+#[actix_web::test]
+async fn an_idempotency_key_replays_the_first_answer_and_emits_once() {
+    let dir = ScratchDir::new("server-idem");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let mut receiver = Receiver::start();
+    let created = server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints",
+            Some(endpoint("crm", &receiver)),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let body = json!({"event": "order.created", "payload": {"n": 1}});
+    let send = |body: Value| {
+        server.call(
+            Method::POST,
+            "/api/v1/events",
+            Some(body),
+            Some(TOKEN),
+            &[("idempotency-key", "k-1")],
+        )
+    };
+    let first = send(body.clone()).await;
+    let again = send(body.clone()).await;
+    assert_eq!((first.status, again.status), (202, 202));
+    assert_eq!(first.json["request_id"], again.json["request_id"]);
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let other = send(json!({"event": "order.created", "payload": {"n": 2}})).await;
+    assert!(problem(&other, 422).contains("different request body"));
+
+    // After a restart the key is still known.
+    let journal = server.journal.clone();
+    assert!(server.terminate().success());
+    let server = ServerProcess::start(&journal, &[]);
+    let after = server
+        .call(
+            Method::POST,
+            "/api/v1/events",
+            Some(body),
+            Some(TOKEN),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(after.json["request_id"], first.json["request_id"]);
+    // A fresh event marks the end: exactly one delivery came before it.
+    let marker = emit(&server, json!({"n": 99})).await;
+    assert_eq!(receiver.next().await.n(), 1);
+    let next = receiver.next().await;
+    assert_eq!(next.header("x-webhooks-delivery"), Some(marker.as_str()));
+}
+
+#[actix_web::test]
+async fn a_rotated_key_and_the_previous_one_both_verify_during_the_grace_period() {
+    let dir = ScratchDir::new("server-rotate");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let mut receiver = Receiver::start();
+    server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints",
+            Some(endpoint("crm", &receiver)),
+        )
+        .await;
+    let rotated = server
+        .api(Method::POST, "/api/v1/endpoints/crm/secret/rotate", None)
+        .await;
+    assert_eq!(rotated.status, 200, "{rotated:?}");
+    let new_key = rotated.json["standard_webhooks_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(new_key.starts_with("whsec_") && new_key != KEY);
+    assert!(
+        rotated.json["previous_key_signs_until"].is_string(),
+        "{rotated:?}"
+    );
+    let shown = server.api(Method::GET, "/api/v1/endpoints/crm", None).await;
+    assert!(
+        !shown.json.to_string().contains(&new_key),
+        "the key is shown once"
+    );
+    assert_eq!(
+        shown.json["retiring_keys_until"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    emit(&server, json!({"n": 1})).await;
+    let request = receiver.next().await;
+    for key in [KEY, new_key.as_str()] {
+        StandardVerifier::new(key)
+            .unwrap()
+            .verify(&request.headers, &request.body)
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    let stranger = "whsec_c2VjcmV0LWtleS1vZi0yNC1ieXRlcyE=";
+    assert!(StandardVerifier::new(stranger)
+        .unwrap()
+        .verify(&request.headers, &request.body)
+        .is_err());
+}
+
+#[actix_web::test]
+async fn dead_letters_are_listed_and_redelivered_and_attempts_recorded() {
+    let dir = ScratchDir::new("server-dead");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let mut receiver = Receiver::start();
+    receiver.script_statuses([500, 500, 503, 503]);
+    server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints",
+            Some(endpoint("crm", &receiver)),
+        )
+        .await;
+    emit(&server, json!({"n": 1})).await;
+    emit(&server, json!({"n": 2})).await;
+    for _ in 0..4 {
+        receiver.next().await; // two attempts each, all failing
+    }
+    let letters = loop {
+        let answer = server
+            .api(Method::GET, "/api/v1/endpoints/crm/dead-letters", None)
+            .await;
+        if answer.json.as_array().is_some_and(|l| l.len() == 2) {
+            break answer.json;
+        }
+        actix_web::rt::task::yield_now().await;
+    };
+    assert_eq!(letters[0]["payload"], json!({"n": 1}));
+    assert_eq!(letters[0]["attempts"], 2);
+    let first = letters[0]["id"].as_u64().unwrap();
+
+    let one = server
+        .api(
+            Method::POST,
+            &format!("/api/v1/endpoints/crm/dead-letters/{first}/redeliver"),
+            None,
+        )
+        .await;
+    assert_eq!(one.status, 202, "{one:?}");
+    assert_eq!(receiver.next().await.n(), 1);
+    let all = server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints/crm/dead-letters/redeliver-all",
+            None,
+        )
+        .await;
+    assert_eq!(all.json["redelivered"], 1, "{all:?}");
+    assert_eq!(receiver.next().await.n(), 2);
+
+    let attempts = loop {
+        let answer = server
+            .api(Method::GET, "/api/v1/endpoints/crm/attempts?limit=10", None)
+            .await;
+        if answer.json[0]["outcome"] == "delivered" && answer.json.as_array().unwrap().len() >= 6 {
+            break answer.json;
+        }
+        actix_web::rt::task::yield_now().await;
+    };
+    assert_eq!(attempts[0]["status"], 200);
+    let outcomes: Vec<&str> = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        outcomes.contains(&"dead_lettered") && outcomes.contains(&"failed"),
+        "{outcomes:?}"
+    );
+    let stats = server
+        .api(Method::GET, "/api/v1/endpoints/crm/stats", None)
+        .await;
+    assert_eq!(stats.json["delivered"], 2, "{stats:?}");
+    assert_eq!(stats.json["dead_lettered"], 2);
+}
+
+#[actix_web::test]
+async fn pause_resume_test_change_and_delete() {
+    let dir = ScratchDir::new("server-control");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let mut receiver = Receiver::start();
+    let mut second = Receiver::start();
+    server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints",
+            Some(endpoint("crm", &receiver)),
+        )
+        .await;
+    let paused = server
+        .api(Method::POST, "/api/v1/endpoints/crm/pause", None)
+        .await;
+    assert_eq!(paused.json["state"], "paused", "{paused:?}");
+    emit(&server, json!({"n": 1})).await;
+    let changed = server
+        .api(
+            Method::PATCH,
+            "/api/v1/endpoints/crm",
+            Some(json!({"url": second.url("/v2"), "secret": null, "events": ["order.created", "order.paid"]})),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(changed.json["secret"], Value::Null);
+    assert_eq!(
+        changed.json["state"], "paused",
+        "the queue and the pause are kept"
+    );
+    assert_eq!(changed.json["stats"]["queued"], 1);
+    let resumed = server
+        .api(Method::POST, "/api/v1/endpoints/crm/resume", None)
+        .await;
+    assert_eq!(resumed.json["state"], "active");
+    let request = second.next().await;
+    assert_eq!((request.n(), request.path.as_str()), (1, "/v2"));
+    assert!(
+        request.header("x-webhooks-signature").is_none(),
+        "secret removed"
+    );
+    assert!(receiver.try_next().is_none());
+
+    let tested = server
+        .api(Method::POST, "/api/v1/endpoints/crm/test", None)
+        .await;
+    assert_eq!(
+        (tested.json["ok"].clone(), tested.json["status"].clone()),
+        (json!(true), json!(200))
+    );
+    assert_eq!(
+        second.next().await.header("x-webhooks-event"),
+        Some("webhook_test")
+    );
+
+    let bad = server
+        .api(
+            Method::PATCH,
+            "/api/v1/endpoints/crm",
+            Some(json!({"url": "nope"})),
+        )
+        .await;
+    problem(&bad, 400);
+    let unknown = server
+        .api(
+            Method::PATCH,
+            "/api/v1/endpoints/crm",
+            Some(json!({"id": "other"})),
+        )
+        .await;
+    problem(&unknown, 400);
+    let kept = server.api(Method::GET, "/api/v1/endpoints/crm", None).await;
+    assert!(
+        kept.json["url"].as_str().unwrap().ends_with("/v2"),
+        "a refused change changes nothing"
+    );
+
+    assert_eq!(
+        server
+            .api(Method::DELETE, "/api/v1/endpoints/crm", None)
+            .await
+            .status,
+        204
+    );
+    problem(
+        &server.api(Method::GET, "/api/v1/endpoints/crm", None).await,
+        404,
+    );
+    assert_eq!(
+        server
+            .api(Method::GET, "/api/v1/endpoints", None)
+            .await
+            .json,
+        json!([])
+    );
+}
+
+#[actix_web::test]
+async fn a_restart_keeps_endpoints_and_queued_events_and_sigterm_exits_zero() {
+    let dir = ScratchDir::new("server-restart");
+    let journal = dir.file("j.redb");
+    let server = ServerProcess::start(&journal, &["--drain-timeout", "200ms"]);
+    let mut receiver = Receiver::start();
+    server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints",
+            Some(endpoint("crm", &receiver)),
+        )
+        .await;
+    server
+        .api(Method::POST, "/api/v1/endpoints/crm/pause", None)
+        .await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.push(emit(&server, json!({"n": n})).await);
+    }
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM: {status:?}");
+
+    let server = ServerProcess::start(&journal, &[]);
+    let shown = server.api(Method::GET, "/api/v1/endpoints/crm", None).await;
+    assert_eq!(shown.json["state"], "paused", "{shown:?}");
+    assert_eq!(shown.json["stats"]["stored"], 3, "{shown:?}");
+    server
+        .api(Method::POST, "/api/v1/endpoints/crm/resume", None)
+        .await;
+    for (n, id) in ids.iter().enumerate() {
+        let request = receiver.next().await;
+        assert_eq!(request.n(), n as i64 + 1);
+        assert_eq!(request.header("x-webhooks-delivery"), Some(id.as_str()));
+        let legacy = webhooks_emitter::sign(b"legacy-secret", &request.body);
+        assert_eq!(
+            request.header("x-webhooks-signature"),
+            Some(legacy.as_str()),
+            "secrets kept"
+        );
+    }
+}
