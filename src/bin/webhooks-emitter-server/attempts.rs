@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
-use webhooks_emitter::{DeliveryReport, Outcome, WebhooksEmitter};
+use webhooks_emitter::{DeadLetterReason, DeliveryReport, Outcome, WebhooksEmitter};
 
 /// The SSE topic of the console's feed. It has a space, which no event name
 /// can have, so it never mixes with emitted events.
@@ -63,13 +63,14 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
             Some(failure.to_string()),
             None,
         ),
-        Outcome::DeadLettered { attempts, reason } => (
-            *attempts,
-            "dead_lettered",
-            None,
-            Some(format!("{reason:?}")),
-            None,
-        ),
+        Outcome::DeadLettered { attempts, reason } => {
+            let status = match reason {
+                DeadLetterReason::AttemptsExhausted { last_failure } => last_failure.status(),
+                _ => None,
+            };
+            let error = Some(reason.to_string());
+            (*attempts, "dead_lettered", status, error, None)
+        }
         Outcome::EmitterPaused { reason } => (0, "paused", None, Some(format!("{reason:?}")), None),
         Outcome::Dropped { reason } => (0, "dropped", None, Some(format!("{reason:?}")), None),
         Outcome::NotStored { error } => (0, "not_stored", None, Some(error.to_string()), None),

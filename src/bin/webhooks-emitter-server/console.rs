@@ -7,6 +7,7 @@ use actix_web::{web, HttpResponse};
 const PAGE: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
 const STYLE: &str = include_str!("console/console.css");
+const ICON: &str = include_str!("console/favicon.svg");
 
 /// Only this origin's own files: no inline script, no third party.
 const POLICY: &str = "default-src 'self'; frame-ancestors 'none'";
@@ -21,16 +22,16 @@ fn file(content_type: &'static str, body: &'static str) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/",
-        web::get().to(|| async { file("text/html; charset=utf-8", PAGE) }),
-    )
-    .route(
-        "/console.js",
-        web::get().to(|| async { file("text/javascript; charset=utf-8", SCRIPT) }),
-    )
-    .route(
-        "/console.css",
-        web::get().to(|| async { file("text/css; charset=utf-8", STYLE) }),
-    );
+    let files = [
+        ("/", "text/html; charset=utf-8", PAGE),
+        ("/console.js", "text/javascript; charset=utf-8", SCRIPT),
+        ("/console.css", "text/css; charset=utf-8", STYLE),
+        ("/favicon.svg", "image/svg+xml", ICON),
+    ];
+    for (path, content_type, body) in files {
+        cfg.route(
+            path,
+            web::get().to(move || async move { file(content_type, body) }),
+        );
+    }
 }

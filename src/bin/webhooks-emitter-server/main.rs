@@ -83,14 +83,8 @@ fn sse_options(token: AdminToken) -> SseOptions {
     })
 }
 
-async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
-    if token.is_none() {
-        tracing::warn!(
-            "NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} controls this server",
-            cli.listen
-        );
-    }
-    let token = AdminToken::new(token.as_deref());
+/// Opens the journal, starts the emitter, re-attaches the stored endpoints.
+async fn open(cli: &Cli, token: &AdminToken) -> Result<web::Data<AppState>, String> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
@@ -116,6 +110,19 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
         body_limit,
         draining: AtomicBool::new(false),
     });
+    Ok(state)
+}
+
+async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
+    if token.is_none() {
+        tracing::warn!(
+            "NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} controls this server",
+            cli.listen
+        );
+    }
+    let token = AdminToken::new(token.as_deref());
+    let state = open(&cli, &token).await?;
+    let (emitter, body_limit) = (state.emitter.clone(), state.body_limit);
     actix_web::rt::spawn(state.attempts.clone().follow(emitter.clone()));
     actix_web::rt::spawn(housekeeping(state.clone()));
 

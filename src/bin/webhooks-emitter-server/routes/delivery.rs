@@ -60,7 +60,7 @@ impl From<DeadLetter> for DeadLetterView {
             request_id: letter.event.request_id().to_string(),
             event: letter.event.name().to_owned(),
             attempts: letter.attempts,
-            reason: format!("{:?}", letter.reason),
+            reason: letter.reason.to_string(),
             at: rfc3339(letter.at),
             payload: serde_json::from_slice(letter.event.payload())
                 .unwrap_or(serde_json::Value::Null),
