@@ -64,12 +64,14 @@
 //! ├── telemetry.rs     metrics through the `metrics` facade (feature `metrics`)
 //! ├── sse/             live updates (feature `sse`): the broadcaster actor,
 //! │                    the SSE endpoint and frames, WebSocket rooms (`ws/`)
-//! └── verify/          the receiving side (feature `verify`): verifiers,
-//!                      idempotency store, actix-web extractor
+//! ├── verify/          the receiving side (feature `verify`): verifiers,
+//! │                    idempotency store, actix-web extractor
+//! └── bin/webhooks-emitter-server/   the server (feature `server`): REST API,
+//!                      metrics, web console, on this crate's public API only
 //! ```
 //!
 //! Cargo features: `emitter`, `sse` and `verify`, all on by default, and
-//! `metrics`, off by default. A receiver-only build
+//! `metrics` and `server` (the binary), off by default. A receiver-only build
 //! (`default-features = false, features = ["verify"]`) compiles without awc,
 //! rustls or the actors.
 

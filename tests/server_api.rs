@@ -555,3 +555,136 @@ async fn a_restart_keeps_endpoints_and_queued_events_and_sigterm_exits_zero() {
         );
     }
 }
+
+#[actix_web::test]
+async fn a_rotated_out_key_stops_signing_when_its_grace_period_ends() {
+    let dir = ScratchDir::new("server-rotate-expiry");
+    let server = ServerProcess::start(&dir.file("j.redb"), &["--rotation-grace", "1s"]);
+    let mut receiver = Receiver::start();
+    server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints",
+            Some(endpoint("crm", &receiver)),
+        )
+        .await;
+    let rotated = server
+        .api(Method::POST, "/api/v1/endpoints/crm/secret/rotate", None)
+        .await;
+    let new_key = rotated.json["standard_webhooks_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The server retires the key by itself; wait until it says so.
+    loop {
+        let shown = server.api(Method::GET, "/api/v1/endpoints/crm", None).await;
+        if shown.json["retiring_keys_until"] == json!([]) {
+            break;
+        }
+        actix_web::rt::task::yield_now().await;
+    }
+    emit(&server, json!({"n": 1})).await;
+    let request = receiver.next().await;
+    StandardVerifier::new(&new_key)
+        .unwrap()
+        .verify(&request.headers, &request.body)
+        .expect("the new key signs");
+    assert!(
+        StandardVerifier::new(KEY)
+            .unwrap()
+            .verify(&request.headers, &request.body)
+            .is_err(),
+        "the old key no longer signs"
+    );
+}
+
+#[actix_web::test]
+async fn hostile_bodies_and_extreme_settings_get_400_and_the_server_stays_up() {
+    let dir = ScratchDir::new("server-hostile");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let receiver = Receiver::start();
+    let list = "/api/v1/endpoints";
+    let with = |field: &str, value: Value| {
+        let mut spec = endpoint("x", &receiver);
+        spec[field] = value;
+        spec
+    };
+    for spec in [
+        with("max_retries", json!(0)),
+        with("max_retries", json!(-1)),
+        with("max_retries", json!(1e30)),
+        with("max_retries", json!("3")),
+        with("timeout_ms", json!(0)),
+        with("backoff_ms", json!({"start": 100, "limit": 10})),
+        with("backoff_ms", json!({"start": 0, "limit": 10})),
+        with("backoff_ms", json!({"start": 1})),
+        with("max_in_flight", json!(0)),
+        with("headers", json!({"x-evil": "a\r\nb: c"})),
+        with("headers", json!({"bad name": "v"})),
+        with("headers", json!({"x-webhooks-signature": "forged"})),
+        with("secret", json!("")),
+        with("standard_webhooks_secret", json!("not-a-key")),
+        with("url", json!("http://user:pw@")),
+        with("url", json!("javascript:alert(1)")),
+        with("events", json!(["ok", "bad\nname"])),
+        with("events", json!("order.created")),
+        with("id", json!("")),
+        with("id", json!("é")),
+        with("id", json!("x".repeat(129))),
+    ] {
+        let answer = server.api(Method::POST, list, Some(spec)).await;
+        let detail = problem(&answer, 400);
+        assert!(
+            !detail.contains("pw@") || !detail.contains("user:pw"),
+            "{detail}"
+        );
+        let _ = spec;
+    }
+    let deep = format!("{}1{}", "[".repeat(500_000), "]".repeat(500_000));
+    let body = format!("{{\"event\":\"e\",\"payload\":{deep}}}");
+    // Valid JSON under the size limit, however deep, is accepted as is (and
+    // skipping over it must not overflow the stack).
+    let deep_answer = server
+        .send_raw(
+            Method::POST,
+            "/api/v1/events",
+            Some(&body),
+            Some(TOKEN),
+            &[],
+        )
+        .await;
+    assert_eq!(deep_answer.status, 202, "{deep_answer:?}");
+    for raw in [
+        "",
+        "null",
+        "[]",
+        "\"x\"",
+        "{\"event\":1,\"payload\":1}",
+        "\u{feff}{}",
+    ] {
+        problem(
+            &server
+                .send_raw(Method::POST, list, Some(raw), Some(TOKEN), &[])
+                .await,
+            400,
+        );
+    }
+    let long_key = "k".repeat(300);
+    let answer = server
+        .call(
+            Method::POST,
+            "/api/v1/events",
+            Some(json!({"event": "e", "payload": 1})),
+            Some(TOKEN),
+            &[("idempotency-key", &long_key)],
+        )
+        .await;
+    problem(&answer, 400);
+    assert_eq!(
+        server.api(Method::GET, list, None).await.json,
+        json!([]),
+        "nothing created"
+    );
+    let health = server.call(Method::GET, "/health", None, None, &[]).await;
+    assert_eq!(health.status, 200);
+}

@@ -306,3 +306,64 @@ pub fn mask_url(raw: &str) -> String {
         Err(_) => MASK.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 512,
+            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn ids_are_accepted_exactly_when_they_are_short_safe_ascii(id in "\\PC{0,140}") {
+            let safe = (1..=128).contains(&id.len())
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            prop_assert_eq!(check_id(&id).is_ok(), safe);
+        }
+
+        #[test]
+        fn a_url_password_never_shows(password in "[^@/#?\\\\\\s]{1,40}", host in "[a-z]{1,10}") {
+            let raw = format!("https://user:{password}@{host}.example/hook");
+            let shown = mask_url(&raw);
+            let escaped = url::form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>();
+            prop_assert!(shown == MASK || shown.contains(":***@"), "{}", shown);
+            prop_assert!(password == MASK || (!shown.contains(&format!(":{password}@")) && !shown.contains(&format!(":{escaped}@"))), "{}", shown);
+        }
+
+        #[test]
+        fn any_patch_keeps_the_id(url in "\\PC{0,30}", envelope in any::<bool>()) {
+            let spec: EndpointSpec = serde_json::from_value(serde_json::json!({
+                "id": "a", "url": "https://x.example", "events": ["e"]
+            })).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let patch = EndpointPatch { url: Some(url.clone()), envelope: Some(envelope), ..EndpointPatch::default() };
+            let changed = patch.apply(spec);
+            prop_assert_eq!(changed.id, "a");
+            prop_assert_eq!(changed.url, url);
+            prop_assert_eq!(changed.envelope, envelope);
+        }
+    }
+
+    #[test]
+    fn null_removes_and_absent_keeps() {
+        let spec: EndpointSpec = serde_json::from_value(serde_json::json!({
+            "id": "a", "url": "https://x.example", "events": ["e"], "secret": "s", "max_retries": 5
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let patch: EndpointPatch =
+            serde_json::from_str(r#"{"secret": null}"#).unwrap_or_else(|e| panic!("{e}"));
+        let changed = patch.apply(spec);
+        assert_eq!(changed.secret, None);
+        assert_eq!(changed.max_retries, Some(5));
+    }
+}

@@ -37,11 +37,47 @@ enum Entry {
 }
 
 /// What to do with a request carrying a key.
-pub enum Claim {
-    /// Go on; then `finish` (or `abandon` on failure).
-    Fresh,
+pub enum Claim<'a> {
+    /// Go on, then `finish` the reservation; dropped unfinished (the request
+    /// failed, or its client went away mid-way), it frees the key.
+    Fresh(Reservation<'a>),
     /// Answer with this request id again.
     Replay(String),
+}
+
+/// A key held for a request in progress.
+pub struct Reservation<'a> {
+    keys: &'a IdempotencyKeys,
+    key: String,
+    fingerprint: String,
+    finished: bool,
+}
+
+impl Reservation<'_> {
+    /// The answer to remember for the key: in memory at once, then in the journal.
+    pub async fn finish(mut self, request_id: String) {
+        self.finished = true;
+        let answered = Answered {
+            fingerprint: std::mem::take(&mut self.fingerprint),
+            request_id,
+            at: unix_now(),
+        };
+        let bytes = serde_json::to_vec(&answered).unwrap_or_default();
+        let keys = self.keys;
+        keys.lock()
+            .insert(self.key.clone(), Entry::Answered(answered));
+        if let Err(error) = keys.journal.put_record(NAMESPACE, &self.key, bytes).await {
+            tracing::error!(%error, "idempotency key not stored; it is kept in memory only");
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.keys.lock().remove(&self.key);
+        }
+    }
 }
 
 pub struct IdempotencyKeys {
@@ -87,7 +123,7 @@ impl IdempotencyKeys {
     }
 
     /// Reserves `key` for a request with this body fingerprint.
-    pub fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim, Problem> {
+    pub fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim<'_>, Problem> {
         if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Problem::bad_request(format!(
                 "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
@@ -126,27 +162,12 @@ impl IdempotencyKeys {
                 fingerprint: fingerprint.to_owned(),
             },
         );
-        Ok(Claim::Fresh)
-    }
-
-    /// The request failed: the key may be used again.
-    pub fn abandon(&self, key: &str) {
-        self.lock().remove(key);
-    }
-
-    /// The answer to remember for `key`.
-    pub async fn finish(&self, key: &str, fingerprint: String, request_id: String) {
-        let answered = Answered {
-            fingerprint,
-            request_id,
-            at: unix_now(),
-        };
-        let bytes = serde_json::to_vec(&answered).unwrap_or_default();
-        self.lock()
-            .insert(key.to_owned(), Entry::Answered(answered));
-        if let Err(error) = self.journal.put_record(NAMESPACE, key, bytes).await {
-            tracing::error!(%error, "idempotency key not stored; it is kept in memory only");
-        }
+        Ok(Claim::Fresh(Reservation {
+            keys: self,
+            key: key.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            finished: false,
+        }))
     }
 
     /// Forgets keys older than 24 hours.

@@ -44,8 +44,10 @@ use crate::state::AppState;
 
 /// Room for the JSON around a payload of the largest size.
 const BODY_OVERHEAD: usize = 64 * 1024;
-/// How often expired signing keys and idempotency keys are dropped.
-const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// How often rotated-out signing keys past their grace period are retired.
+const KEY_CHECK: Duration = Duration::from_secs(1);
+/// How often idempotency keys older than 24 h are forgotten.
+const KEY_PRUNE: Duration = Duration::from_secs(60);
 /// How long requests in progress may finish once a stop is asked for.
 const HTTP_GRACE: Duration = Duration::from_secs(5);
 
@@ -176,12 +178,16 @@ async fn stop_signal() -> Result<&'static str, String> {
     })
 }
 
-/// Retires rotated-out keys and forgets old idempotency keys, every minute.
+/// Retires rotated-out signing keys on time; forgets old idempotency keys.
 async fn housekeeping(state: web::Data<AppState>) {
-    let mut tick = actix_web::rt::time::interval(HOUSEKEEPING);
+    let mut tick = actix_web::rt::time::interval(KEY_CHECK);
+    let mut last_prune = std::time::Instant::now();
     loop {
         tick.tick().await;
         state.catalog.retire_expired_keys().await;
-        state.keys.prune().await;
+        if last_prune.elapsed() >= KEY_PRUNE {
+            state.keys.prune().await;
+            last_prune = std::time::Instant::now();
+        }
     }
 }

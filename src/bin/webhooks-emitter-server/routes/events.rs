@@ -81,19 +81,14 @@ pub async fn emit(
         let id = emit_now(&state, event).await?;
         return Ok(accepted(id, false));
     };
-    let print = fingerprint(&body);
-    match state.keys.claim(&key, &print)? {
+    match state.keys.claim(&key, &fingerprint(&body))? {
         Claim::Replay(request_id) => Ok(accepted(request_id, true)),
-        Claim::Fresh => match emit_now(&state, event).await {
-            Ok(id) => {
-                state.keys.finish(&key, print, id.clone()).await;
-                Ok(accepted(id, false))
-            }
-            Err(problem) => {
-                state.keys.abandon(&key);
-                Err(problem)
-            }
-        },
+        Claim::Fresh(reservation) => {
+            // On an error the reservation is dropped: the key is free again.
+            let id = emit_now(&state, event).await?;
+            reservation.finish(id.clone()).await;
+            Ok(accepted(id, false))
+        }
     }
 }
 
