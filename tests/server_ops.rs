@@ -216,3 +216,80 @@ async fn without_a_token_it_refuses_to_start_and_says_how_to_fix_it() {
     assert!(!journal.exists(), "nothing created when refusing to start");
     let _ = problem; // shared helper, used by the API tests
 }
+
+#[actix_web::test]
+async fn no_secret_reaches_the_logs_even_at_trace_level() {
+    let dir = ScratchDir::new("server-secrets");
+    let log = dir.file("server.log");
+    let server = ServerProcess::start_logging(&dir.file("j.redb"), &[], &log);
+    let mut receiver = Receiver::start();
+    receiver.script_statuses([500]);
+    let legacy = "legacy-secret-5f1d2c";
+    let header = "header-secret-9a8b7c";
+    let spec = json!({"id": "crm", "url": receiver.url("/").replace("http://", "http://user:url-pass-3e4f@"),
+        "events": ["e"], "secret": legacy, "headers": {"authorization": header},
+        "standard_webhooks_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "backoff_ms": {"start": 10, "limit": 10}});
+    assert_eq!(
+        server
+            .api(Method::POST, "/api/v1/endpoints", Some(spec))
+            .await
+            .status,
+        201
+    );
+    let rotated = server
+        .api(Method::POST, "/api/v1/endpoints/crm/secret/rotate", None)
+        .await;
+    let new_key = rotated.json["standard_webhooks_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event = json!({"event": "e", "payload": {"n": 1}});
+    assert_eq!(
+        server
+            .api(Method::POST, "/api/v1/events", Some(event))
+            .await
+            .status,
+        202
+    );
+    receiver.next().await;
+    receiver.next().await; // the retry after the 500
+    let client = awc::Client::builder().timeout(DEADLINE).finish();
+    let sse = client
+        .get(server.url(&format!("/sse/e?token={TOKEN}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    drop(sse);
+    problem(
+        &server
+            .call(
+                Method::GET,
+                "/api/v1/endpoints",
+                None,
+                Some("wrong-token-123456789"),
+                &[],
+            )
+            .await,
+        401,
+    );
+    assert!(server.terminate().success());
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("crm"),
+        "the log has something to check: {logged}"
+    );
+    for secret in [
+        TOKEN,
+        legacy,
+        header,
+        "url-pass-3e4f",
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        &new_key,
+        "wrong-token-123456789",
+    ] {
+        assert!(!logged.contains(secret), "{secret} logged");
+    }
+}

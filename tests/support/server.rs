@@ -33,6 +33,16 @@ impl ServerProcess {
     /// Starts on a free port with the journal at `journal`, private targets
     /// allowed (the receivers are on loopback), and `extra` flags.
     pub fn start(journal: &Path, extra: &[&str]) -> Self {
+        Self::spawn(journal, extra, "warn", Stdio::inherit())
+    }
+
+    /// Like `start`, logging everything (`trace`) into `log`.
+    pub fn start_logging(journal: &Path, extra: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        Self::spawn(journal, extra, "trace", Stdio::from(file))
+    }
+
+    fn spawn(journal: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
             .args([
                 "--listen",
@@ -43,9 +53,9 @@ impl ServerProcess {
             .arg(journal)
             .args(extra)
             .env("WEBHOOKS_ADMIN_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("cannot start the server binary");
         let stdout = child.stdout.take().expect("stdout");

@@ -39,6 +39,7 @@ use crate::attempts::Attempts;
 use crate::catalog::Catalog;
 use crate::cli::Cli;
 use crate::idempotency::IdempotencyKeys;
+use crate::problem::Problem;
 use crate::secrets::AdminToken;
 use crate::state::AppState;
 
@@ -137,6 +138,9 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
             .configure(|cfg| routes::configure(cfg, body_limit))
             .service(app_emitter.sse_scope("/sse"))
             .configure(console::configure)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(Problem::not_found("no such route"))
+            }))
     })
     .disable_signals()
     .shutdown_timeout(HTTP_GRACE.as_secs())
