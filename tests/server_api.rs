@@ -688,3 +688,43 @@ async fn hostile_bodies_and_extreme_settings_get_400_and_the_server_stays_up() {
     let health = server.call(Method::GET, "/health", None, None, &[]).await;
     assert_eq!(health.status, 200);
 }
+
+#[actix_web::test]
+async fn sigterm_drains_queued_events_before_exiting() {
+    let dir = ScratchDir::new("server-drain");
+    let journal = dir.file("j.redb");
+    let server = ServerProcess::start(&journal, &["--drain-timeout", "60s"]);
+    let mut receiver = Receiver::start();
+    let slow = std::time::Duration::from_millis(200);
+    receiver.script([
+        support::Reply::Delay(slow),
+        support::Reply::Delay(slow),
+        support::Reply::Delay(slow),
+    ]);
+    server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints",
+            Some(endpoint("crm", &receiver)),
+        )
+        .await;
+    for n in 1..=3 {
+        emit(&server, json!({"n": n})).await;
+    }
+    assert!(server.terminate().success());
+    let mut seen = Vec::new();
+    while let Some(request) = receiver.try_next() {
+        seen.push(request.n());
+    }
+    assert_eq!(
+        seen,
+        [1, 2, 3],
+        "every queued event was sent before the exit"
+    );
+    let server = ServerProcess::start(&journal, &[]);
+    let shown = server.api(Method::GET, "/api/v1/endpoints/crm", None).await;
+    assert_eq!(
+        shown.json["stats"]["stored"], 0,
+        "and acknowledged: {shown:?}"
+    );
+}
