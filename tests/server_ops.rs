@@ -293,3 +293,49 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         assert!(!logged.contains(secret), "{secret} logged");
     }
 }
+
+#[actix_web::test]
+async fn every_setting_can_come_from_the_environment() {
+    let dir = ScratchDir::new("server-env");
+    let journal = dir.file("from-env.redb");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
+        .env("WEBHOOKS_ADMIN_TOKEN", TOKEN)
+        .env("WEBHOOKS_LISTEN", "127.0.0.1:0")
+        .env("WEBHOOKS_JOURNAL", &journal)
+        .env("WEBHOOKS_MAX_PAYLOAD_BYTES", "100")
+        .env("WEBHOOKS_DRAIN_TIMEOUT", "1s")
+        .env("WEBHOOKS_ROTATION_GRACE", "1h")
+        .env("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    assert!(journal.exists(), "the journal from WEBHOOKS_JOURNAL");
+    let client = awc::Client::builder().timeout(DEADLINE).finish();
+    let mut response = client
+        .post(format!("{base}/api/v1/events"))
+        .insert_header(("authorization", format!("Bearer {TOKEN}")))
+        .send_json(&json!({"event": "e", "payload": "x".repeat(200)}))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        413,
+        "the payload limit from the environment"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("100 bytes"),
+        "{body}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
