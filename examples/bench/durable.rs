@@ -30,10 +30,10 @@ pub fn process_cpu() -> f64 {
 }
 
 /// A journal file of its own, removed when dropped.
-struct Scratch(PathBuf);
+pub struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(name: &str) -> Scratch {
+    pub fn new(name: &str) -> Scratch {
         let dir =
             std::env::temp_dir().join(format!("webhooks-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -41,7 +41,7 @@ impl Scratch {
         Scratch(dir)
     }
 
-    fn journal(&self) -> PathBuf {
+    pub fn journal(&self) -> PathBuf {
         self.0.join("bench.redb")
     }
 }
@@ -52,7 +52,7 @@ impl Drop for Scratch {
     }
 }
 
-fn open(path: &Path) -> Journal {
+pub fn open(path: &Path) -> Journal {
     let deadline = Instant::now() + WAIT_LIMIT;
     loop {
         match Journal::open(path) {

@@ -5,13 +5,16 @@
 //! (1 worker) in a child process on 127.0.0.1 answering 200; SSE clients run in
 //! another child process. Every wait is bounded and the children are killed on
 //! exit. `BENCH_SCALE=0.1` runs a tenth of the work (a quick smoke run);
-//! `BENCH_ONLY=2,3` runs only those scenarios.
+//! `BENCH_ONLY=2,3` runs only those scenarios. Scenario 8 (the server binary)
+//! needs `--features server` and `cargo build --release --features server`.
 
 mod children;
 mod delivery;
 mod durable;
 mod emit_cost;
 mod measure;
+#[cfg(feature = "server")]
+mod server;
 mod sse;
 mod sse_floor;
 
@@ -87,6 +90,11 @@ fn main() -> std::io::Result<()> {
         }
         if run("7e") {
             rows.extend(children::Child::million_stored(&url, scaled(1_000_000))?);
+        }
+        // With `--features server`, after `cargo build --release --features server`.
+        #[cfg(feature = "server")]
+        if run("8") {
+            rows.extend(server::accepted(&url, scaled(20_000), 32).await);
         }
         drop(receiver);
 
