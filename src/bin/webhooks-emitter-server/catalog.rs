@@ -43,7 +43,17 @@ impl Catalog {
                     continue;
                 }
             };
-            record.retire_expired(now);
+            if record.retire_expired(now) {
+                // Keys past their grace period leave the file too.
+                match serde_json::to_vec(&record) {
+                    Ok(bytes) => {
+                        if let Err(error) = journal.put_record(NAMESPACE, &id, bytes).await {
+                            tracing::error!(endpoint = %id, %error, "retired key not removed from the journal");
+                        }
+                    }
+                    Err(error) => tracing::error!(endpoint = %id, %error, "endpoint not storable"),
+                }
+            }
             let spec = &record.spec;
             match emitter
                 .attach_many(id.clone(), spec.events.clone(), record.config(now))
