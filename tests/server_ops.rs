@@ -318,7 +318,12 @@ async fn every_setting_can_come_from_the_environment() {
     .unwrap();
     let base = line.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{line}");
-    assert!(journal.exists(), "the journal from WEBHOOKS_JOURNAL");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&journal.metadata().unwrap().permissions());
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the journal from WEBHOOKS_JOURNAL, private: it holds secrets"
+    );
     let client = awc::Client::builder().timeout(DEADLINE).finish();
     let mut response = client
         .post(format!("{base}/api/v1/events"))

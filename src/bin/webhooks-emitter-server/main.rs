@@ -91,6 +91,7 @@ async fn open(cli: &Cli, token: &AdminToken) -> Result<web::Data<AppState>, Stri
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    create_private(&cli.journal)?;
     let journal = Journal::open(&cli.journal)
         .map_err(|e| format!("cannot open the journal {}: {e}", cli.journal.display()))?;
     let mut builder = WebhooksEmitter::builder()
@@ -166,6 +167,22 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
         "stopped"
     );
     Ok(())
+}
+
+/// Creates the journal file readable by its owner only, if it does not exist
+/// yet: it will hold the endpoints' secrets.
+fn create_private(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create the journal {}: {e}", path.display())),
+    }
 }
 
 /// Waits for SIGTERM or SIGINT; names it.
