@@ -344,3 +344,32 @@ async fn every_setting_can_come_from_the_environment() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[actix_web::test]
+async fn without_auth_it_serves_loopback_and_says_so_on_stderr() {
+    let dir = ScratchDir::new("server-no-auth");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
+        .args(["--listen", "127.0.0.1:0", "--insecure-no-auth", "--journal"])
+        .arg(dir.file("j.redb"))
+        .env_remove("WEBHOOKS_ADMIN_TOKEN")
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let client = awc::Client::builder().timeout(DEADLINE).finish();
+    let listed = client
+        .get(format!("{base}/api/v1/endpoints"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200, "open without a token");
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NO AUTHENTICATION"), "{stderr}");
+}

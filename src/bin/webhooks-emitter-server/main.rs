@@ -119,8 +119,9 @@ async fn open(cli: &Cli, token: &AdminToken) -> Result<web::Data<AppState>, Stri
 
 async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
     if token.is_none() {
-        tracing::warn!(
-            "NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} controls this server",
+        // On stderr whatever the log level: this must not go unnoticed.
+        eprintln!(
+            "webhooks-emitter-server: WARNING: NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {} controls this server",
             cli.listen
         );
     }
