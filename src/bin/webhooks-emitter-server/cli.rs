@@ -41,6 +41,11 @@ pub struct Cli {
     #[arg(long, env = "WEBHOOKS_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
+    /// How long the journal gathers writes before one commit (one fsync),
+    /// e.g. `2ms`; at most 1 s.
+    #[arg(long, env = "WEBHOOKS_COMMIT_INTERVAL", default_value = "2ms", value_parser = humantime::parse_duration)]
+    pub commit_interval: Duration,
+
     /// How long a rotated-out signing key keeps signing, e.g. `24h`.
     #[arg(long, env = "WEBHOOKS_ROTATION_GRACE", default_value = "24h", value_parser = humantime::parse_duration)]
     pub rotation_grace: Duration,

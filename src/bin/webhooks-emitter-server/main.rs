@@ -92,7 +92,9 @@ async fn open(cli: &Cli, token: &AdminToken) -> Result<web::Data<AppState>, Stri
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     create_private(&cli.journal)?;
-    let journal = Journal::open(&cli.journal)
+    let journal = Journal::options()
+        .commit_interval(cli.commit_interval)
+        .open(&cli.journal)
         .map_err(|e| format!("cannot open the journal {}: {e}", cli.journal.display()))?;
     let mut builder = WebhooksEmitter::builder()
         .store(journal.clone())
