@@ -1,6 +1,7 @@
 // Drives the console in headless Chromium, as a person would: sign in,
 // create an endpoint with the form, watch a delivery appear without
-// reloading, watch a dead letter appear, redeliver it, see it delivered.
+// reloading, watch a dead letter appear, redeliver it, see it delivered;
+// pause, resume, test, redeliver all, sign out.
 //
 // Run by tests/console_browser.rs, which starts the server and a scripted
 // loopback receiver and passes: SERVER_URL, TOKEN, RECEIVER_URL, SHOTS (a
@@ -82,6 +83,28 @@ async function main() {
     await shopRow.locator("td:nth-child(6)", { hasText: /^2$/ }).waitFor(WAIT);
     await page.locator("#attempts tbody tr td.outcome-delivered").first().waitFor(WAIT);
     await page.screenshot({ path: `${SHOTS}/console-redelivered.png`, fullPage: true });
+
+    // Pause, resume and test from the table.
+    await page.getByRole("button", { name: "Pause shop" }).click();
+    await shopRow.locator("td.state-paused").waitFor(WAIT);
+    await page.getByRole("button", { name: "Resume shop" }).click();
+    await shopRow.locator("td.state-active").waitFor(WAIT);
+    await page.getByRole("button", { name: "Send a test event to shop" }).click();
+    await page.getByText(/^Test to shop: HTTP 200/).waitFor(WAIT);
+
+    // Another dead letter, sent back with "Redeliver all".
+    await emit(3);
+    await page.locator("#dead-letters tbody tr").first().waitFor(WAIT);
+    await page.getByRole("button", { name: "Redeliver all" }).click();
+    await page.getByText("1 dead letter(s) sent back to the queue").waitFor(WAIT);
+    await page.locator("#no-dead-letters").waitFor({ state: "visible", ...WAIT });
+    await shopRow.locator("td:nth-child(6)", { hasText: /^3$/ }).waitFor(WAIT);
+
+    // Sign out forgets the token; a reload then asks for it again.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Admin token").waitFor(WAIT);
+    const kept = await page.evaluate(() => sessionStorage.length);
+    if (kept !== 0) problems.push(`sessionStorage still holds ${kept} item(s) after sign-out`);
 
     if (navigations.length > 0) problems.push(`the page reloaded: ${navigations.join(", ")}`);
   } finally {
