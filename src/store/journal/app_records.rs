@@ -5,8 +5,8 @@
 
 use tokio::sync::oneshot;
 
+use super::apply::{answer_after_commit, Reply};
 use super::tables::Tables;
-use super::writer::{take_reply, Reply};
 use super::{Journal, Op};
 use crate::store::StoreError;
 
@@ -52,10 +52,7 @@ impl AppOp {
                 reply,
             } => {
                 tables.put_app(namespace, key, value)?;
-                let reply = take_reply(reply);
-                replies.push(Box::new(move |result| {
-                    let _ = reply.send(result);
-                }));
+                answer_after_commit(replies, reply, ());
             }
             AppOp::Delete {
                 namespace,
@@ -63,17 +60,11 @@ impl AppOp {
                 reply,
             } => {
                 let existed = tables.delete_app(namespace, key)?;
-                let reply = take_reply(reply);
-                replies.push(Box::new(move |result| {
-                    let _ = reply.send(result.map(|()| existed));
-                }));
+                answer_after_commit(replies, reply, existed);
             }
             AppOp::List { namespace, reply } => {
                 let found = tables.list_app(namespace)?;
-                let reply = take_reply(reply);
-                replies.push(Box::new(move |result| {
-                    let _ = reply.send(result.map(|()| found));
-                }));
+                answer_after_commit(replies, reply, found);
             }
         }
         Ok(())

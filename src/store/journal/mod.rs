@@ -4,6 +4,8 @@
 //!
 //! - this file: the public handle and its options, the operations;
 //! - [`writer`]: the writer thread: batching, commit, retry after a failure;
+//! - [`apply`]: what each operation does in the writer's transaction, and
+//!   what it owes once committed;
 //! - [`tables`]: what each operation does to the tables, and the reads;
 //! - [`records`]: how an event and a dead letter are laid out;
 //! - [`app_records`]: an application's own records, beside the queues;
@@ -11,6 +13,7 @@
 //!   disk, read back in order.
 
 mod app_records;
+mod apply;
 pub(crate) mod queue;
 pub(crate) mod records;
 mod tables;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use actix::Recipient;
 use redb::{Database, Durability};
 
+use super::apply::{apply, Effects};
 use super::tables::{self, Tables};
 use super::{JournalOptions, Notice, Op};
 use crate::store::StoreError;
@@ -115,18 +116,6 @@ pub(super) fn spawn(
         .spawn(move || writer.run(&inbox))
         .map_err(|e| StoreError::from_io(&path, &e))?;
     Ok((Senders { urgent, later }, thread))
-}
-
-/// Answers a caller with the batch's outcome.
-pub(super) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-
-/// What a committed batch owes its callers, delivered after the commit.
-#[derive(Default)]
-struct Effects {
-    committed: HashMap<Arc<str>, u64>,
-    notices: Vec<(Arc<str>, Notice)>,
-    done: Vec<crate::store::durable::DurableAck>,
-    replies: Vec<Reply>,
 }
 
 impl Writer {
@@ -259,8 +248,7 @@ impl Writer {
                     self.skip(&mut tables, &pending.op, effects).map_err(fail)?;
                     continue;
                 }
-                self.apply(&mut tables, &mut pending.op, effects)
-                    .map_err(fail)?;
+                apply(&mut self.workers, &mut tables, &mut pending.op, effects).map_err(fail)?;
             }
             tables.finish().map_err(fail)?;
         }
@@ -276,119 +264,6 @@ impl Writer {
             self.last_sync = Instant::now();
         }
         self.database = Some(database);
-        Ok(())
-    }
-
-    /// One operation's writes, and what it owes once committed.
-    fn apply(
-        &mut self,
-        tables: &mut Tables<'_>,
-        op: &mut Op,
-        effects: &mut Effects,
-    ) -> Result<(), redb::Error> {
-        match op {
-            Op::Recover {
-                emitter,
-                window,
-                worker,
-            } => {
-                self.workers.insert(emitter.clone(), worker.clone());
-                let recovery = tables.recover(emitter, *window)?;
-                effects
-                    .notices
-                    .push((emitter.clone(), Notice::Recovered(recovery)));
-            }
-            Op::Append {
-                emitter,
-                seq,
-                event,
-                durable,
-            } => {
-                tables.append(emitter, *seq, event)?;
-                let up_to = effects.committed.entry(emitter.clone()).or_default();
-                *up_to = (*up_to).max(*seq);
-                effects.done.extend(durable.clone());
-            }
-            Op::Attempted {
-                emitter,
-                seq,
-                attempts,
-            } => tables.attempted(emitter, *seq, *attempts)?,
-            Op::Ack { emitter, seq } => tables.ack(emitter, *seq),
-            Op::DeadLetter {
-                emitter,
-                seq,
-                letter,
-                durable,
-            } => {
-                if let Some(seq) = seq {
-                    tables.remove_event(emitter, *seq)?;
-                }
-                tables.put_dead_letter(emitter, letter)?;
-                effects.done.extend(durable.clone());
-            }
-            Op::EvictDeadLetters { emitter, ids } => {
-                for id in ids.iter() {
-                    tables.remove_dead_letter(emitter, *id)?;
-                }
-            }
-            Op::Redeliver {
-                emitter,
-                ids,
-                appends,
-            } => {
-                for id in ids.iter() {
-                    tables.remove_dead_letter(emitter, *id)?;
-                }
-                for (seq, event) in appends.iter() {
-                    tables.append(emitter, *seq, event)?;
-                    let up_to = effects.committed.entry(emitter.clone()).or_default();
-                    *up_to = (*up_to).max(*seq);
-                }
-            }
-            Op::SetPaused { emitter, paused } => tables.set_paused(emitter, *paused)?,
-            Op::Load {
-                emitter,
-                after,
-                through,
-                limit,
-            } => {
-                let loaded = tables.load(emitter, *after, *through, *limit)?;
-                effects
-                    .notices
-                    .push((emitter.clone(), Notice::Loaded(loaded)));
-            }
-            Op::Drain { emitter, reply } => {
-                let events = tables.drain(emitter)?;
-                self.workers.remove(emitter);
-                let reply = take_reply(reply);
-                effects.replies.push(Box::new(move |result| {
-                    let _ = reply.send(result.map(|()| events));
-                }));
-            }
-            Op::Orphans { attached, reply } => {
-                let found = tables.orphans(attached)?;
-                let reply = take_reply(reply);
-                effects.replies.push(Box::new(move |result| {
-                    let _ = reply.send(result.map(|()| found));
-                }));
-            }
-            Op::Discard { emitter, reply } => {
-                let emitter: Arc<str> = Arc::from(emitter.as_str());
-                let removed = tables.delete(&emitter)?;
-                let reply = take_reply(reply);
-                effects.replies.push(Box::new(move |result| {
-                    let _ = reply.send(result.map(|()| removed));
-                }));
-            }
-            Op::App(op) => op.apply(tables, &mut effects.replies)?,
-            Op::Flush { reply } => {
-                let reply = take_reply(reply);
-                effects.replies.push(Box::new(move |result| {
-                    let _ = reply.send(result);
-                }));
-            }
-        }
         Ok(())
     }
 
@@ -408,8 +283,7 @@ impl Writer {
         } = op
         {
             tables.note_seq(emitter, *seq)?;
-            let up_to = effects.committed.entry(emitter.clone()).or_default();
-            *up_to = (*up_to).max(*seq);
+            effects.committed_up_to(emitter, *seq);
             effects.done.extend(durable.clone());
         }
         Ok(())
@@ -518,13 +392,3 @@ fn delivered_within(batch: &[Pending]) -> HashSet<(Arc<str>, u64)> {
 
 /// Longest a delivery's ack may wait for a durable commit.
 const MAX_UNSYNCED: Duration = Duration::from_millis(100);
-
-/// Moves a reply channel out of an operation, into what the batch owes (an
-/// operation with a reply is never applied twice: a failed batch answers it
-/// with the error and drops it).
-pub(super) fn take_reply<T>(
-    reply: &mut tokio::sync::oneshot::Sender<T>,
-) -> tokio::sync::oneshot::Sender<T> {
-    let (placeholder, _) = tokio::sync::oneshot::channel();
-    std::mem::replace(reply, placeholder)
-}

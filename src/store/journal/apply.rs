@@ -1,0 +1,170 @@
+//! What each operation does inside the writer's transaction, and what it
+//! owes once the batch is committed: confirmations to workers, answers to
+//! callers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::Recipient;
+use tokio::sync::oneshot;
+
+use super::tables::Tables;
+use super::{Notice, Op};
+use crate::store::durable::DurableAck;
+use crate::store::StoreError;
+
+/// Answers a caller with the batch's outcome.
+pub(super) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// What a committed batch owes, delivered after the commit.
+#[derive(Default)]
+pub(super) struct Effects {
+    /// Per emitter, every append up to this sequence number is on disk.
+    pub committed: HashMap<Arc<str>, u64>,
+    pub notices: Vec<(Arc<str>, Notice)>,
+    pub done: Vec<DurableAck>,
+    pub replies: Vec<Reply>,
+}
+
+impl Effects {
+    /// The append `seq` of `emitter` is in this batch.
+    pub(super) fn committed_up_to(&mut self, emitter: &Arc<str>, seq: u64) {
+        let up_to = self.committed.entry(emitter.clone()).or_default();
+        *up_to = (*up_to).max(seq);
+    }
+}
+
+/// Answers `reply` with `value` once the batch is committed, or with the
+/// commit's error. The channel is moved out of the operation: an operation
+/// with a reply is never applied twice (a failed batch answers it and drops it).
+pub(super) fn answer_after_commit<T: Send + 'static>(
+    replies: &mut Vec<Reply>,
+    reply: &mut oneshot::Sender<Result<T, StoreError>>,
+    value: T,
+) {
+    let (placeholder, _) = oneshot::channel();
+    let reply = std::mem::replace(reply, placeholder);
+    replies.push(Box::new(move |result| {
+        let _ = reply.send(result.map(|()| value));
+    }));
+}
+
+/// One operation's writes, and what it owes once committed. `workers` are
+/// the emitters' workers that recovered, for notices.
+pub(super) fn apply(
+    workers: &mut HashMap<Arc<str>, Recipient<Notice>>,
+    tables: &mut Tables<'_>,
+    op: &mut Op,
+    effects: &mut Effects,
+) -> Result<(), redb::Error> {
+    if op.answers() {
+        return answer(workers, tables, op, &mut effects.replies);
+    }
+    match op {
+        Op::Recover {
+            emitter,
+            window,
+            worker,
+        } => {
+            workers.insert(emitter.clone(), worker.clone());
+            let recovery = tables.recover(emitter, *window)?;
+            effects
+                .notices
+                .push((emitter.clone(), Notice::Recovered(recovery)));
+        }
+        Op::Append {
+            emitter,
+            seq,
+            event,
+            durable,
+        } => {
+            tables.append(emitter, *seq, event)?;
+            effects.committed_up_to(emitter, *seq);
+            effects.done.extend(durable.clone());
+        }
+        Op::Attempted {
+            emitter,
+            seq,
+            attempts,
+        } => tables.attempted(emitter, *seq, *attempts)?,
+        Op::Ack { emitter, seq } => tables.ack(emitter, *seq),
+        Op::DeadLetter {
+            emitter,
+            seq,
+            letter,
+            durable,
+        } => {
+            if let Some(seq) = seq {
+                tables.remove_event(emitter, *seq)?;
+            }
+            tables.put_dead_letter(emitter, letter)?;
+            effects.done.extend(durable.clone());
+        }
+        Op::EvictDeadLetters { emitter, ids } => {
+            for id in ids.iter() {
+                tables.remove_dead_letter(emitter, *id)?;
+            }
+        }
+        Op::Redeliver {
+            emitter,
+            ids,
+            appends,
+        } => {
+            for id in ids.iter() {
+                tables.remove_dead_letter(emitter, *id)?;
+            }
+            for (seq, event) in appends.iter() {
+                tables.append(emitter, *seq, event)?;
+                effects.committed_up_to(emitter, *seq);
+            }
+        }
+        Op::SetPaused { emitter, paused } => tables.set_paused(emitter, *paused)?,
+        Op::Load {
+            emitter,
+            after,
+            through,
+            limit,
+        } => {
+            let loaded = tables.load(emitter, *after, *through, *limit)?;
+            effects
+                .notices
+                .push((emitter.clone(), Notice::Loaded(loaded)));
+        }
+        // Those that answer a caller went to `answer` above.
+        Op::Drain { .. }
+        | Op::Orphans { .. }
+        | Op::Discard { .. }
+        | Op::App(_)
+        | Op::Flush { .. } => {}
+    }
+    Ok(())
+}
+
+/// The operations that answer a caller: queries, deletions, flush.
+fn answer(
+    workers: &mut HashMap<Arc<str>, Recipient<Notice>>,
+    tables: &mut Tables<'_>,
+    op: &mut Op,
+    replies: &mut Vec<Reply>,
+) -> Result<(), redb::Error> {
+    match op {
+        Op::Drain { emitter, reply } => {
+            let events = tables.drain(emitter)?;
+            workers.remove(emitter);
+            answer_after_commit(replies, reply, events);
+        }
+        Op::Orphans { attached, reply } => {
+            let found = tables.orphans(attached)?;
+            answer_after_commit(replies, reply, found);
+        }
+        Op::Discard { emitter, reply } => {
+            let emitter: Arc<str> = Arc::from(emitter.as_str());
+            let removed = tables.delete(&emitter)?;
+            answer_after_commit(replies, reply, removed);
+        }
+        Op::App(op) => op.apply(tables, replies)?,
+        Op::Flush { reply } => answer_after_commit(replies, reply, ()),
+        _ => {}
+    }
+    Ok(())
+}
