@@ -1,5 +1,6 @@
 //! The server binary for operators: metrics in Prometheus text format,
-//! the OpenAPI document, health and readiness, SSE behind the token, and
+//! the OpenAPI document, health and readiness, SSE and WebSocket rooms behind
+//! the token, and
 //! refusing to start without a token.
 #![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +12,7 @@ use std::process::Command;
 use awc::http::Method;
 use futures_util::StreamExt;
 use serde_json::json;
+use support::live::Socket;
 use support::server::{problem, ServerProcess, TOKEN};
 use support::{Receiver, ScratchDir, DEADLINE};
 
@@ -372,4 +374,41 @@ async fn without_auth_it_serves_loopback_and_says_so_on_stderr() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("NO AUTHENTICATION"), "{stderr}");
+}
+
+#[actix_web::test]
+async fn websocket_rooms_need_the_token_and_carry_emitted_events() {
+    let dir = ScratchDir::new("server-ws");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let ws = server.url("/ws").replacen("http://", "ws://", 1);
+    let client = awc::Client::builder().timeout(DEADLINE).finish();
+    for url in [ws.clone(), format!("{ws}?token=not-the-token")] {
+        let refused = match client.ws(&url).connect().await {
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => status.as_u16(),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a WebSocket without the token was accepted"),
+        };
+        assert_eq!(refused, 401, "{url}");
+    }
+
+    let mut socket = Socket::connect(&format!("{ws}?token={TOKEN}")).await;
+    socket.send(&json!({"op": "join", "topic": "orders"})).await;
+    assert_eq!(
+        socket.recv().await,
+        json!({"op": "joined", "topic": "orders"})
+    );
+    let event = json!({"event": "orders", "payload": {"n": 5}});
+    assert_eq!(
+        server
+            .api(Method::POST, "/api/v1/events", Some(event))
+            .await
+            .status,
+        202
+    );
+    let frame = socket.recv().await;
+    assert_eq!(
+        (frame["topic"].clone(), frame["data"].clone()),
+        (json!("orders"), json!({"n": 5})),
+        "{frame}"
+    );
 }

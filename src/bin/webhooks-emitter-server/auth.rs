@@ -1,8 +1,8 @@
 //! The admin token on every request that needs it: `Authorization: Bearer
-//! <token>` for the API and the metrics; for SSE also `?token=` (browsers'
-//! `EventSource` cannot send headers).
+//! <token>` for the API and the metrics; for SSE and WebSocket also
+//! `?token=` (browsers' `EventSource` and `WebSocket` cannot send headers).
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
@@ -33,14 +33,34 @@ fn unauthorized() -> HttpResponse {
     response
 }
 
-/// Middleware: the request goes on only with the admin token.
+/// Middleware: the request goes on only with the admin token in the header.
 pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let offered = bearer(req.headers()).map(str::to_owned);
+    admit(req, next, offered).await
+}
+
+/// Middleware for live connections (WebSocket): the admin token in the
+/// header or in `?token=`, since browsers cannot set headers there.
+pub async fn require_token_or_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let offered = offered_token(req.request());
+    admit(req, next, offered).await
+}
+
+/// Lets the request go on if `offered` is the admin token; 401 otherwise.
+async fn admit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    offered: Option<String>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let accepted = req
         .app_data::<web::Data<AdminToken>>()
-        .is_some_and(|token| token.accepts(bearer(req.headers())));
+        .is_some_and(|token| token.accepts(offered.as_deref()));
     if !accepted {
         return Ok(req.into_response(unauthorized()));
     }

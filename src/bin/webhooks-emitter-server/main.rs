@@ -141,6 +141,11 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
             .app_data(app_token.clone())
             .configure(|cfg| routes::configure(cfg, body_limit))
             .service(app_emitter.sse_scope("/sse"))
+            .service(
+                web::resource("/ws")
+                    .wrap(actix_web::middleware::from_fn(auth::require_token_or_query))
+                    .route(app_emitter.ws_route()),
+            )
             .configure(console::configure)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(Problem::not_found("no such route"))
