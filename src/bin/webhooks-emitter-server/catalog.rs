@@ -18,6 +18,15 @@ use crate::secrets::new_standard_key;
 /// Where endpoint records live in the journal.
 const NAMESPACE: &str = "endpoints";
 
+/// Writes `record` to the journal; returns once it is on disk.
+async fn store(journal: &Journal, record: &EndpointRecord) -> Result<(), Problem> {
+    let bytes = serde_json::to_vec(record)
+        .map_err(|e| Problem::bad_request(format!("endpoint not storable: {e}")))?;
+    Ok(journal
+        .put_record(NAMESPACE, &record.spec.id, bytes)
+        .await?)
+}
+
 /// Every endpoint, in the emitter and in the journal.
 pub struct Catalog {
     emitter: WebhooksEmitter,
@@ -43,15 +52,10 @@ impl Catalog {
                     continue;
                 }
             };
+            // Keys past their grace period leave the file too.
             if record.retire_expired(now) {
-                // Keys past their grace period leave the file too.
-                match serde_json::to_vec(&record) {
-                    Ok(bytes) => {
-                        if let Err(error) = journal.put_record(NAMESPACE, &id, bytes).await {
-                            tracing::error!(endpoint = %id, %error, "retired key not removed from the journal");
-                        }
-                    }
-                    Err(error) => tracing::error!(endpoint = %id, %error, "endpoint not storable"),
+                if let Err(problem) = store(&journal, &record).await {
+                    tracing::error!(endpoint = %id, %problem, "retired key not removed from the journal");
                 }
             }
             let spec = &record.spec;
@@ -74,12 +78,7 @@ impl Catalog {
     }
 
     async fn save(&self, record: &EndpointRecord) -> Result<(), Problem> {
-        let bytes = serde_json::to_vec(record)
-            .map_err(|e| Problem::bad_request(format!("endpoint not storable: {e}")))?;
-        Ok(self
-            .journal
-            .put_record(NAMESPACE, &record.spec.id, bytes)
-            .await?)
+        store(&self.journal, record).await
     }
 
     /// A view of one endpoint, with its live stats.

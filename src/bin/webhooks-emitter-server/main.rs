@@ -1,16 +1,18 @@
 //! `webhooks-emitter-server`: the crate as a service. A REST API manages
 //! endpoints and accepts events from any language; everything is kept in the
-//! journal; Prometheus metrics at `/metrics`; a web console at `/`.
+//! journal; Prometheus metrics at `/metrics`; SSE at `/sse`, WebSocket rooms
+//! at `/ws`; a web console at `/`.
 //!
 //! It uses only the library's public API. Layout:
 //!
 //! - [`cli`]: flags and environment; [`secrets`]: the admin token, new keys;
 //! - [`endpoint`]: an endpoint as sent, stored and shown; [`catalog`]: all
 //!   of them, in the emitter and in the journal;
-//! - [`routes`]: the API and its OpenAPI document; [`auth`], [`problem`];
-//! - [`events`](routes): idempotency in [`idempotency`];
+//! - [`routes`]: the API and its OpenAPI document; [`auth`]: the token on
+//!   requests; [`problem`]: errors as problem+json;
+//! - [`idempotency`]: `Idempotency-Key` on `POST /api/v1/events`;
 //! - [`attempts`]: recent attempts and the console's live feed;
-//! - [`console`]: the embedded web page.
+//! - [`console`]: the embedded web page; [`state`]: what handlers share.
 
 mod attempts;
 mod auth;
