@@ -2,7 +2,7 @@
 //! emitter, its queue kept.
 
 use crate::emitter::config::Config;
-use crate::emitter::registry::{Attach, Reconfigure};
+use crate::emitter::registry::Reconfigure;
 use crate::emitter::WebhooksEmitter;
 use crate::error::AttachError;
 
@@ -28,11 +28,11 @@ impl WebhooksEmitter {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let Attach { id, events, config } = self.prepare(id.into(), events, config)?;
+        let attach = self.prepare(id.into(), events, config)?;
         self.inner
             .actors
             .registry
-            .send(Reconfigure { id, events, config })
+            .send(Reconfigure(attach))
             .await
             .map_err(|_| AttachError::NotRunning)?
     }

@@ -112,6 +112,18 @@ impl Registry {
         }
     }
 
+    /// Puts `attached` in the maps under `id`: its events are routed to it.
+    fn insert(&mut self, id: String, attached: Attached) {
+        for event in &attached.events {
+            self.routes.entry(event.clone()).or_default().push(Route {
+                id: attached.reporter.emitter_id().clone(),
+                worker: attached.worker.clone(),
+                reporter: attached.reporter.clone(),
+            });
+        }
+        self.emitters.insert(id, attached);
+    }
+
     /// Removes `id` from the maps; the caller stops its worker.
     fn remove(&mut self, id: &str) -> Option<Attached> {
         let attached = self.emitters.remove(id)?;
@@ -151,7 +163,7 @@ impl Handler<Attach> for Registry {
             return Err(AttachError::AlreadyExists { id: msg.id });
         }
         let id: Arc<str> = Arc::from(msg.id.as_str());
-        let reporter = Arc::new(Reporter::new(id.clone(), self.reports.clone()));
+        let reporter = Arc::new(Reporter::new(id, self.reports.clone()));
         let worker = self.start_worker(&msg.config, &reporter, 0, None, ctx);
         let attached = Attached {
             worker,
@@ -162,15 +174,8 @@ impl Handler<Attach> for Registry {
             restarts: VecDeque::new(),
             pending: Vec::new(),
         };
-        for event in &attached.events {
-            self.routes.entry(event.clone()).or_default().push(Route {
-                id: id.clone(),
-                worker: attached.worker.clone(),
-                reporter: reporter.clone(),
-            });
-        }
         tracing::info!(emitter = %msg.id, events = ?attached.events, "emitter attached");
-        self.emitters.insert(msg.id, attached);
+        self.insert(msg.id, attached);
         Ok(())
     }
 }

@@ -1,27 +1,21 @@
 //! Changing an attached emitter's events and settings in place.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 
-use super::{Registry, Route};
-use crate::emitter::config::ValidatedConfig;
+use super::{Attach, Registry};
 use crate::emitter::worker::Reconfigure as ReconfigureWorker;
 use crate::error::AttachError;
 
-/// Give emitter `id` new event names (validated, deduplicated) and a new config.
+/// Give the attached emitter `id` new event names (validated, deduplicated)
+/// and a new config: what `attach` would take, for an id that is attached.
 #[derive(Message)]
 #[rtype(result = "Result<(), AttachError>")]
-pub(crate) struct Reconfigure {
-    pub id: String,
-    pub events: Vec<Arc<str>>,
-    pub config: Arc<ValidatedConfig>,
-}
+pub(crate) struct Reconfigure(pub Attach);
 
 impl Handler<Reconfigure> for Registry {
     type Result = Result<(), AttachError>;
 
-    fn handle(&mut self, msg: Reconfigure, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Reconfigure(msg): Reconfigure, _: &mut Context<Self>) -> Self::Result {
         if self.shut_down {
             return Err(AttachError::ShutDown);
         }
@@ -36,16 +30,8 @@ impl Handler<Reconfigure> for Registry {
             .do_send(ReconfigureWorker(msg.config.clone()));
         attached.config = msg.config;
         attached.events = msg.events;
-        let id: Arc<str> = Arc::from(msg.id.as_str());
-        for event in &attached.events {
-            self.routes.entry(event.clone()).or_default().push(Route {
-                id: id.clone(),
-                worker: attached.worker.clone(),
-                reporter: attached.reporter.clone(),
-            });
-        }
         tracing::info!(emitter = %msg.id, events = ?attached.events, "emitter reconfigured");
-        self.emitters.insert(msg.id, attached);
+        self.insert(msg.id, attached);
         Ok(())
     }
 }

@@ -342,14 +342,15 @@ impl Op {
     /// Whether a batch holding this operation must be fsynced before anyone
     /// is told: what a caller was promised is on disk.
     fn must_sync(&self) -> bool {
-        !matches!(
-            self,
+        match self {
             Op::Ack { .. }
-                | Op::Attempted { .. }
-                | Op::Recover { .. }
-                | Op::Load { .. }
-                | Op::Orphans { .. }
-        ) && !matches!(self, Op::App(op) if op.reads_only())
+            | Op::Attempted { .. }
+            | Op::Recover { .. }
+            | Op::Load { .. }
+            | Op::Orphans { .. } => false,
+            Op::App(op) => !op.reads_only(),
+            _ => true,
+        }
     }
 
     /// Whether someone waits on the operation (a caller, or a worker for its
