@@ -27,6 +27,19 @@ fn endpoint(id: &str, receiver: &Receiver) -> Value {
     })
 }
 
+/// Creates endpoint `crm` to `receiver` (201), and answers what it showed.
+async fn create(server: &ServerProcess, receiver: &Receiver) -> support::server::Answer {
+    let created = server
+        .api(
+            Method::POST,
+            "/api/v1/endpoints",
+            Some(endpoint("crm", receiver)),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    created
+}
+
 async fn emit(server: &ServerProcess, payload: Value) -> String {
     let answer = server
         .api(
@@ -45,14 +58,7 @@ async fn create_then_emit_delivers_signed_and_shows_secrets_masked() {
     let server = ServerProcess::start(&dir.file("j.redb"), &[]);
     let mut receiver = Receiver::start();
 
-    let created = server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", &receiver)),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{created:?}");
+    let created = create(&server, &receiver).await;
     assert_eq!(created.json["secret"], "***");
     assert_eq!(created.json["standard_webhooks_secret"], "***");
     assert_eq!(created.json["headers"]["authorization"], "***");
@@ -240,14 +246,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_emits_once() {
     let dir = ScratchDir::new("server-idem");
     let server = ServerProcess::start(&dir.file("j.redb"), &[]);
     let mut receiver = Receiver::start();
-    let created = server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", &receiver)),
-        )
-        .await;
-    assert_eq!(created.status, 201);
+    create(&server, &receiver).await;
     let body = json!({"event": "order.created", "payload": {"n": 1}});
     let send = |body: Value| {
         server.call(
@@ -293,21 +292,8 @@ async fn a_rotated_key_and_the_previous_one_both_verify_during_the_grace_period(
     let dir = ScratchDir::new("server-rotate");
     let server = ServerProcess::start(&dir.file("j.redb"), &[]);
     let mut receiver = Receiver::start();
-    server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", &receiver)),
-        )
-        .await;
-    let rotated = server
-        .api(Method::POST, "/api/v1/endpoints/crm/secret/rotate", None)
-        .await;
-    assert_eq!(rotated.status, 200, "{rotated:?}");
-    let new_key = rotated.json["standard_webhooks_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    create(&server, &receiver).await;
+    let (rotated, new_key) = server.rotate("crm").await;
     assert!(new_key.starts_with("whsec_") && new_key != KEY);
     assert!(
         rotated.json["previous_key_signs_until"].is_string(),
@@ -344,13 +330,7 @@ async fn dead_letters_are_listed_and_redelivered_and_attempts_recorded() {
     let server = ServerProcess::start(&dir.file("j.redb"), &[]);
     let mut receiver = Receiver::start();
     receiver.script_statuses([500, 500, 503, 503]);
-    server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", &receiver)),
-        )
-        .await;
+    create(&server, &receiver).await;
     emit(&server, json!({"n": 1})).await;
     emit(&server, json!({"n": 2})).await;
     for _ in 0..4 {
@@ -421,13 +401,7 @@ async fn pause_resume_test_change_and_delete() {
     let server = ServerProcess::start(&dir.file("j.redb"), &[]);
     let mut receiver = Receiver::start();
     let mut second = Receiver::start();
-    server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", &receiver)),
-        )
-        .await;
+    create(&server, &receiver).await;
     let paused = server
         .api(Method::POST, "/api/v1/endpoints/crm/pause", None)
         .await;
@@ -519,13 +493,7 @@ async fn a_restart_keeps_endpoints_and_queued_events_and_sigterm_exits_zero() {
     let journal = dir.file("j.redb");
     let server = ServerProcess::start(&journal, &["--drain-timeout", "200ms"]);
     let mut receiver = Receiver::start();
-    server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", &receiver)),
-        )
-        .await;
+    create(&server, &receiver).await;
     server
         .api(Method::POST, "/api/v1/endpoints/crm/pause", None)
         .await;
@@ -561,20 +529,8 @@ async fn a_rotated_out_key_stops_signing_when_its_grace_period_ends() {
     let dir = ScratchDir::new("server-rotate-expiry");
     let server = ServerProcess::start(&dir.file("j.redb"), &["--rotation-grace", "1s"]);
     let mut receiver = Receiver::start();
-    server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", &receiver)),
-        )
-        .await;
-    let rotated = server
-        .api(Method::POST, "/api/v1/endpoints/crm/secret/rotate", None)
-        .await;
-    let new_key = rotated.json["standard_webhooks_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    create(&server, &receiver).await;
+    let (_, new_key) = server.rotate("crm").await;
     // The server retires the key by itself; wait until it says so.
     loop {
         let shown = server.api(Method::GET, "/api/v1/endpoints/crm", None).await;
@@ -701,13 +657,7 @@ async fn sigterm_drains_queued_events_before_exiting() {
         support::Reply::Delay(slow),
         support::Reply::Delay(slow),
     ]);
-    server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", &receiver)),
-        )
-        .await;
+    create(&server, &receiver).await;
     for n in 1..=3 {
         emit(&server, json!({"n": n})).await;
     }

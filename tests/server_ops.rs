@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use awc::http::Method;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -192,10 +190,9 @@ async fn sse_needs_the_token_in_a_header_or_the_query() {
 #[actix_web::test]
 async fn without_a_token_it_refuses_to_start_and_says_how_to_fix_it() {
     let dir = ScratchDir::new("server-refuse");
-    let binary = env!("CARGO_BIN_EXE_webhooks-emitter-server");
     let journal = dir.file("j.redb");
     let run = |args: &[&str], token: Option<&str>| {
-        let mut command = Command::new(binary);
+        let mut command = ServerProcess::binary();
         command
             .args(args)
             .arg("--journal")
@@ -216,7 +213,6 @@ async fn without_a_token_it_refuses_to_start_and_says_how_to_fix_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
     assert!(!journal.exists(), "nothing created when refusing to start");
-    let _ = problem; // shared helper, used by the API tests
 }
 
 #[actix_web::test]
@@ -239,13 +235,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
             .status,
         201
     );
-    let rotated = server
-        .api(Method::POST, "/api/v1/endpoints/crm/secret/rotate", None)
-        .await;
-    let new_key = rotated.json["standard_webhooks_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, new_key) = server.rotate("crm").await;
     let event = json!({"event": "e", "payload": {"n": 1}});
     assert_eq!(
         server
@@ -300,7 +290,8 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
 async fn every_setting_can_come_from_the_environment() {
     let dir = ScratchDir::new("server-env");
     let journal = dir.file("from-env.redb");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
+    let mut command = ServerProcess::binary();
+    command
         .env("WEBHOOKS_ADMIN_TOKEN", TOKEN)
         .env("WEBHOOKS_LISTEN", "127.0.0.1:0")
         .env("WEBHOOKS_JOURNAL", &journal)
@@ -308,71 +299,46 @@ async fn every_setting_can_come_from_the_environment() {
         .env("WEBHOOKS_DRAIN_TIMEOUT", "1s")
         .env("WEBHOOKS_ROTATION_GRACE", "1h")
         .env("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+        .env("RUST_LOG", "warn");
+    let server = ServerProcess::run(command, &journal);
+    assert!(
+        server.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.base
+    );
     let mode = std::os::unix::fs::PermissionsExt::mode(&journal.metadata().unwrap().permissions());
     assert_eq!(
         mode & 0o777,
         0o600,
         "the journal from WEBHOOKS_JOURNAL, private: it holds secrets"
     );
-    let client = awc::Client::builder().timeout(DEADLINE).finish();
-    let mut response = client
-        .post(format!("{base}/api/v1/events"))
-        .insert_header(("authorization", format!("Bearer {TOKEN}")))
-        .send_json(&json!({"event": "e", "payload": "x".repeat(200)}))
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        413,
-        "the payload limit from the environment"
-    );
-    let body: serde_json::Value = response.json().await.unwrap();
+    let big = json!({"event": "e", "payload": "x".repeat(200)});
+    let answer = server.api(Method::POST, "/api/v1/events", Some(big)).await;
+    let detail = problem(&answer, 413);
     assert!(
-        body["detail"].as_str().unwrap().contains("100 bytes"),
-        "{body}"
+        detail.contains("100 bytes"),
+        "the payload limit from the environment: {detail}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[actix_web::test]
 async fn without_auth_it_serves_loopback_and_says_so_on_stderr() {
     let dir = ScratchDir::new("server-no-auth");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
+    let log = dir.file("stderr.log");
+    let mut command = ServerProcess::binary();
+    command
         .args(["--listen", "127.0.0.1:0", "--insecure-no-auth", "--journal"])
         .arg(dir.file("j.redb"))
         .env_remove("WEBHOOKS_ADMIN_TOKEN")
         .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
-    let client = awc::Client::builder().timeout(DEADLINE).finish();
-    let listed = client
-        .get(format!("{base}/api/v1/endpoints"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.status(), 200, "open without a token");
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .stderr(std::fs::File::create(&log).unwrap());
+    let server = ServerProcess::run(command, &dir.file("j.redb"));
+    let listed = server
+        .call(Method::GET, "/api/v1/endpoints", None, None, &[])
+        .await;
+    assert_eq!(listed.status, 200, "open without a token");
+    drop(server);
+    let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(stderr.contains("NO AUTHENTICATION"), "{stderr}");
 }
 

@@ -43,7 +43,8 @@ impl ServerProcess {
     }
 
     fn spawn(journal: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
+        let mut command = Self::binary();
+        command
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -54,8 +55,20 @@ impl ServerProcess {
             .args(extra)
             .env("WEBHOOKS_ADMIN_TOKEN", TOKEN)
             .env("RUST_LOG", level)
+            .stderr(stderr);
+        Self::run(command, journal)
+    }
+
+    /// The server binary, with nothing set.
+    pub fn binary() -> Command {
+        Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
+    }
+
+    /// Runs `command` (the binary, set up by the caller) and waits for the
+    /// address it says it listens on.
+    pub fn run(mut command: Command, journal: &Path) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(stderr)
             .spawn()
             .expect("cannot start the server binary");
         let stdout = child.stdout.take().expect("stdout");
@@ -137,6 +150,19 @@ impl ServerProcess {
             headers: response.headers().clone(),
             json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         }
+    }
+
+    /// Rotates the Standard Webhooks key of endpoint `id`; the answer (200)
+    /// and the new key.
+    pub async fn rotate(&self, id: &str) -> (Answer, String) {
+        let path = format!("/api/v1/endpoints/{id}/secret/rotate");
+        let rotated = self.api(Method::POST, &path, None).await;
+        assert_eq!(rotated.status, 200, "{rotated:?}");
+        let key = rotated.json["standard_webhooks_secret"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no key: {rotated:?}"))
+            .to_owned();
+        (rotated, key)
     }
 
     /// Sends SIGTERM and waits for the exit.
