@@ -115,13 +115,14 @@ pub(crate) fn proptest_config() -> proptest::test_runner::Config {
 pub use emitter::test_hooks as __test_hooks;
 #[cfg(feature = "emitter")]
 pub use emitter::{
-    Config, DeadLetter, DeadLetterReason, DeliveryReport, DropReason, EmitterDeadLetter,
-    EmitterStats, Event, Outcome, PauseReason, RequestId, ShutdownReport, StoredEvents,
-    TestDelivery, Undelivered, WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_BACKOFF_LIMIT,
-    DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_DURABLE_QUEUE_CAPACITY,
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER_LIMIT,
-    ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, MAX_REQUEST_ID_LEN, TEST_EVENT,
+    redacted_url, Config, DeadLetter, DeadLetterReason, DeliveryReport, DropReason,
+    EmitterDeadLetter, EmitterStats, Event, Outcome, PauseReason, RequestId, ShutdownReport,
+    StoredEvents, TestDelivery, Undelivered, WebhooksEmitter, WebhooksEmitterBuilder,
+    DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,
+    DEFAULT_DURABLE_QUEUE_CAPACITY, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, MAX_REQUEST_ID_LEN,
+    TEST_EVENT,
 };
 pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError};
 pub use signing::headers::{

@@ -16,6 +16,7 @@ use crate::error::ConfigError;
 use crate::redact::Redacted;
 use crate::signing::headers::DEFAULT_HEADER_IDENTIFIER;
 
+pub use url::redacted_url;
 pub(crate) use validated::ValidatedConfig;
 /// Default number of attempts per event, the first one included.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;

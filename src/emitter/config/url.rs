@@ -17,10 +17,24 @@ pub(super) struct RawUrl(pub String);
 
 impl fmt::Debug for RawUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match Url::parse(&self.0) {
-            Ok(url) => f.write_str(&display(&url)),
-            Err(_) => f.write_str(&redact_unparsed(&self.0)),
-        }
+        f.write_str(&redacted_url(&self.0))
+    }
+}
+
+/// A URL as the crate shows it in logs, errors and `Debug`: a user name and
+/// password replaced by `***`. Text that does not parse loses everything
+/// between its scheme and its last `@`, where credentials would be.
+///
+/// ```
+/// assert_eq!(
+///     webhooks_emitter::redacted_url("https://user:pw@hooks.example/in"),
+///     "https://***@hooks.example/in"
+/// );
+/// ```
+pub fn redacted_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(url) => display(&url),
+        Err(_) => redact_unparsed(raw),
     }
 }
 
