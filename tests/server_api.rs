@@ -29,27 +29,12 @@ fn endpoint(id: &str, receiver: &Receiver) -> Value {
 
 /// Creates endpoint `crm` to `receiver` (201), and answers what it showed.
 async fn create(server: &ServerProcess, receiver: &Receiver) -> support::server::Answer {
-    let created = server
-        .api(
-            Method::POST,
-            "/api/v1/endpoints",
-            Some(endpoint("crm", receiver)),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{created:?}");
-    created
+    server.create(endpoint("crm", receiver)).await
 }
 
+/// Emits `payload` as `order.created`; its request id.
 async fn emit(server: &ServerProcess, payload: Value) -> String {
-    let answer = server
-        .api(
-            Method::POST,
-            "/api/v1/events",
-            Some(json!({"event": "order.created", "payload": payload})),
-        )
-        .await;
-    assert_eq!(answer.status, 202, "{answer:?}");
-    answer.json["request_id"].as_str().unwrap().to_owned()
+    server.emit("order.created", payload).await
 }
 
 #[actix_web::test]
@@ -142,13 +127,7 @@ async fn every_error_is_problem_json_and_nothing_is_half_created() {
     let empty = server.api(Method::GET, list, None).await;
     assert_eq!(empty.json, json!([]), "nothing half-created");
 
-    assert_eq!(
-        server
-            .api(Method::POST, list, Some(endpoint("a", &receiver)))
-            .await
-            .status,
-        201
-    );
+    server.create(endpoint("a", &receiver)).await;
     let detail = problem(
         &server
             .api(Method::POST, list, Some(endpoint("a", &receiver)))

@@ -22,22 +22,9 @@ async fn metrics_parse_as_prometheus_text_and_count_the_deliveries() {
     receiver.script_statuses([500]);
     let spec = json!({"id": "crm", "url": receiver.url("/"), "events": ["e"],
         "backoff_ms": {"start": 10, "limit": 10}});
-    assert_eq!(
-        server
-            .api(Method::POST, "/api/v1/endpoints", Some(spec))
-            .await
-            .status,
-        201
-    );
+    server.create(spec).await;
     for n in 0..3 {
-        let event = json!({"event": "e", "payload": {"n": n}});
-        assert_eq!(
-            server
-                .api(Method::POST, "/api/v1/events", Some(event))
-                .await
-                .status,
-            202
-        );
+        server.emit("e", json!({"n": n})).await;
     }
     for _ in 0..4 {
         receiver.next().await;
@@ -174,10 +161,7 @@ async fn sse_needs_the_token_in_a_header_or_the_query() {
     // Clients connect asynchronously: emit until the event shows up.
     let mut seen = String::new();
     while !seen.contains("\"n\":7") {
-        let event = json!({"event": "orders", "payload": {"n": 7}});
-        server
-            .api(Method::POST, "/api/v1/events", Some(event))
-            .await;
+        server.emit("orders", json!({"n": 7})).await;
         if let Ok(Some(Ok(chunk))) =
             tokio::time::timeout(std::time::Duration::from_millis(200), stream.next()).await
         {
@@ -228,22 +212,9 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         "events": ["e"], "secret": legacy, "headers": {"authorization": header},
         "standard_webhooks_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "backoff_ms": {"start": 10, "limit": 10}});
-    assert_eq!(
-        server
-            .api(Method::POST, "/api/v1/endpoints", Some(spec))
-            .await
-            .status,
-        201
-    );
+    server.create(spec).await;
     let (_, new_key) = server.rotate("crm").await;
-    let event = json!({"event": "e", "payload": {"n": 1}});
-    assert_eq!(
-        server
-            .api(Method::POST, "/api/v1/events", Some(event))
-            .await
-            .status,
-        202
-    );
+    server.emit("e", json!({"n": 1})).await;
     receiver.next().await;
     receiver.next().await; // the retry after the 500
     let client = awc::Client::builder().timeout(DEADLINE).finish();
@@ -363,14 +334,7 @@ async fn websocket_rooms_need_the_token_and_carry_emitted_events() {
         socket.recv().await,
         json!({"op": "joined", "topic": "orders"})
     );
-    let event = json!({"event": "orders", "payload": {"n": 5}});
-    assert_eq!(
-        server
-            .api(Method::POST, "/api/v1/events", Some(event))
-            .await
-            .status,
-        202
-    );
+    server.emit("orders", json!({"n": 5})).await;
     let frame = socket.recv().await;
     assert_eq!(
         (frame["topic"].clone(), frame["data"].clone()),

@@ -152,6 +152,26 @@ impl ServerProcess {
         }
     }
 
+    /// Creates an endpoint from `spec` (201); what the server showed of it.
+    pub async fn create(&self, spec: Value) -> Answer {
+        let created = self
+            .api(Method::POST, "/api/v1/endpoints", Some(spec))
+            .await;
+        assert_eq!(created.status, 201, "{created:?}");
+        created
+    }
+
+    /// Emits `payload` under `event` through the API (202); its request id.
+    pub async fn emit(&self, event: &str, payload: Value) -> String {
+        let body = serde_json::json!({"event": event, "payload": payload});
+        let answer = self.api(Method::POST, "/api/v1/events", Some(body)).await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        answer.json["request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no request id: {answer:?}"))
+            .to_owned()
+    }
+
     /// Rotates the Standard Webhooks key of endpoint `id`; the answer (200)
     /// and the new key.
     pub async fn rotate(&self, id: &str) -> (Answer, String) {
