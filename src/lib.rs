@@ -135,3 +135,5 @@ pub use signing::standard::{
 };
 #[cfg(feature = "emitter")]
 pub use store::{Journal, JournalOptions, Store, StoreError};
+#[cfg(feature = "postgres")]
+pub use store::{PgOptions, PgStore};

@@ -35,6 +35,8 @@ pub struct WebhooksEmitterBuilder {
     report_capacity: usize,
     defaults: Defaults,
     store: Store,
+    #[cfg(feature = "postgres")]
+    node_name: Option<String>,
     #[cfg(feature = "sse")]
     sse: SseOptions,
 }
@@ -46,6 +48,8 @@ impl Default for WebhooksEmitterBuilder {
             report_capacity: DEFAULT_REPORT_CAPACITY,
             defaults: Defaults::default(),
             store: Store::Memory,
+            #[cfg(feature = "postgres")]
+            node_name: None,
             #[cfg(feature = "sse")]
             sse: SseOptions::default(),
         }
@@ -77,8 +81,9 @@ impl WebhooksEmitterBuilder {
     }
 
     /// Where emitters keep their queues, dead letters and paused state:
-    /// [`Store::Memory`] (the default) or a [`Journal`](crate::Journal), which
-    /// survives crashes and restarts:
+    /// [`Store::Memory`] (the default), a [`Journal`](crate::Journal), which
+    /// survives crashes and restarts, or (feature `postgres`) a `PgStore`,
+    /// shared by several nodes:
     ///
     /// ```no_run
     /// # fn run() -> Result<(), webhooks_emitter::StoreError> {
@@ -94,6 +99,15 @@ impl WebhooksEmitterBuilder {
     pub fn store(mut self, store: impl Into<Store>) -> Self {
         self.store = store.into();
         self.defaults.durable = !matches!(self.store, Store::Memory);
+        self
+    }
+
+    /// This node's name in a cluster (the PostgreSQL store's lease table);
+    /// default: the name given to [`PgOptions`](crate::PgOptions), else host
+    /// name and process id. Two live processes must not share a name.
+    #[cfg(feature = "postgres")]
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node_name = Some(name.into());
         self
     }
 
@@ -146,6 +160,10 @@ impl WebhooksEmitterBuilder {
 
     /// Starts the actors in the current actix `System`.
     fn start_actors(&self, reports: broadcast::Sender<DeliveryReport>) -> Actors {
+        #[cfg(feature = "postgres")]
+        if let (Store::Postgres(store), Some(name)) = (&self.store, &self.node_name) {
+            store.rename(name);
+        }
         #[cfg(feature = "sse")]
         {
             // The broadcaster tells the registry if it crashes: it needs the

@@ -192,10 +192,14 @@ impl WebhooksEmitter {
         request_id: Option<String>,
     ) -> Result<Arc<Event>, EmitError> {
         self.check_accepting()?;
-        if let Store::Journal(journal) = &self.inner.store {
-            if let Some(error) = journal.failure() {
-                return Err(EmitError::Store(error));
-            }
+        let failure = match &self.inner.store {
+            Store::Journal(journal) => journal.failure(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(store) => store.failure(),
+            Store::Memory => None,
+        };
+        if let Some(error) = failure {
+            return Err(EmitError::Store(error));
         }
         validate_event_name(event)?;
         let request_id = match request_id {

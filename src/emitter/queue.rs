@@ -102,6 +102,18 @@ pub(crate) trait EventQueue {
     fn as_journal(&mut self) -> Option<&mut JournalQueue> {
         None
     }
+    /// The worker is stopping (detach, shutdown): let go of the store.
+    fn stopping(&mut self) {}
+    /// Whether this node may send now (in a cluster: while it holds a valid
+    /// lease).
+    fn may_deliver(&self) -> bool {
+        true
+    }
+    /// The PostgreSQL queue, for the store's notices.
+    #[cfg(feature = "postgres")]
+    fn as_cluster(&mut self) -> Option<&mut crate::store::postgres::queue::PgQueue> {
+        None
+    }
 }
 
 /// The in-memory queue: a bounded `VecDeque` of waiting events.

@@ -54,6 +54,44 @@ pub enum StoreError {
     /// The journal's writer has stopped (the journal was closed).
     #[error("the journal is closed")]
     Closed,
+    /// The database connection URL is not valid (the URL is not repeated:
+    /// it may hold a password).
+    #[error("invalid database URL: {detail}")]
+    InvalidDatabaseUrl {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The database cannot be reached (refused, unreachable, timed out, TLS
+    /// failed, or it went away); the store retries and reconnects by itself.
+    #[error("database unavailable: {detail}")]
+    Unavailable {
+        /// The driver's message.
+        detail: String,
+    },
+    /// The database refused the user or password.
+    #[error("database authentication failed: {detail}")]
+    Authentication {
+        /// The server's message.
+        detail: String,
+    },
+    /// The store's schema could not be created or upgraded.
+    #[error("database migration failed: {detail}")]
+    Migration {
+        /// The migrator's message.
+        detail: String,
+    },
+    /// A store setting is not valid.
+    #[error("invalid store setting: {detail}")]
+    InvalidSetting {
+        /// Which, and why.
+        detail: String,
+    },
+    /// Another database error (a query failed).
+    #[error("database error: {detail}")]
+    Database {
+        /// The server's message.
+        detail: String,
+    },
 }
 
 impl StoreError {

@@ -3,6 +3,9 @@
 //!
 //! - [`journal`]: an embedded journal (redb): one file, one writer thread that
 //!   commits every operation of a short interval in one transaction.
+//! - [`postgres`] (feature `postgres`): PostgreSQL, shared by several nodes;
+//!   one node at a time delivers an emitter (its lease holder).
+//! - [`records`]: how an event and a dead letter are laid out in either.
 //! - [`durable`]: the acknowledgement `emit_durable` waits on.
 //! - [`error`]: why a store failed.
 //!
@@ -13,9 +16,14 @@
 pub(crate) mod durable;
 mod error;
 pub(crate) mod journal;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+pub(crate) mod records;
 
 pub use error::StoreError;
 pub use journal::{Journal, JournalOptions};
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PgStore};
 
 /// Which store a [`WebhooksEmitter`](crate::WebhooksEmitter) uses; see
 /// [`WebhooksEmitterBuilder::store`](crate::WebhooksEmitterBuilder::store).
@@ -27,6 +35,16 @@ pub enum Store {
     Memory,
     /// The embedded journal: survives crashes and restarts.
     Journal(Journal),
+    /// PostgreSQL: shared by several nodes, each emitter delivered by one.
+    #[cfg(feature = "postgres")]
+    Postgres(PgStore),
+}
+
+#[cfg(feature = "postgres")]
+impl From<PgStore> for Store {
+    fn from(store: PgStore) -> Self {
+        Store::Postgres(store)
+    }
 }
 
 impl From<Journal> for Store {

@@ -28,3 +28,5 @@ pub use journal::{durable_emitter, reopen, ScratchDir};
 pub mod live;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "postgres")]
+pub mod postgres;

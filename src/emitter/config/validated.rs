@@ -64,6 +64,47 @@ pub(crate) struct ValidatedConfig {
     pub dead_letter_capacity: usize,
 }
 
+impl ValidatedConfig {
+    /// A digest of everything that decides what is sent where (secrets
+    /// included, hashed): two nodes attaching one id differently differ.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        let mut text = |part: &[u8]| {
+            digest.update((part.len() as u64).to_le_bytes());
+            digest.update(part);
+        };
+        text(self.url.to_string().as_bytes());
+        for key in self.secret.iter().chain(&self.standard_keys) {
+            text(key.expose());
+        }
+        for (name, value) in &self.additional_headers {
+            text(name.as_str().as_bytes());
+            text(value.as_bytes());
+        }
+        if let Some(authorization) = &self.authorization {
+            text(authorization.as_bytes());
+        }
+        let settings = format!(
+            "{:?} {:?} {:?} {:?} {} {} {}",
+            self.headers,
+            self.timestamp_header,
+            self.request_timeout,
+            self.retry,
+            self.envelope,
+            self.queue_capacity,
+            self.dead_letter_capacity
+        );
+        text(settings.as_bytes());
+        digest
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
 /// Where and how an emitter connects.
 struct Route {
     target: Target,

@@ -149,18 +149,19 @@ impl Handler<Shutdown> for Registry {
                     Some(async move { (id, stop(attached, DropReason::Shutdown).await) })
                 })
                 .collect();
-            let journal = match &registry.store {
-                Store::Journal(journal) => Some(journal.clone()),
-                Store::Memory => None,
-            };
+            let store = registry.store.clone();
             async move {
                 let report = report(drained, join_all(stops).await);
-                // Everything the workers sent the journal is on disk before
+                // Everything the workers sent the store is written before
                 // shutdown returns.
-                if let Some(journal) = journal {
-                    if let Err(error) = crate::store::journal::flush(&journal).await {
-                        tracing::error!(%error, "journal could not be flushed at shutdown");
-                    }
+                let flushed = match &store {
+                    Store::Journal(journal) => crate::store::journal::flush(journal).await,
+                    #[cfg(feature = "postgres")]
+                    Store::Postgres(store) => store.flush().await,
+                    Store::Memory => Ok(()),
+                };
+                if let Err(error) = flushed {
+                    tracing::error!(%error, "store could not be flushed at shutdown");
                 }
                 report
             }

@@ -158,6 +158,7 @@ impl Handler<Stop> for Worker {
 
     fn handle(&mut self, Stop(reason): Stop, ctx: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
+        self.queue.stopping();
         let mut started = Vec::with_capacity(self.active.len());
         for (_, active) in std::mem::take(&mut self.active) {
             if let Step::Waiting(timer) = active.step {

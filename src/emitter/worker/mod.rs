@@ -10,6 +10,8 @@
 //! [`RetryPolicy`](crate::emitter::retry_policy::RetryPolicy); the worker only
 //! carries it out.
 
+#[cfg(feature = "postgres")]
+mod cluster;
 mod crash;
 mod messages;
 mod reconfigure;
@@ -231,6 +233,12 @@ impl Worker {
     }
 
     fn send(&mut self, ticket: Ticket, ctx: &mut Context<Self>) {
+        if !self.queue.may_deliver() {
+            // Not this node's to send (a lapsed or lost lease): held ready
+            // until the lease is renewed, or dropped when it is lost.
+            self.set_step(ticket, Step::Ready);
+            return;
+        }
         let (Some(active), Some(client)) = (self.active.get_mut(&ticket), self.client.clone())
         else {
             return;
@@ -282,6 +290,8 @@ impl Worker {
             Ok(status) => self.delivered(ticket, status, latency),
             Err(failure) => self.failed(ticket, failure, ctx),
         }
+        #[cfg(feature = "postgres")]
+        self.release_when_idle(ctx);
         self.pump(ctx);
     }
 

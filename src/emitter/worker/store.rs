@@ -1,5 +1,6 @@
-//! The worker's side of a durable store: opening its queue, resuming the
-//! stored state, and what the journal's writer tells it.
+//! The worker's side of a durable store: opening its queue (journal or
+//! PostgreSQL), resuming the stored state, and what the journal's writer
+//! tells it (PostgreSQL's notices are in `cluster`).
 
 use actix::prelude::*;
 
@@ -13,13 +14,27 @@ impl Worker {
     /// With a journal, the queue is the journal's: it asks for the stored
     /// state at once, and this worker gets the writer's notices.
     pub(super) fn open_store(&mut self, ctx: &mut Context<Self>) {
-        if let Store::Journal(journal) = &self.store {
-            self.queue = Box::new(JournalQueue::recover(
-                journal.clone(),
-                self.reporter.emitter_id().clone(),
-                self.config.queue_capacity,
-                ctx.address().recipient(),
-            ));
+        match &self.store {
+            Store::Journal(journal) => {
+                self.queue = Box::new(JournalQueue::recover(
+                    journal.clone(),
+                    self.reporter.emitter_id().clone(),
+                    self.config.queue_capacity,
+                    ctx.address().recipient(),
+                ));
+            }
+            #[cfg(feature = "postgres")]
+            Store::Postgres(store) => {
+                self.queue = Box::new(crate::store::postgres::queue::PgQueue::register(
+                    store.clone(),
+                    self.reporter.emitter_id().clone(),
+                    self.config.fingerprint(),
+                    self.config.queue_capacity,
+                    self.config.dead_letter_capacity,
+                    ctx.address().recipient(),
+                ));
+            }
+            Store::Memory => {}
         }
     }
 }

@@ -7,7 +7,6 @@
 //! - [`apply`]: what each operation does in the writer's transaction, and
 //!   what it owes once committed;
 //! - [`tables`]: what each operation does to the tables, and the reads;
-//! - [`records`]: how an event and a dead letter are laid out;
 //! - [`app_records`]: an application's own records, beside the queues;
 //! - [`queue`]: the emitter's side: a window of events in memory, the rest on
 //!   disk, read back in order.
@@ -15,7 +14,6 @@
 mod app_records;
 mod apply;
 pub(crate) mod queue;
-pub(crate) mod records;
 mod tables;
 mod writer;
 
@@ -32,7 +30,7 @@ use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
 use crate::store::durable::DurableAck;
 use crate::store::StoreError;
-use records::StoredEvent;
+use crate::store::records::StoredEvent;
 
 /// Default time a batch of operations waits for more before it is committed.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(2);

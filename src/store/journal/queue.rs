@@ -16,7 +16,7 @@ use std::sync::Arc;
 use actix::Recipient;
 use tokio::sync::oneshot;
 
-use super::records::StoredEvent;
+use crate::store::records::StoredEvent;
 use super::{Journal, Notice, Op, Recovery};
 use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;

@@ -20,7 +20,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::records::{self, StoredEvent};
+use crate::store::records::{self, StoredEvent};
 use super::Recovery;
 use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;

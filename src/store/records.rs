@@ -1,5 +1,6 @@
-//! How events and dead letters are laid out in the journal: a small binary
-//! header, then the payload's bytes as they are sent, so that a payload is
+//! How events and dead letters are laid out in a store (the journal's values,
+//! PostgreSQL's `record` column): a small binary header, then the payload's
+//! bytes as they are sent, so that a payload is
 //! never parsed or escaped again. Writing values is most of what the journal
 //! costs, per byte, so the header is kept short.
 //!

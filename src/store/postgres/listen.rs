@@ -1,0 +1,93 @@
+//! Wake-ups between nodes: each commit that queues events, changes dead
+//! letters or pauses an emitter sends one notification; every node (this one
+//! too) listens and tells its workers. A missed notification (the listening
+//! connection dropped) is made up by the lease keeper's poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::mpsc::WeakUnboundedSender;
+
+use super::writer::CHANNEL;
+use super::{Notice, Op, Shared};
+
+/// The longest wait before listening again after a failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A notification's payload (see the writer's `Wake`).
+#[derive(Debug, Default, Deserialize)]
+struct Wake {
+    #[serde(default)]
+    e: Vec<(String, u64)>,
+    #[serde(default)]
+    d: Vec<String>,
+    #[serde(default)]
+    p: Vec<(String, bool)>,
+}
+
+/// Listens until aborted, reconnecting with backoff.
+pub(super) async fn listen(pool: PgPool, shared: Arc<Shared>, ops: WeakUnboundedSender<Op>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match session(&pool, &shared, &ops).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?backoff, "PostgreSQL store: not listening for other nodes' wake-ups; polling meanwhile");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn session(
+    pool: &PgPool,
+    shared: &Shared,
+    ops: &WeakUnboundedSender<Op>,
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    loop {
+        // `None`: the connection dropped; sqlx listens again on the next call.
+        if let Some(notification) = listener.try_recv().await? {
+            dispatch(shared, ops, notification.payload());
+        }
+        if ops.upgrade().is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Tells this node's workers what another (or this) node committed.
+fn dispatch(shared: &Shared, ops: &WeakUnboundedSender<Op>, payload: &str) {
+    let wake: Wake = match serde_json::from_str(payload) {
+        Ok(wake) => wake,
+        // `{"all":true}` (too many to name) or a foreign payload: the poll
+        // catches up.
+        Err(_) => return,
+    };
+    for (emitter, last_seq) in wake.e {
+        shared.tell(
+            &emitter,
+            Notice::Newest {
+                last_seq,
+                paused: None,
+            },
+        );
+    }
+    for (emitter, paused) in wake.p {
+        shared.tell(&emitter, Notice::Paused(paused));
+    }
+    let Some(ops) = ops.upgrade() else {
+        return;
+    };
+    for emitter in wake.d {
+        let member = shared.members().get_key_value(emitter.as_str()).map(|(k, _)| k.clone());
+        if let Some(emitter) = member {
+            let _ = ops.send(Op::ReadDeadLetters { emitter });
+        }
+    }
+}

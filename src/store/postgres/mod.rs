@@ -1,0 +1,489 @@
+//! The PostgreSQL store: several nodes (processes) share one durable queue
+//! per emitter id, and one node at a time, the holder of the emitter's lease,
+//! delivers it.
+//!
+//! - this file: the public handle and its options, the operations and
+//!   notices exchanged with the workers, the members (this node's emitters);
+//! - [`thread`]: the store's own thread and runtime: connect, migrate, then
+//!   run the writer, the lease keeper and the listener;
+//! - [`writer`]: group commit: every operation of a short interval in one
+//!   transaction, fenced by the lease epochs, retried after a failure;
+//! - [`leases`]: heartbeat, renewal, claims and releases, the poll backstop;
+//! - [`listen`]: `LISTEN/NOTIFY` wake-ups between nodes;
+//! - [`reads`]: an emitter's state and its next events, read back;
+//! - [`queue`]: the worker's side, behind the `EventQueue` boundary;
+//! - [`errors`]: how the driver's errors become [`StoreError`]s.
+//!
+//! Why the design holds:
+//! - order: an emit takes the emitter's next sequence number under that
+//!   emitter's row lock, in the transaction that stores the event, so
+//!   sequence order is commit order, on every node;
+//! - one deliverer: a node sends only while its lease is valid by its own
+//!   clock (renewed well before expiry, checked before every request), and
+//!   every write it makes (attempts, acks, dead letters) commits only if its
+//!   epoch is still the lease's: a stalled former holder writes nothing.
+
+mod errors;
+mod leases;
+mod listen;
+pub(crate) mod queue;
+mod reads;
+mod thread;
+mod writer;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix::{Message, Recipient};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::emitter::dead_letter::DeadLetter;
+use crate::emitter::event::Event;
+use crate::store::durable::DurableAck;
+use crate::store::records::StoredEvent;
+use crate::store::StoreError;
+
+/// Default lease expiry: a node that stops renewing loses its emitters to
+/// the other nodes this long after its last renewal.
+pub const DEFAULT_LEASE_EXPIRY: Duration = Duration::from_secs(10);
+
+/// Settings of a [`PgStore`]; [`PgStore::connect`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    lease_expiry: Duration,
+    commit_interval: Duration,
+    max_batch: usize,
+    max_connections: u32,
+    node_name: Option<String>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            lease_expiry: DEFAULT_LEASE_EXPIRY,
+            commit_interval: Duration::from_millis(2),
+            max_batch: 4096,
+            max_connections: 8,
+            node_name: None,
+        }
+    }
+}
+
+impl PgOptions {
+    /// How long a lease lasts without renewal (default 10 s, between 1 s and
+    /// 1 hour). Leases are renewed, and free ones claimed, every quarter of
+    /// it (at most every 500 ms), so a dead node's emitters move within
+    /// about the expiry plus one tick.
+    pub fn lease_expiry(mut self, expiry: Duration) -> Self {
+        self.lease_expiry = expiry.clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        self
+    }
+
+    /// How long a batch of writes waits for more before it is committed
+    /// (default 2 ms, at most 1 s).
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval.min(Duration::from_secs(1));
+        self
+    }
+
+    /// Most operations in one transaction (default 4096, at least 1).
+    pub fn max_batch(mut self, operations: usize) -> Self {
+        self.max_batch = operations.max(1);
+        self
+    }
+
+    /// Connections in the pool (default 8, at least 2: one listens).
+    pub fn max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections.max(2);
+        self
+    }
+
+    /// This node's name in the lease table (default: host name and process
+    /// id). Two live processes must not share a name.
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node_name = Some(name.into());
+        self
+    }
+
+    /// Connects to `url`, creates or upgrades the schema (migrations are
+    /// embedded; concurrent nodes take turns), and starts the store's thread.
+    pub async fn connect(self, url: &str) -> Result<PgStore, StoreError> {
+        let node = self.node_name.clone().unwrap_or_else(default_node_name);
+        if node.is_empty() || node.len() > 200 {
+            return Err(StoreError::InvalidSetting {
+                detail: "the node name must have 1 to 200 bytes".into(),
+            });
+        }
+        thread::start(url, node, self).await
+    }
+}
+
+/// `host-pid`: unique among live processes, readable in the lease table.
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// A durable store on PostgreSQL, shared by every node that connects to the
+/// same database. Cheap to clone; its thread stops (releasing this node's
+/// leases) when the last clone and the emitter using it are dropped.
+///
+/// ```no_run
+/// use webhooks_emitter::{PgStore, WebhooksEmitter};
+///
+/// # async fn run() -> Result<(), webhooks_emitter::StoreError> {
+/// let store = PgStore::connect("postgres://app@db.internal/app").await?;
+/// let emitter = WebhooksEmitter::builder().store(store).start();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` once closing.
+    ops: Mutex<Option<mpsc::UnboundedSender<Op>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    shared: Arc<Shared>,
+    options: PgOptions,
+}
+
+/// What the store's thread and the handles share.
+pub(crate) struct Shared {
+    /// This node's name: set before any emitter registers, then fixed.
+    pub node: Mutex<String>,
+    pub options: PgOptions,
+    /// This node's emitters, by id.
+    pub members: Mutex<HashMap<Arc<str>, Member>>,
+    /// The last write failure, until a commit succeeds again.
+    pub failure: Mutex<Option<StoreError>>,
+    /// Transactions committed.
+    pub commits: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn node(&self) -> String {
+        self.node.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn members(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Member>> {
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_failure(&self, failure: Option<StoreError>) {
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = failure;
+    }
+
+    /// Tells `emitter`'s worker, if it is attached here.
+    pub(crate) fn tell(&self, emitter: &str, notice: Notice) {
+        if let Some(member) = self.members().get(emitter) {
+            member.worker.do_send(notice);
+        }
+    }
+
+    /// This node no longer holds `emitter`'s lease (at `epoch`, or any).
+    pub(crate) fn lost(&self, emitter: &str, epoch: Option<i64>) {
+        let mut members = self.members();
+        let Some(member) = members.get_mut(emitter) else {
+            return;
+        };
+        if member.epoch.is_none() || (epoch.is_some() && member.epoch != epoch) {
+            return;
+        }
+        member.epoch = None;
+        member.releasing = false;
+        member.deadline.clear();
+        member.worker.do_send(Notice::LeaseLost);
+    }
+}
+
+/// One of this node's emitters, as the store's thread sees it.
+pub(crate) struct Member {
+    pub worker: Recipient<Notice>,
+    /// Which worker registered (a restarted one registers again).
+    pub token: u64,
+    /// Digest of this node's configuration, to warn about drift.
+    pub fingerprint: String,
+    /// The lease epoch this node holds, if it holds the lease.
+    pub epoch: Option<i64>,
+    /// Asked to give the lease back (to spread leases across nodes).
+    pub releasing: bool,
+    pub deadline: Arc<Deadline>,
+}
+
+/// Until when a node may send for an emitter, by its own monotonic clock:
+/// the moment its last renewal was sent plus the expiry, less a margin.
+#[derive(Debug, Default)]
+pub(crate) struct Deadline(AtomicU64);
+
+impl Deadline {
+    fn base() -> Instant {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        *BASE.get_or_init(Instant::now)
+    }
+
+    fn millis(at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(Self::base()).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn set(&self, until: Instant) {
+        // `max(1)`: 0 means none.
+        self.0.store(Self::millis(until).max(1), Ordering::SeqCst);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+
+    /// Whether the lease is valid now.
+    pub(crate) fn valid(&self) -> bool {
+        Self::millis(Instant::now()) < self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl PgStore {
+    /// Connects with default settings; see [`PgOptions::connect`].
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        PgOptions::default().connect(url).await
+    }
+
+    /// Settings for [`PgOptions::connect`].
+    pub fn options() -> PgOptions {
+        PgOptions::default()
+    }
+
+    pub(crate) fn new(
+        ops: mpsc::UnboundedSender<Op>,
+        thread: std::thread::JoinHandle<()>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        PgStore {
+            inner: Arc::new(Inner {
+                ops: Mutex::new(Some(ops)),
+                thread: Mutex::new(Some(thread)),
+                options: shared.options.clone(),
+                shared,
+            }),
+        }
+    }
+
+    /// This node's name in the lease table.
+    pub fn node_name(&self) -> String {
+        self.inner.shared.node()
+    }
+
+    /// Renames this node (the builder's `node_name`); only before any
+    /// emitter is attached on this store, and only to 1 to 200 bytes.
+    pub(crate) fn rename(&self, name: &str) {
+        let shared = &self.inner.shared;
+        if name.is_empty() || name.len() > 200 {
+            tracing::error!(name, "node name ignored: it must have 1 to 200 bytes");
+        } else if !shared.members().is_empty() {
+            tracing::error!(name, "node name ignored: emitters are already attached on this store");
+        } else {
+            *shared.node.lock().unwrap_or_else(PoisonError::into_inner) = name.to_owned();
+        }
+    }
+
+    /// Transactions committed since connecting.
+    pub fn commits(&self) -> u64 {
+        self.inner.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// The emitter ids whose lease this node holds, sorted.
+    pub fn held_leases(&self) -> Vec<String> {
+        let mut held: Vec<String> = self
+            .inner
+            .shared
+            .members()
+            .iter()
+            .filter(|(_, m)| m.epoch.is_some())
+            .map(|(id, _)| id.to_string())
+            .collect();
+        held.sort();
+        held
+    }
+
+    /// The last write failure, while writes are failing.
+    pub(crate) fn failure(&self) -> Option<StoreError> {
+        self.inner
+            .shared
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Hands an operation to the store's thread; never waits.
+    pub(crate) fn send(&self, op: Op) -> Result<(), StoreError> {
+        match &*self
+            .inner
+            .ops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(ops) => ops.send(op).map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Waits until every operation sent before is committed.
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::Flush { reply })?;
+        answer.await.unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the thread commit what is left, give the
+        // leases back and stop.
+        self.ops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!(node = %self.shared.node(), "PostgreSQL store thread panicked");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("node", &self.node_name())
+            .field("options", &self.inner.options)
+            .field("failing", &self.failure())
+            .finish()
+    }
+}
+
+/// What an emitter's stored state is, when it registers or takes the lease.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub paused: bool,
+    pub dead_letters: Vec<DeadLetter>,
+    pub next_dead_letter: u64,
+    /// The newest sequence number given (0 if none).
+    pub last_seq: u64,
+}
+
+/// What the store tells an emitter's worker.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) enum Notice {
+    /// The worker is registered; the cluster's state of the emitter.
+    Registered(State),
+    /// This node now holds the lease at `epoch`.
+    Granted { epoch: i64, state: State },
+    /// The lease is gone (taken over, or a write was fenced off).
+    LeaseLost,
+    /// Give the lease back once nothing is in flight.
+    Release,
+    /// The lease is valid again after renewals had lapsed (an outage).
+    Renewed,
+    /// This many appends are committed.
+    Committed { count: usize },
+    /// These appends were not stored (their callers were told).
+    NotStored {
+        events: Vec<Arc<Event>>,
+        error: StoreError,
+    },
+    /// Events exist up to this sequence number; the paused state, when
+    /// known (the poll backstop).
+    Newest { last_seq: u64, paused: Option<bool> },
+    /// Events read back for the holder at `epoch`, in order; `complete` if
+    /// nothing more was stored up to `through` when they were read.
+    Loaded {
+        epoch: i64,
+        events: Vec<StoredEvent>,
+        through: u64,
+        complete: bool,
+    },
+    /// The cluster's dead letters of the emitter, oldest first.
+    DeadLetters {
+        letters: Vec<DeadLetter>,
+        next_id: u64,
+    },
+    /// Paused or resumed, on some node.
+    Paused(bool),
+}
+
+/// The lease check a holder's write carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fence {
+    pub epoch: i64,
+    pub seq: u64,
+}
+
+/// One operation for the store's thread. Those of one emitter are applied in
+/// the order they were sent.
+pub(crate) enum Op {
+    /// A worker for `emitter` started on this node.
+    /// `member` is `None` when only its state is to be read again.
+    Register {
+        emitter: Arc<str>,
+        member: Option<Member>,
+    },
+    /// The worker `token` stopped (detach, shutdown): give the lease back.
+    Unregister { emitter: Arc<str>, token: u64 },
+    Append {
+        emitter: Arc<str>,
+        event: Arc<Event>,
+        durable: Option<DurableAck>,
+    },
+    Attempted {
+        emitter: Arc<str>,
+        fence: Fence,
+        attempts: u32,
+    },
+    Ack {
+        emitter: Arc<str>,
+        fence: Fence,
+    },
+    /// Store a dead letter (the database numbers it), removing its event if
+    /// it had one; keep the newest `capacity`.
+    DeadLetter {
+        emitter: Arc<str>,
+        fence: Option<Fence>,
+        letter: DeadLetter,
+        capacity: usize,
+        durable: Option<DurableAck>,
+    },
+    /// Dead letters back to the queue, those still there.
+    Redeliver { emitter: Arc<str>, ids: Vec<u64> },
+    SetPaused { emitter: Arc<str>, paused: bool },
+    /// Give the lease back.
+    Release { emitter: Arc<str>, epoch: i64 },
+    /// Read the holder's next events after `after`, up to `through`.
+    Load {
+        emitter: Arc<str>,
+        epoch: i64,
+        after: u64,
+        through: u64,
+        limit: usize,
+    },
+    /// Read the dead letters again (another node changed them).
+    ReadDeadLetters { emitter: Arc<str> },
+    /// Answer once everything sent before is committed.
+    Flush {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}

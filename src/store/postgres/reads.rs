@@ -1,0 +1,129 @@
+//! Reads: an emitter's state (when a worker registers or takes the lease),
+//! its dead letters, and the holder's next events, many emitters per query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::{PgPool, Row};
+
+use super::State;
+use crate::emitter::dead_letter::DeadLetter;
+use crate::store::records::{self, StoredEvent};
+
+/// Sequence numbers and counters are `BIGINT`; ours are never negative.
+pub(super) fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+pub(super) fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The emitter's paused state, dead letters and counters.
+pub(super) async fn state(pool: &PgPool, emitter: &str) -> Result<State, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT next_seq, paused FROM webhooks_emitter_emitters WHERE emitter = $1",
+    )
+    .bind(emitter)
+    .fetch_optional(pool)
+    .await?;
+    let (next_seq, paused) = match row {
+        Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<bool, _>(1)?),
+        None => (1, false),
+    };
+    let (dead_letters, next_dead_letter) = dead_letters(pool, emitter).await?;
+    Ok(State {
+        paused,
+        dead_letters,
+        next_dead_letter,
+        last_seq: unsigned(next_seq).saturating_sub(1),
+    })
+}
+
+/// The emitter's dead letters, oldest first, and the next id.
+pub(super) async fn dead_letters(
+    pool: &PgPool,
+    emitter: &str,
+) -> Result<(Vec<DeadLetter>, u64), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, record FROM webhooks_emitter_dead_letters WHERE emitter = $1 ORDER BY id",
+    )
+    .bind(emitter)
+    .fetch_all(pool)
+    .await?;
+    let mut letters = Vec::with_capacity(rows.len());
+    let mut next_id = 1;
+    for row in rows {
+        let id = unsigned(row.try_get(0)?);
+        let record: Vec<u8> = row.try_get(1)?;
+        next_id = next_id.max(id.saturating_add(1));
+        match records::decode_dead_letter(id, &record) {
+            Some(letter) => letters.push(letter),
+            None => tracing::error!(emitter, dead_letter = id, "damaged dead letter skipped"),
+        }
+    }
+    Ok((letters, next_id))
+}
+
+/// One holder's request for its next events.
+pub(super) struct LoadRequest {
+    pub emitter: Arc<str>,
+    pub after: u64,
+    pub limit: usize,
+}
+
+/// What one load found: events in order, and how many rows (a damaged record
+/// is skipped).
+#[derive(Default)]
+pub(super) struct Loaded {
+    pub events: Vec<StoredEvent>,
+    pub rows: usize,
+}
+
+/// Reads every request's next events in one query.
+pub(super) async fn load(
+    pool: &PgPool,
+    requests: &[&LoadRequest],
+) -> Result<HashMap<Arc<str>, Loaded>, sqlx::Error> {
+    let emitters: Vec<&str> = requests.iter().map(|r| &*r.emitter).collect();
+    let after: Vec<i64> = requests.iter().map(|r| signed(r.after)).collect();
+    let limits: Vec<i64> = requests
+        .iter()
+        .map(|r| i64::try_from(r.limit).unwrap_or(i64::MAX))
+        .collect();
+    let rows = sqlx::query(
+        "SELECT r.emitter, e.seq, e.attempts, e.record \
+         FROM unnest($1::text[], $2::int8[], $3::int8[]) AS r(emitter, after, lim) \
+         CROSS JOIN LATERAL ( \
+             SELECT seq, attempts, record FROM webhooks_emitter_events \
+             WHERE emitter = r.emitter AND seq > r.after ORDER BY seq LIMIT r.lim \
+         ) AS e",
+    )
+    .bind(&emitters)
+    .bind(&after)
+    .bind(&limits)
+    .fetch_all(pool)
+    .await?;
+    let mut found: HashMap<Arc<str>, Loaded> = requests
+        .iter()
+        .map(|r| (r.emitter.clone(), Loaded::default()))
+        .collect();
+    for row in rows {
+        let emitter: String = row.try_get(0)?;
+        let seq = unsigned(row.try_get(1)?);
+        let attempts = u32::try_from(row.try_get::<i32, _>(2)?).unwrap_or(0);
+        let record: Vec<u8> = row.try_get(3)?;
+        let Some(loaded) = found.get_mut(emitter.as_str()) else {
+            continue;
+        };
+        loaded.rows += 1;
+        match records::decode_event(seq, &record) {
+            Some(mut stored) => {
+                stored.attempts = attempts;
+                loaded.events.push(stored);
+            }
+            None => tracing::error!(emitter, seq, "damaged stored event skipped"),
+        }
+    }
+    Ok(found)
+}

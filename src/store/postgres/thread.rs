@@ -1,0 +1,114 @@
+//! The store's own thread, with its own tokio runtime: the pool's connections
+//! live there whatever runtime (or none) the caller and the emitter use.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::errors::{from_migrate, from_sqlx};
+use super::{leases, listen, writer, PgOptions, PgStore, Shared};
+use crate::store::StoreError;
+
+/// How long connecting (and each later checkout) may take before it fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts the thread; answers once connected and migrated.
+pub(super) async fn start(url: &str, node: String, options: PgOptions) -> Result<PgStore, StoreError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::InvalidDatabaseUrl {
+            detail: "it must start with postgres:// or postgresql://".into(),
+        });
+    }
+    let connect: PgConnectOptions = url.parse().map_err(|e| from_sqlx(&e))?;
+    let shared = Arc::new(Shared {
+        node: Mutex::new(node),
+        options,
+        members: Mutex::new(HashMap::new()),
+        failure: Mutex::new(None),
+        commits: AtomicU64::new(0),
+    });
+    let (ops, receiver) = mpsc::unbounded_channel();
+    // The listener asks for reads through the channel without keeping it
+    // open: the last handle's drop still closes it.
+    let weak = ops.downgrade();
+    let (ready, answer) = oneshot::channel();
+    let thread_shared = shared.clone();
+    let thread = std::thread::Builder::new()
+        .name("webhooks-emitter-postgres".into())
+        .spawn(move || run(connect, thread_shared, receiver, weak, ready))
+        .map_err(|e| StoreError::Io {
+            detail: format!("cannot start the store's thread: {e}"),
+        })?;
+    match answer.await {
+        Ok(Ok(())) => Ok(PgStore::new(ops, thread, shared)),
+        Ok(Err(error)) => {
+            let _ = thread.join();
+            Err(error)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(StoreError::Closed)
+        }
+    }
+}
+
+fn run(
+    connect: PgConnectOptions,
+    shared: Arc<Shared>,
+    ops: mpsc::UnboundedReceiver<super::Op>,
+    weak: mpsc::WeakUnboundedSender<super::Op>,
+    ready: oneshot::Sender<Result<(), StoreError>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = ready.send(Err(StoreError::Io {
+                detail: format!("cannot start the store's runtime: {e}"),
+            }));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let pool = match open(connect, &shared.options).await {
+            Ok(pool) => pool,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        tracing::info!(node = %shared.node(), "PostgreSQL store connected");
+        let (stop_leases, leases_stopped) = oneshot::channel();
+        let keeper = tokio::spawn(leases::keep(pool.clone(), shared.clone(), leases_stopped));
+        let listener = tokio::spawn(listen::listen(pool.clone(), shared.clone(), weak));
+        // The writer runs until every handle is gone and its work is done.
+        writer::run(pool.clone(), shared.clone(), ops).await;
+        listener.abort();
+        let _ = stop_leases.send(());
+        let _ = keeper.await;
+        pool.close().await;
+    });
+}
+
+/// Connects and brings the schema up to date.
+async fn open(connect: PgConnectOptions, options: &PgOptions) -> Result<PgPool, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_with(connect)
+        .await
+        .map_err(|e| from_sqlx(&e))?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .map_err(|e| from_migrate(&e))?;
+    Ok(pool)
+}
