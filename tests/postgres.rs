@@ -37,10 +37,16 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
     eventually(what, || std::future::ready(check())).await;
 }
 
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -51,22 +57,49 @@ async fn connection_errors_are_typed_and_never_show_the_password() {
     let wrong = db.url_with_password("not-the-password-77");
     if db.is_local() {
         let error = PgStore::connect(&wrong).await.unwrap_err();
-        assert!(matches!(error, StoreError::Authentication { .. }), "{error:?}");
+        assert!(
+            matches!(error, StoreError::Authentication { .. }),
+            "{error:?}"
+        );
         let text = format!("{error} {error:?}");
-        assert!(!text.contains("not-the-password-77") && !text.contains(PASSWORD), "{text}");
+        assert!(
+            !text.contains("not-the-password-77") && !text.contains(PASSWORD),
+            "{text}"
+        );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let refused = format!("postgres://u:hunter2-secret@127.0.0.1:{port}/db");
     let error = PgStore::connect(&refused).await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
     assert!(!format!("{error} {error:?}").contains("hunter2-secret"));
-    for bad in ["not a url", "mysql://u:hunter2-secret@127.0.0.1/db", "postgres://u:hunter2-secret@127.0.0.1:99999999/db"] {
+    for bad in [
+        "not a url",
+        "mysql://u:hunter2-secret@127.0.0.1/db",
+        "postgres://u:hunter2-secret@127.0.0.1:99999999/db",
+    ] {
         let error = PgStore::connect(bad).await.unwrap_err();
-        assert!(matches!(error, StoreError::InvalidDatabaseUrl { .. }), "{bad}: {error:?}");
-        assert!(!format!("{error} {error:?}").contains("hunter2-secret"), "{error}");
+        assert!(
+            matches!(error, StoreError::InvalidDatabaseUrl { .. }),
+            "{bad}: {error:?}"
+        );
+        assert!(
+            !format!("{error} {error:?}").contains("hunter2-secret"),
+            "{error}"
+        );
     }
-    let error = PgStore::options().node_name("").connect(db.url()).await.unwrap_err();
-    assert!(matches!(error, StoreError::InvalidSetting { .. }), "{error:?}");
+    let error = PgStore::options()
+        .node_name("")
+        .connect(db.url())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::InvalidSetting { .. }),
+        "{error:?}"
+    );
     // Connecting twice migrates once (the second finds the schema).
     let (first, second) = tokio::join!(PgStore::connect(db.url()), PgStore::connect(db.url()));
     first.unwrap();
@@ -84,7 +117,10 @@ async fn one_node_delivers_in_order_with_dead_letters_and_redelivery() {
     // The 3rd event fails twice (one retry): a dead letter; the rest go on.
     receiver.script_statuses([200, 200, 500, 500]);
     for n in 0..200 {
-        emitter.emit_durable("tick", &json!({ "n": n }), None).await.unwrap();
+        emitter
+            .emit_durable("tick", &json!({ "n": n }), None)
+            .await
+            .unwrap();
     }
     let mut firsts = Vec::new();
     for got in receiver.take(201).await {
@@ -97,7 +133,13 @@ async fn one_node_delivers_in_order_with_dead_letters_and_redelivery() {
     assert_eq!(delivered, expected, "first deliveries in emit order");
     let letters = emitter.dead_letters("a").await.unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0].event.payload_json::<serde_json::Value>().unwrap()["n"], 2);
+    assert_eq!(
+        letters[0]
+            .event
+            .payload_json::<serde_json::Value>()
+            .unwrap()["n"],
+        2
+    );
     emitter.redeliver("a", letters[0].id).await.unwrap();
     assert_eq!(receiver.next().await.n(), 2);
     eventually("no dead letters", || async {
@@ -108,7 +150,10 @@ async fn one_node_delivers_in_order_with_dead_letters_and_redelivery() {
     let stats = emitter.stats("a").await.unwrap();
     assert_eq!(stats.delivered, 200);
     let _ = emitter.shutdown(DEADLINE).await;
-    assert!(store.held_leases().is_empty(), "shutdown gives the lease back");
+    assert!(
+        store.held_leases().is_empty(),
+        "shutdown gives the lease back"
+    );
 }
 
 #[tokio::test]
@@ -123,18 +168,28 @@ async fn pause_dead_letters_and_redelivery_are_shared_by_the_nodes() {
     b.attach("x", "tick", config).await.unwrap();
     // Paused from the node that does not deliver: the holder stops.
     b.pause("x").await.unwrap();
-    eventually("node-a paused", || async { a.stats("x").await.unwrap().paused }).await;
+    eventually("node-a paused", || async {
+        a.stats("x").await.unwrap().paused
+    })
+    .await;
     for n in 0..5 {
-        b.emit_durable("tick", &json!({ "n": n }), None).await.unwrap();
+        b.emit_durable("tick", &json!({ "n": n }), None)
+            .await
+            .unwrap();
     }
-    assert!(receiver.try_next().is_none(), "a paused emitter sends nothing");
+    assert!(
+        receiver.try_next().is_none(),
+        "a paused emitter sends nothing"
+    );
     b.restart("x").await.unwrap();
     assert_eq!(receiver.numbers(5).await, [0, 1, 2, 3, 4]);
     // Answered and acknowledged before the receiver's script changes.
     assert!(a.flush(DEADLINE).await);
     // A dead letter made by the holder is listed, and redelivered, by the other.
     receiver.script_statuses([500, 500]);
-    b.emit_durable("tick", &json!({ "n": 5 }), None).await.unwrap();
+    b.emit_durable("tick", &json!({ "n": 5 }), None)
+        .await
+        .unwrap();
     assert_eq!(receiver.numbers(2).await, [5, 5]);
     eventually("a dead letter on node-b", || async {
         !b.dead_letters("x").await.unwrap().is_empty()
@@ -148,7 +203,9 @@ async fn pause_dead_letters_and_redelivery_are_shared_by_the_nodes() {
     let _ = a.shutdown(DEADLINE).await;
     until("node-b's lease", || store_b.held_leases() == ["x"]).await;
     for n in 6..10 {
-        b.emit_durable("tick", &json!({ "n": n }), None).await.unwrap();
+        b.emit_durable("tick", &json!({ "n": n }), None)
+            .await
+            .unwrap();
     }
     assert_eq!(receiver.numbers(4).await, [6, 7, 8, 9]);
     drop(store_a);

@@ -26,7 +26,7 @@ mod journal;
 pub use journal::{durable_emitter, reopen, ScratchDir};
 #[cfg(feature = "sse")]
 pub mod live;
-#[cfg(feature = "server")]
-pub mod server;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "server")]
+pub mod server;

@@ -56,7 +56,12 @@ impl Postgres {
         let initdb = run_as_postgres(bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(["-E", "UTF8", "--no-sync"])
             .output()

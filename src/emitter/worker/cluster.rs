@@ -84,7 +84,12 @@ impl Worker {
         let Some(queue) = self.queue.as_cluster() else {
             return;
         };
-        if !queue.releasing() || self.active.values().any(|a| matches!(a.step, Step::InFlight)) {
+        if !queue.releasing()
+            || self
+                .active
+                .values()
+                .any(|a| matches!(a.step, Step::InFlight))
+        {
             return;
         }
         self.drop_started(ctx);

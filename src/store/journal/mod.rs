@@ -29,8 +29,8 @@ use tokio::sync::oneshot;
 use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
 use crate::store::durable::DurableAck;
-use crate::store::StoreError;
 use crate::store::records::StoredEvent;
+use crate::store::StoreError;
 
 /// Default time a batch of operations waits for more before it is committed.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(2);

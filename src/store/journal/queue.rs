@@ -16,12 +16,12 @@ use std::sync::Arc;
 use actix::Recipient;
 use tokio::sync::oneshot;
 
-use crate::store::records::StoredEvent;
 use super::{Journal, Notice, Op, Recovery};
 use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
 use crate::emitter::queue::{Drained, EventQueue, Refused, Started, Ticket};
 use crate::store::durable::DurableAck;
+use crate::store::records::StoredEvent;
 use crate::store::StoreError;
 
 /// Events held in memory while the rest waits on disk.

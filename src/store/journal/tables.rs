@@ -20,10 +20,10 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::store::records::{self, StoredEvent};
 use super::Recovery;
 use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
+use crate::store::records::{self, StoredEvent};
 use crate::store::StoreError;
 
 const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");

@@ -127,7 +127,10 @@ async fn renew(
             continue;
         }
         let members = shared.members();
-        let Some(member) = members.get(emitter.as_str()).filter(|m| m.epoch == Some(*epoch)) else {
+        let Some(member) = members
+            .get(emitter.as_str())
+            .filter(|m| m.epoch == Some(*epoch))
+        else {
             continue;
         };
         let lapsed = !member.deadline.valid();
@@ -176,7 +179,14 @@ async fn spread(
         let releasing = members.values().filter(|m| m.releasing).count();
         let over = held.saturating_sub(share).saturating_sub(releasing);
         let excess: Vec<Arc<str>> = holding.into_iter().take(over).cloned().collect();
-        (held, candidates.into_iter().map(str::to_owned).collect::<Vec<_>>(), excess)
+        (
+            held,
+            candidates
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+            excess,
+        )
     };
     for emitter in excess {
         give_up(pool, shared, &emitter).await?;

@@ -85,7 +85,10 @@ fn dispatch(shared: &Shared, ops: &WeakUnboundedSender<Op>, payload: &str) {
         return;
     };
     for emitter in wake.d {
-        let member = shared.members().get_key_value(emitter.as_str()).map(|(k, _)| k.clone());
+        let member = shared
+            .members()
+            .get_key_value(emitter.as_str())
+            .map(|(k, _)| k.clone());
         if let Some(emitter) = member {
             let _ = ops.send(Op::ReadDeadLetters { emitter });
         }

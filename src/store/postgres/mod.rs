@@ -172,7 +172,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn node(&self) -> String {
-        self.node.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.node
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn members(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Member>> {
@@ -288,7 +291,10 @@ impl PgStore {
         if name.is_empty() || name.len() > 200 {
             tracing::error!(name, "node name ignored: it must have 1 to 200 bytes");
         } else if !shared.members().is_empty() {
-            tracing::error!(name, "node name ignored: emitters are already attached on this store");
+            tracing::error!(
+                name,
+                "node name ignored: emitters are already attached on this store"
+            );
         } else {
             *shared.node.lock().unwrap_or_else(PoisonError::into_inner) = name.to_owned();
         }
@@ -443,7 +449,10 @@ pub(crate) enum Op {
         member: Option<Member>,
     },
     /// The worker `token` stopped (detach, shutdown): give the lease back.
-    Unregister { emitter: Arc<str>, token: u64 },
+    Unregister {
+        emitter: Arc<str>,
+        token: u64,
+    },
     Append {
         emitter: Arc<str>,
         event: Arc<Event>,
@@ -468,10 +477,19 @@ pub(crate) enum Op {
         durable: Option<DurableAck>,
     },
     /// Dead letters back to the queue, those still there.
-    Redeliver { emitter: Arc<str>, ids: Vec<u64> },
-    SetPaused { emitter: Arc<str>, paused: bool },
+    Redeliver {
+        emitter: Arc<str>,
+        ids: Vec<u64>,
+    },
+    SetPaused {
+        emitter: Arc<str>,
+        paused: bool,
+    },
     /// Give the lease back.
-    Release { emitter: Arc<str>, epoch: i64 },
+    Release {
+        emitter: Arc<str>,
+        epoch: i64,
+    },
     /// Read the holder's next events after `after`, up to `through`.
     Load {
         emitter: Arc<str>,
@@ -481,7 +499,9 @@ pub(crate) enum Op {
         limit: usize,
     },
     /// Read the dead letters again (another node changed them).
-    ReadDeadLetters { emitter: Arc<str> },
+    ReadDeadLetters {
+        emitter: Arc<str>,
+    },
     /// Answer once everything sent before is committed.
     Flush {
         reply: oneshot::Sender<Result<(), StoreError>>,

@@ -21,12 +21,11 @@ pub(super) fn signed(value: u64) -> i64 {
 
 /// The emitter's paused state, dead letters and counters.
 pub(super) async fn state(pool: &PgPool, emitter: &str) -> Result<State, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT next_seq, paused FROM webhooks_emitter_emitters WHERE emitter = $1",
-    )
-    .bind(emitter)
-    .fetch_optional(pool)
-    .await?;
+    let row =
+        sqlx::query("SELECT next_seq, paused FROM webhooks_emitter_emitters WHERE emitter = $1")
+            .bind(emitter)
+            .fetch_optional(pool)
+            .await?;
     let (next_seq, paused) = match row {
         Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<bool, _>(1)?),
         None => (1, false),

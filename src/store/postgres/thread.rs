@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::errors::{from_migrate, from_sqlx};
@@ -18,7 +18,11 @@ use crate::store::StoreError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts the thread; answers once connected and migrated.
-pub(super) async fn start(url: &str, node: String, options: PgOptions) -> Result<PgStore, StoreError> {
+pub(super) async fn start(
+    url: &str,
+    node: String,
+    options: PgOptions,
+) -> Result<PgStore, StoreError> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(StoreError::InvalidDatabaseUrl {
             detail: "it must start with postgres:// or postgresql://".into(),
@@ -100,6 +104,15 @@ fn run(
 
 /// Connects and brings the schema up to date.
 async fn open(connect: PgConnectOptions, options: &PgOptions) -> Result<PgPool, StoreError> {
+    // One connection first: a refused port or a wrong password is said at
+    // once, with its cause (a pool would retry until its timeout).
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&connect))
+        .await
+        .map_err(|_| StoreError::Unavailable {
+            detail: format!("no connection within {CONNECT_TIMEOUT:?}"),
+        })?
+        .map_err(|e| from_sqlx(&e))?;
+    let _ = probe.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(CONNECT_TIMEOUT)

@@ -283,8 +283,11 @@ async fn write(
     // Dead letters going back to the queue: those still there.
     let mut redelivered: HashMap<(String, i64), Vec<u8>> = HashMap::new();
     if !plan.redeliver.is_empty() {
-        let (ids, numbers): (Vec<&str>, Vec<i64>) =
-            plan.redeliver.iter().map(|(e, id)| (e.as_str(), *id)).unzip();
+        let (ids, numbers): (Vec<&str>, Vec<i64>) = plan
+            .redeliver
+            .iter()
+            .map(|(e, id)| (e.as_str(), *id))
+            .unzip();
         let rows = sqlx::query(
             "DELETE FROM webhooks_emitter_dead_letters d \
              USING unnest($1::text[], $2::int8[]) AS v(emitter, id) \
@@ -420,7 +423,13 @@ async fn write(
         .attempts
         .iter()
         .filter(|((emitter, _), _)| epochs.contains_key(emitter))
-        .map(|((e, seq), a)| (e.as_str(), signed(*seq), i32::try_from(*a).unwrap_or(i32::MAX)))
+        .map(|((e, seq), a)| {
+            (
+                e.as_str(),
+                signed(*seq),
+                i32::try_from(*a).unwrap_or(i32::MAX),
+            )
+        })
         .collect();
     for op in batch {
         if let Op::Attempted { emitter, fence, .. } = op {
@@ -505,7 +514,9 @@ async fn write(
         e: woken
             .into_iter()
             .filter_map(|id| {
-                let last = next.get(&id).map(|(seq, _)| u64::try_from(*seq - 1).unwrap_or(0))?;
+                let last = next
+                    .get(&id)
+                    .map(|(seq, _)| u64::try_from(*seq - 1).unwrap_or(0))?;
                 Some((id, last))
             })
             .collect(),
@@ -616,14 +627,18 @@ impl Reads {
             emitter,
             member: None,
         });
-        let loads = self.loads.into_iter().map(|(request, epoch, through)| Op::Load {
-            emitter: request.emitter,
-            epoch,
-            after: request.after,
-            through,
-            limit: request.limit,
-        });
-        let letters = (self.dead_letters.into_iter()).map(|emitter| Op::ReadDeadLetters { emitter });
+        let loads = self
+            .loads
+            .into_iter()
+            .map(|(request, epoch, through)| Op::Load {
+                emitter: request.emitter,
+                epoch,
+                after: request.after,
+                through,
+                limit: request.limit,
+            });
+        let letters =
+            (self.dead_letters.into_iter()).map(|emitter| Op::ReadDeadLetters { emitter });
         registered.chain(loads).chain(letters).collect()
     }
 }
