@@ -6,13 +6,16 @@
 //! another child process. Every wait is bounded and the children are killed on
 //! exit. `BENCH_SCALE=0.1` runs a tenth of the work (a quick smoke run);
 //! `BENCH_ONLY=2,3` runs only those scenarios. Scenario 8 (the server binary)
-//! needs `--features server` and `cargo build --release --features server`.
+//! needs `--features server` and `cargo build --release --features server`;
+//! scenario 9 (PostgreSQL, on a throwaway local cluster) `--features postgres`.
 
 mod children;
 mod delivery;
 mod durable;
 mod emit_cost;
 mod measure;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "server")]
 mod server;
 mod sse;
@@ -31,6 +34,8 @@ fn main() -> std::io::Result<()> {
         Some("--sse-clients") => return children::run_sse_clients(),
         Some("--sse-run") => return sse::run_child(),
         Some("--million-stored") => return durable::run_million_stored_child(),
+        #[cfg(feature = "postgres")]
+        Some("--pg-node") => return postgres::run_node_child(),
         _ => {}
     }
     // With `--features metrics`, every figure includes recording the crate's
@@ -95,6 +100,13 @@ fn main() -> std::io::Result<()> {
         #[cfg(feature = "server")]
         if run("8") {
             rows.extend(server::accepted(&url, scaled(20_000), 32).await);
+        }
+        // With `--features postgres`: a throwaway PostgreSQL cluster (as the
+        // tests start one).
+        #[cfg(feature = "postgres")]
+        if run("9") {
+            rows.extend(postgres::throughput(&url, 64, scaled(500)).await);
+            rows.extend(postgres::takeover(&url).await);
         }
         drop(receiver);
 

@@ -86,7 +86,7 @@ async fn tick(pool: &PgPool, shared: &Shared) -> Result<(), sqlx::Error> {
         "INSERT INTO webhooks_emitter_nodes (name, seen_at) VALUES ($1, now()) \
          ON CONFLICT (name) DO UPDATE SET seen_at = now()",
     )
-    .bind(&shared.node())
+    .bind(shared.node())
     .execute(pool)
     .await?;
     renew(pool, shared, &held, valid_until.into_std()).await?;
@@ -113,7 +113,7 @@ async fn renew(
     .bind(&ids)
     .bind(&epochs)
     .bind(interval(shared.options.lease_expiry))
-    .bind(&shared.node())
+    .bind(shared.node())
     .fetch_all(pool)
     .await?;
     let renewed: HashSet<String> = rows
@@ -317,11 +317,11 @@ async fn give_back(pool: &PgPool, shared: &Shared) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE webhooks_emitter_leases SET owner = NULL, expires_at = now() WHERE owner = $1",
     )
-    .bind(&shared.node())
+    .bind(shared.node())
     .execute(pool)
     .await?;
     sqlx::query("DELETE FROM webhooks_emitter_nodes WHERE name = $1")
-        .bind(&shared.node())
+        .bind(shared.node())
         .execute(pool)
         .await?;
     for member in shared.members().values_mut() {

@@ -182,6 +182,13 @@ impl Shared {
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    pub(crate) fn failing(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     pub(crate) fn set_failure(&self, failure: Option<StoreError>) {
         *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = failure;
     }
@@ -405,8 +412,9 @@ pub(crate) enum Notice {
     Release,
     /// The lease is valid again after renewals had lapsed (an outage).
     Renewed,
-    /// This many appends are committed.
-    Committed { count: usize },
+    /// This many appends are committed; the emitter's events go up to
+    /// `last_seq`.
+    Committed { count: usize, last_seq: u64 },
     /// These appends were not stored (their callers were told).
     NotStored {
         events: Vec<Arc<Event>>,

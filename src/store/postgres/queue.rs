@@ -183,8 +183,10 @@ impl PgQueue {
                 }
             }
             Notice::Renewed => return Consequence::Renewed,
-            Notice::Committed { count } => {
+            Notice::Committed { count, last_seq } => {
+                self.newest = self.newest.max(last_seq);
                 self.pending = self.pending.saturating_sub(count);
+                self.refill();
             }
             Notice::NotStored { events, error } => {
                 self.pending = self.pending.saturating_sub(events.len());

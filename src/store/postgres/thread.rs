@@ -14,8 +14,11 @@ use super::errors::{from_migrate, from_sqlx};
 use super::{leases, listen, writer, PgOptions, PgStore, Shared};
 use crate::store::StoreError;
 
-/// How long connecting (and each later checkout) may take before it fails.
+/// How long connecting may take before it fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a batch waits for a connection (the database is gone) before it
+/// fails and its durable callers hear it.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Starts the thread; answers once connected and migrated.
 pub(super) async fn start(
@@ -115,7 +118,7 @@ async fn open(connect: PgConnectOptions, options: &PgOptions) -> Result<PgPool, 
     let _ = probe.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections)
-        .acquire_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(connect)
         .await
         .map_err(|e| from_sqlx(&e))?;

@@ -41,9 +41,28 @@ pub(super) async fn run(pool: PgPool, shared: Arc<Shared>, mut ops: mpsc::Unboun
             if closed_at.is_some() {
                 return;
             }
-            match ops.recv().await {
-                Some(op) => carried.push(op),
-                None => return,
+            if shared.failing() {
+                // Emits are refused while failing, so no batch may come to
+                // prove the database is back: look, backing off.
+                match tokio::time::timeout(backoff, ops.recv()).await {
+                    Ok(Some(op)) => carried.push(op),
+                    Ok(None) => return,
+                    Err(_) => {
+                        if sqlx::query("SELECT 1").execute(&pool).await.is_ok() {
+                            tracing::info!("PostgreSQL store reaches the database again");
+                            shared.set_failure(None);
+                            backoff = FIRST_BACKOFF;
+                        } else {
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                match ops.recv().await {
+                    Some(op) => carried.push(op),
+                    None => return,
+                }
             }
         }
         let gather_until = Instant::now() + interval;
@@ -57,6 +76,9 @@ pub(super) async fn run(pool: PgPool, shared: Arc<Shared>, mut ops: mpsc::Unboun
         let batch = std::mem::take(&mut carried);
         match commit(&pool, &shared, batch).await {
             Ok(()) => {
+                if shared.failing() {
+                    tracing::info!("PostgreSQL store reaches the database again");
+                }
                 backoff = FIRST_BACKOFF;
                 shared.set_failure(None);
             }
@@ -211,6 +233,17 @@ struct Outcome {
     wake: Wake,
 }
 
+impl Outcome {
+    /// The newest sequence number of an emitter this batch appended to.
+    fn newest(&self, emitter: &str) -> Option<u64> {
+        self.wake
+            .e
+            .iter()
+            .find(|(id, _)| id == emitter)
+            .map(|(_, last)| *last)
+    }
+}
+
 async fn write(
     tx: &mut Transaction<'_, Postgres>,
     shared: &Shared,
@@ -241,7 +274,7 @@ async fn write(
              ON CONFLICT (emitter, node) DO UPDATE SET fingerprint = EXCLUDED.fingerprint",
         )
         .bind(&ids)
-        .bind(&shared.node())
+        .bind(shared.node())
         .bind(&prints)
         .execute(&mut **tx)
         .await?;
@@ -265,7 +298,7 @@ async fn write(
             "SELECT emitter, epoch FROM webhooks_emitter_leases \
              WHERE owner = $1 AND emitter = ANY($2) ORDER BY emitter FOR SHARE",
         )
-        .bind(&shared.node())
+        .bind(shared.node())
         .bind(&ids)
         .fetch_all(&mut **tx)
         .await?;
@@ -382,7 +415,8 @@ async fn write(
                 }
             }
             Op::Ack { emitter, fence } => {
-                if holds(emitter, fence.epoch, &mut outcome) {
+                let held = holds(emitter, fence.epoch, &mut outcome);
+                if held {
                     deletes.0.push(emitter.to_string());
                     deletes.1.push(signed(fence.seq));
                 }
@@ -506,7 +540,7 @@ async fn write(
         )
         .bind(&ids)
         .bind(&held)
-        .bind(&shared.node())
+        .bind(shared.node())
         .execute(&mut **tx)
         .await?;
     }
@@ -603,7 +637,10 @@ fn settle(shared: &Arc<Shared>, batch: Vec<Op>, outcome: Outcome) -> Reads {
         }
     }
     for (emitter, count) in committed {
-        shared.tell(&emitter, Notice::Committed { count });
+        // With the count, the newest sequence number: the holder on this
+        // node knows of the events before `flush` could find it idle.
+        let last_seq = outcome.newest(&emitter).unwrap_or(0);
+        shared.tell(&emitter, Notice::Committed { count, last_seq });
     }
     for (emitter, epoch) in outcome.fenced_off {
         tracing::warn!(emitter, epoch, node = %shared.node(), "write refused: this node no longer holds the lease");
