@@ -452,10 +452,10 @@ async fn a_stalled_holder_sends_nothing_once_its_lease_is_gone() {
     receive_all(&mut receiver, &seen.acked, &mut all).await;
     assert_ordered(&all, &|_| 0);
     // Duplicates only of what the stalled node had sent or was sending when
-    // stopped: live sends again what stalled sent (in flight, or not yet
-    // acknowledged); and the request stalled had begun (past its lease
-    // check), the event after its last one before the stop, may reach the
-    // receiver once it resumes. Once resumed, stalled may take leases again
+    // stopped: live sends again what stalled sent (not yet acknowledged); and
+    // the request stalled had begun (past its lease check), the event after
+    // its last one before the stop, may reach the receiver once it resumes,
+    // so both nodes send that one. Once resumed, stalled may take leases again
     // (live gives half back to spread them), under a new epoch, reading from
     // the database: it never sends anything else live had delivered.
     let mut in_flight_at_stop: HashMap<&str, u64> = HashMap::new();
@@ -473,11 +473,14 @@ async fn a_stalled_holder_sends_nothing_once_its_lease_is_gone() {
             continue;
         };
         duplicates += 1;
+        // Sent by stalled before the stop, its acknowledgement not committed:
+        // live sends it again.
         let resent_by_live =
             d.node == "live" && earlier.node == "stalled" && earlier.at < resumed_at;
-        let finished_late = d.node == "stalled"
-            && earlier.node == "live"
-            && in_flight_at_stop.get(d.emitter.as_str()) == Some(&d.n);
+        // The request stalled had begun when stopped: it may reach the
+        // receiver after resuming, before or after live sends the event.
+        let in_flight = in_flight_at_stop.get(d.emitter.as_str()) == Some(&d.n);
+        let finished_late = in_flight && d.node != earlier.node;
         if !(resent_by_live || finished_late) {
             live.drain(&mut seen);
             stalled.drain(&mut seen);

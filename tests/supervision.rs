@@ -12,25 +12,13 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use support::{fast_config, n_of, Harness, Receiver, Reply, DEADLINE};
+use support::{eventually, fast_config, n_of, Harness, Receiver, Reply, DEADLINE};
 use webhooks_emitter::__test_hooks::{crash_emitter, crash_sse, panic_next_request};
 use webhooks_emitter::{DropReason, Failure, Outcome, WebhooksEmitter};
 
 const CRASHED: Outcome = Outcome::Dropped {
     reason: DropReason::Crashed,
 };
-
-/// Polls `check` (an observable, not a guess) until it holds.
-async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition never held"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 #[actix_web::test]
 async fn a_crashed_emitter_reports_its_events_and_restarts_with_its_state() {
@@ -51,7 +39,10 @@ async fn a_crashed_emitter_reports_its_events_and_restarts_with_its_state() {
         assert_eq!((n_of(&report.event), report.outcome), (n, CRASHED));
     }
     // Restarted, still paused, its dead letter kept.
-    eventually(|| async { h.emitter.stats("c").await.is_ok() }).await;
+    eventually("the emitter restarted", || async {
+        h.emitter.stats("c").await.is_ok()
+    })
+    .await;
     let stats = h.emitter.stats("c").await.unwrap();
     assert!(stats.paused);
     assert_eq!((stats.queued, stats.dead_letters), (0, 1));
@@ -94,7 +85,10 @@ async fn events_routed_around_a_crash_are_delivered_in_order_or_reported() {
     // Those queued behind the crash in its mailbox are the crashed ones.
     assert!(outcomes.values().any(|o| *o == CRASHED));
     // The successor delivers what comes next.
-    eventually(|| async { h.emitter.stats("o").await.is_ok() }).await;
+    eventually("the emitter restarted", || async {
+        h.emitter.stats("o").await.is_ok()
+    })
+    .await;
     h.emit_numbers("tick", [300]);
     let report = h.next_final().await;
     assert_eq!(n_of(&report.event), 300);
@@ -106,11 +100,14 @@ async fn an_emitter_that_keeps_crashing_is_held_paused() {
     let mut h = Harness::start();
     h.attach("loop", "ping", h.config()).await;
     for crash in 1..=6 {
-        eventually(|| async { h.emitter.stats("loop").await.is_ok() }).await;
+        eventually("the emitter restarted", || async {
+            h.emitter.stats("loop").await.is_ok()
+        })
+        .await;
         crash_emitter(&h.emitter, "loop");
         // The next generation answers once the crash was handled.
         let paused_after = crash > 5;
-        eventually(|| async {
+        eventually("the emitter restarted", || async {
             matches!(h.emitter.stats("loop").await, Ok(s) if s.paused == paused_after)
         })
         .await;
@@ -184,7 +181,10 @@ async fn a_crashed_broadcaster_is_restarted_and_clients_resume_with_sse_lost() {
         }
     };
     let (_, mut events) = subscribe(None).await;
-    eventually(|| async { emitter.sse_clients().await.get("feed") == Some(&1) }).await;
+    eventually("the emitter restarted", || async {
+        emitter.sse_clients().await.get("feed") == Some(&1)
+    })
+    .await;
     emitter.broadcast("feed", "tick", &1).unwrap();
     let first = tokio::time::timeout(DEADLINE, events.next()).await.unwrap();
     assert_eq!(first.unwrap().unwrap().id, "1");
@@ -194,7 +194,10 @@ async fn a_crashed_broadcaster_is_restarted_and_clients_resume_with_sse_lost() {
     assert!(ended.is_none(), "the stream ended with the broadcaster");
     // Published while it restarts: kept for the successor, ids continued.
     emitter.broadcast("feed", "tick", &2).unwrap();
-    eventually(|| async { subscribe(None).await.0 == 200 }).await;
+    eventually("the emitter restarted", || async {
+        subscribe(None).await.0 == 200
+    })
+    .await;
 
     // The client that saw id 1 resumes with no gap; one that saw nothing
     // learns that history was lost with the crash.
@@ -207,7 +210,10 @@ async fn a_crashed_broadcaster_is_restarted_and_clients_resume_with_sse_lost() {
     let (_, mut behind) = subscribe(Some("0")).await;
     let lost = tokio::time::timeout(DEADLINE, behind.next()).await.unwrap();
     assert_eq!(lost.unwrap().unwrap().event, "sse-lost");
-    eventually(|| async { emitter.sse_clients().await.get("feed") >= Some(&2) }).await;
+    eventually("the emitter restarted", || async {
+        emitter.sse_clients().await.get("feed") >= Some(&2)
+    })
+    .await;
     emitter.broadcast("feed", "tick", &3).unwrap();
     let live = tokio::time::timeout(DEADLINE, resumed.next())
         .await

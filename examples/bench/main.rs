@@ -106,7 +106,7 @@ fn main() -> std::io::Result<()> {
         #[cfg(feature = "postgres")]
         if run("9") {
             rows.extend(postgres::throughput(&url, 64, scaled(500)).await);
-            rows.extend(postgres::takeover(&url).await);
+            rows.extend(postgres::takeover(&url).await?);
         }
         drop(receiver);
 

@@ -145,15 +145,17 @@ const TAKEOVER_EXPIRY: Duration = Duration::from_secs(10);
 
 /// 9c. A node holding every lease is killed with SIGKILL while events are
 /// queued: the time until the other node delivers, against the expiry.
-pub async fn takeover(target: &str) -> Vec<Row> {
+pub async fn takeover(target: &str) -> std::io::Result<Vec<Row>> {
     const EMITTERS: usize = 8;
     let db = cluster::Postgres::start();
-    let mut child = Command::new(std::env::current_exe().expect("the bench's path"))
+    let mut child = Command::new(std::env::current_exe()?)
         .args(["--pg-node", db.url(), target, &EMITTERS.to_string()])
         .stdout(Stdio::piped())
-        .spawn()
-        .expect("the node child");
-    let stdout = child.stdout.take().expect("its stdout");
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("the node child has no stdout"))?;
     let ready = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
         std::io::BufReader::new(stdout)
@@ -196,11 +198,11 @@ pub async fn takeover(target: &str) -> Vec<Row> {
     );
     let _ = survivor.shutdown(Duration::from_secs(5)).await;
     let limit = TAKEOVER_EXPIRY + Duration::from_secs(1);
-    vec![Row::absolute(
+    Ok(vec![Row::absolute(
         &format!("9c. PostgreSQL takeover after SIGKILL of the holder ({EMITTERS} emitters)"),
         millis(took),
         format!("lease expiry {}", millis(TAKEOVER_EXPIRY)),
         "≤ expiry + 1 s",
         Some(took <= limit),
-    )]
+    )])
 }

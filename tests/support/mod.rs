@@ -16,6 +16,27 @@ pub use receiver::{refused_addr, Received, Receiver, Reply};
 /// above what a passing run needs, even on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// Waits until `check` holds, polling the state it reads (not a timing);
+/// fails the test after [`DEADLINE`].
+pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    eventually(what, || std::future::ready(check())).await;
+}
+
+/// [`until`] for a check that has to wait (asks an actor).
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[cfg(feature = "emitter")]
 mod harness;
 #[cfg(feature = "emitter")]

@@ -136,6 +136,28 @@ impl Postgres {
     pub fn is_local(&self) -> bool {
         self.local.is_some()
     }
+
+    /// A node on this database: a store with a 2 s lease, and an emitter on
+    /// its own thread (logs with `RUST_LOG`).
+    pub async fn node(
+        &self,
+        name: &str,
+    ) -> (webhooks_emitter::PgStore, webhooks_emitter::WebhooksEmitter) {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let store = webhooks_emitter::PgStore::options()
+            .lease_expiry(std::time::Duration::from_secs(2))
+            .node_name(name)
+            .connect(self.url())
+            .await
+            .unwrap();
+        let emitter = webhooks_emitter::WebhooksEmitter::builder()
+            .store(store.clone())
+            .start_in_background();
+        (store, emitter)
+    }
 }
 
 impl Local {
