@@ -7,7 +7,6 @@
 
 mod support;
 
-
 use serde_json::json;
 use support::postgres::{Postgres, PASSWORD};
 use support::{eventually, fast_config, until, Receiver, DEADLINE};

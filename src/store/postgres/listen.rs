@@ -11,7 +11,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::mpsc::WeakUnboundedSender;
 
-use super::writer::CHANNEL;
+use super::transaction::CHANNEL;
 use super::{Notice, Op, Shared};
 
 /// The longest wait before listening again after a failure.

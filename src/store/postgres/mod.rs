@@ -7,7 +7,10 @@
 //! - [`thread`]: the store's own thread and runtime: connect, migrate, then
 //!   run the writer, the lease keeper and the listener;
 //! - [`writer`]: group commit: every operation of a short interval in one
-//!   transaction, fenced by the lease epochs, retried after a failure;
+//!   transaction, retried after a failure, then the notices;
+//! - [`plan`]: what a batch does, worked out without the database (which
+//!   writes the lease epochs allow, the sequence numbers, the rows);
+//! - [`transaction`]: the batch's statements: lock, write, notify;
 //! - [`leases`]: heartbeat, renewal, claims and releases, the poll backstop;
 //! - [`listen`]: `LISTEN/NOTIFY` wake-ups between nodes;
 //! - [`reads`]: an emitter's state and its next events, read back;
@@ -26,9 +29,11 @@
 mod errors;
 mod leases;
 mod listen;
+mod plan;
 pub(crate) mod queue;
 mod reads;
 mod thread;
+mod transaction;
 mod writer;
 
 use std::collections::HashMap;

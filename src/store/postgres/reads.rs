@@ -1,12 +1,13 @@
 //! Reads: an emitter's state (when a worker registers or takes the lease),
-//! its dead letters, and the holder's next events, many emitters per query.
+//! its dead letters, and the holder's next events, many emitters per query;
+//! and the reads a committed batch asked for, answered to the workers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::{PgPool, Row};
 
-use super::State;
+use super::{Notice, Op, Shared, State};
 use crate::emitter::dead_letter::DeadLetter;
 use crate::store::records::{self, StoredEvent};
 
@@ -125,4 +126,80 @@ pub(super) async fn load(
         }
     }
     Ok(found)
+}
+
+/// Reads a committed batch asked for, done once it is committed.
+#[derive(Default)]
+pub(super) struct Reads {
+    pub registered: Vec<Arc<str>>,
+    pub loads: Vec<(LoadRequest, i64, u64)>,
+    pub dead_letters: Vec<Arc<str>>,
+}
+
+impl Reads {
+    /// The reads again, as operations for the next batch.
+    pub(super) fn into_ops(self) -> Vec<Op> {
+        let registered = self.registered.into_iter().map(|emitter| Op::Register {
+            emitter,
+            member: None,
+        });
+        let loads = self
+            .loads
+            .into_iter()
+            .map(|(request, epoch, through)| Op::Load {
+                emitter: request.emitter,
+                epoch,
+                after: request.after,
+                through,
+                limit: request.limit,
+            });
+        let letters =
+            (self.dead_letters.into_iter()).map(|emitter| Op::ReadDeadLetters { emitter });
+        registered.chain(loads).chain(letters).collect()
+    }
+}
+
+/// Does a batch's reads and tells the workers. A worker that registered
+/// while this node holds the emitter's lease (it restarted) is granted it.
+pub(super) async fn perform(
+    pool: &PgPool,
+    shared: &Shared,
+    reads: &Reads,
+) -> Result<(), sqlx::Error> {
+    for emitter in &reads.registered {
+        let registered = state(pool, emitter).await?;
+        let epoch = shared.members().get(emitter).and_then(|m| m.epoch);
+        shared.tell(emitter, Notice::Registered(registered));
+        if let Some(epoch) = epoch {
+            let granted = state(pool, emitter).await?;
+            shared.tell(
+                emitter,
+                Notice::Granted {
+                    epoch,
+                    state: granted,
+                },
+            );
+        }
+    }
+    if !reads.loads.is_empty() {
+        let requests: Vec<&LoadRequest> = reads.loads.iter().map(|(r, _, _)| r).collect();
+        let mut found = load(pool, &requests).await?;
+        for (request, epoch, through) in &reads.loads {
+            let Some(loaded) = found.remove(&request.emitter) else {
+                continue;
+            };
+            let notice = Notice::Loaded {
+                epoch: *epoch,
+                complete: loaded.rows < request.limit,
+                events: loaded.events,
+                through: *through,
+            };
+            shared.tell(&request.emitter, notice);
+        }
+    }
+    for emitter in &reads.dead_letters {
+        let (letters, next_id) = dead_letters(pool, emitter).await?;
+        shared.tell(emitter, Notice::DeadLetters { letters, next_id });
+    }
+    Ok(())
 }
