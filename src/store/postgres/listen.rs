@@ -61,13 +61,16 @@ async fn session(
     }
 }
 
+/// A payload as a wake-up; `None` for `{"all":true}` (too many to name) or
+/// anything another program sent on the channel: the poll catches up.
+fn parse(payload: &str) -> Option<Wake> {
+    serde_json::from_str(payload).ok()
+}
+
 /// Tells this node's workers what another (or this) node committed.
 fn dispatch(shared: &Shared, ops: &WeakUnboundedSender<Op>, payload: &str) {
-    let wake: Wake = match serde_json::from_str(payload) {
-        Ok(wake) => wake,
-        // `{"all":true}` (too many to name) or a foreign payload: the poll
-        // catches up.
-        Err(_) => return,
+    let Some(wake) = parse(payload) else {
+        return;
     };
     for (emitter, last_seq) in wake.e {
         shared.tell(
@@ -91,6 +94,47 @@ fn dispatch(shared: &Shared, ops: &WeakUnboundedSender<Op>, payload: &str) {
             .map(|(k, _)| k.clone());
         if let Some(emitter) = member {
             let _ = ops.send(Op::ReadDeadLetters { emitter });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn reads_what_the_writer_sends() {
+        let wake = parse(r#"{"e":[["a",7]],"d":["b"],"p":[["c",true]]}"#).unwrap();
+        assert_eq!(wake.e, [("a".to_owned(), 7)]);
+        assert_eq!(wake.d, ["b"]);
+        assert_eq!(wake.p, [("c".to_owned(), true)]);
+        assert!(parse(r#"{"e":[["a",-1]]}"#).is_none(), "negative sequence");
+        assert!(
+            parse(r#"{"e":[["a",18446744073709551616]]}"#).is_none(),
+            "beyond u64"
+        );
+    }
+
+    proptest! {
+        /// Anything on the channel (another program may use its name) is
+        /// read without a panic.
+        #[test]
+        fn any_payload_is_read_without_panic(payload in ".{0,200}") {
+            let _ = parse(&payload);
+        }
+
+        #[test]
+        fn any_json_shape_is_read_without_panic(
+            e in proptest::collection::vec((".{0,20}", any::<u64>()), 0..5),
+            d in proptest::collection::vec(".{0,20}", 0..5),
+        ) {
+            let payload = serde_json::json!({ "e": e, "d": d, "p": 3, "extra": null }).to_string();
+            prop_assert!(parse(&payload).is_none(), "a wrong type in `p` is refused");
+            let payload = serde_json::json!({ "e": e, "d": d }).to_string();
+            let wake = parse(&payload).unwrap();
+            prop_assert_eq!(wake.e, e);
         }
     }
 }

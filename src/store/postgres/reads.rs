@@ -203,3 +203,21 @@ pub(super) async fn perform(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{signed, unsigned};
+
+    proptest! {
+        /// Sequence numbers cross between `u64` and `BIGINT` without
+        /// wrapping: a negative value (never written) reads as 0, a value
+        /// beyond `i64` is held at its maximum.
+        #[test]
+        fn sequence_numbers_never_wrap(value in any::<u64>(), column in any::<i64>()) {
+            prop_assert_eq!(unsigned(signed(value)), value.min(i64::MAX as u64));
+            prop_assert_eq!(unsigned(column), u64::try_from(column).unwrap_or(0));
+        }
+    }
+}
