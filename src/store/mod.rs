@@ -7,6 +7,7 @@
 //!   one node at a time delivers an emitter (its lease holder).
 //! - [`records`]: how an event and a dead letter are laid out in either.
 //! - [`durable`]: the acknowledgement `emit_durable` waits on.
+//! - [`thread`]: a store's own thread and the channel to it.
 //! - [`error`]: why a store failed.
 //!
 //! A store keeps, per emitter: its queued and started events with their
@@ -19,6 +20,7 @@ pub(crate) mod journal;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod records;
+mod thread;
 
 pub use error::StoreError;
 pub use journal::{Journal, JournalOptions};

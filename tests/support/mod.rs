@@ -44,7 +44,14 @@ pub use harness::*;
 #[cfg(feature = "emitter")]
 mod journal;
 #[cfg(feature = "emitter")]
-pub use journal::{durable_emitter, reopen, ScratchDir};
+pub use journal::{durable_emitter, reopen};
+// `postgres.rs` loads `scratch.rs` itself (the bench includes it alone).
+#[cfg(all(feature = "emitter", not(feature = "postgres")))]
+mod scratch;
+#[cfg(feature = "postgres")]
+pub use postgres::ScratchDir;
+#[cfg(all(feature = "emitter", not(feature = "postgres")))]
+pub use scratch::ScratchDir;
 #[cfg(feature = "sse")]
 pub mod live;
 #[cfg(feature = "postgres")]

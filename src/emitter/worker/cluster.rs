@@ -5,7 +5,6 @@ use actix::prelude::*;
 
 use super::{Step, Worker};
 use crate::emitter::dead_letter::DeadLetters;
-use crate::emitter::report::Outcome;
 use crate::store::postgres::queue::Consequence;
 use crate::store::postgres::Notice;
 
@@ -41,14 +40,7 @@ impl Handler<Notice> for Worker {
             Consequence::DeadLetters { letters, next_id } => {
                 self.replace_dead_letters(letters, next_id);
             }
-            Consequence::NotStored { events, error } => {
-                for event in &events {
-                    let outcome = Outcome::NotStored {
-                        error: error.clone(),
-                    };
-                    self.reporter.report(event, outcome);
-                }
-            }
+            Consequence::NotStored { events, error } => self.not_stored(&events, &error),
         }
         self.pump(ctx);
     }

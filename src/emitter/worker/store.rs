@@ -2,13 +2,16 @@
 //! PostgreSQL), resuming the stored state, and what the journal's writer
 //! tells it (PostgreSQL's notices are in `cluster`).
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 
 use super::Worker;
+use crate::emitter::event::Event;
 use crate::emitter::report::Outcome;
 use crate::store::journal::queue::{Consequence, JournalQueue};
 use crate::store::journal::Notice;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 impl Worker {
     /// With a journal, the queue is the journal's: it asks for the stored
@@ -61,15 +64,20 @@ impl Handler<Notice> for Worker {
                 self.queue.evict_dead_letters(evicted);
                 tracing::info!(parent: &self.span, stored = self.queue.stored(), dead_letters = kept, paused = self.paused, "emitter resumed from the journal");
             }
-            Consequence::NotStored { events, error } => {
-                for event in &events {
-                    let outcome = Outcome::NotStored {
-                        error: error.clone(),
-                    };
-                    self.reporter.report(event, outcome);
-                }
-            }
+            Consequence::NotStored { events, error } => self.not_stored(&events, &error),
         }
         self.pump(ctx);
+    }
+}
+
+impl Worker {
+    /// Reports events a store could not write (their callers were told).
+    pub(super) fn not_stored(&self, events: &[Arc<Event>], error: &StoreError) {
+        for event in events {
+            let outcome = Outcome::NotStored {
+                error: error.clone(),
+            };
+            self.reporter.report(event, outcome);
+        }
     }
 }

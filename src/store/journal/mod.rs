@@ -30,6 +30,7 @@ use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
+use crate::store::thread::StoreThread;
 use crate::store::StoreError;
 
 /// Default time a batch of operations waits for more before it is committed.
@@ -104,11 +105,9 @@ pub struct Journal {
 
 struct Inner {
     path: PathBuf,
-    /// `None` once closing.
-    ops: Mutex<Option<writer::Senders>>,
-    /// Joined when the last handle goes, so that the file is closed (and
-    /// everything sent is on disk) when the drop returns.
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The writer; closing it (on drop) commits what is left, stops it and
+    /// closes the file, so everything sent is on disk when the drop returns.
+    writer: StoreThread<writer::Senders>,
     /// The last write failure, until a commit succeeds again.
     failure: Arc<Mutex<Option<StoreError>>>,
     /// Test hook: the next commits fail as if the disk were full.
@@ -147,8 +146,7 @@ impl Journal {
         Ok(Journal {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                ops: Mutex::new(Some(ops)),
-                writer: Mutex::new(Some(thread)),
+                writer: StoreThread::new(ops, thread, format!("journal {}", path.display())),
                 failure,
                 fail_commits,
                 commits,
@@ -179,41 +177,13 @@ impl Journal {
 
     /// Hands an operation to the writer; never waits.
     pub(crate) fn send(&self, op: Op) -> Result<(), StoreError> {
-        match &*self
-            .inner
-            .ops
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            Some(ops) => ops.send(op).map_err(|_| StoreError::Closed),
-            None => Err(StoreError::Closed),
-        }
+        self.inner.writer.send(op)
     }
 
     /// Test hook: the next `n` commits fail as if the disk were full.
     #[doc(hidden)]
     pub fn fail_next_commits(&self, n: u32) {
         self.inner.fail_commits.store(n, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Closing the channel lets the writer commit what is left and stop.
-        self.ops
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(writer) = writer {
-            if writer.join().is_err() {
-                tracing::error!(path = %self.path.display(), "journal writer panicked");
-            }
-        }
     }
 }
 

@@ -53,8 +53,8 @@ pub(super) struct Senders {
     later: mpsc::Sender<Op>,
 }
 
-impl Senders {
-    pub(super) fn send(&self, op: Op) -> Result<(), StoreError> {
+impl crate::store::thread::Inbox<Op> for Senders {
+    fn put(&self, op: Op) -> Result<(), StoreError> {
         let channel = if op.urgent() {
             &self.urgent
         } else {

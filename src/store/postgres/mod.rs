@@ -49,6 +49,7 @@ use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
+use crate::store::thread::{Inbox, StoreThread};
 use crate::store::StoreError;
 
 /// Default lease expiry: a node that stops renewing loses its emitters to
@@ -155,9 +156,9 @@ pub struct PgStore {
 }
 
 struct Inner {
-    /// `None` once closing.
-    ops: Mutex<Option<mpsc::UnboundedSender<Op>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Closing it (on drop) lets the thread commit what is left, give the
+    /// leases back and stop.
+    thread: StoreThread<mpsc::UnboundedSender<Op>>,
     shared: Arc<Shared>,
     options: PgOptions,
 }
@@ -283,8 +284,11 @@ impl PgStore {
     ) -> Self {
         PgStore {
             inner: Arc::new(Inner {
-                ops: Mutex::new(Some(ops)),
-                thread: Mutex::new(Some(thread)),
+                thread: StoreThread::new(
+                    ops,
+                    thread,
+                    format!("PostgreSQL, node {}", shared.node()),
+                ),
                 options: shared.options.clone(),
                 shared,
             }),
@@ -343,15 +347,7 @@ impl PgStore {
 
     /// Hands an operation to the store's thread; never waits.
     pub(crate) fn send(&self, op: Op) -> Result<(), StoreError> {
-        match &*self
-            .inner
-            .ops
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            Some(ops) => ops.send(op).map_err(|_| StoreError::Closed),
-            None => Err(StoreError::Closed),
-        }
+        self.inner.thread.send(op)
     }
 
     /// Waits until every operation sent before is committed.
@@ -362,27 +358,6 @@ impl PgStore {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Closing the channel lets the thread commit what is left, give the
-        // leases back and stop.
-        self.ops
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(thread) = thread {
-            if thread.join().is_err() {
-                tracing::error!(node = %self.shared.node(), "PostgreSQL store thread panicked");
-            }
-        }
-    }
-}
-
 impl fmt::Debug for PgStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgStore")
@@ -390,6 +365,12 @@ impl fmt::Debug for PgStore {
             .field("options", &self.inner.options)
             .field("failing", &self.failure())
             .finish()
+    }
+}
+
+impl Inbox<Op> for mpsc::UnboundedSender<Op> {
+    fn put(&self, op: Op) -> Result<(), StoreError> {
+        self.send(op).map_err(|_| StoreError::Closed)
     }
 }
 
