@@ -52,6 +52,21 @@ async fn connection_errors_are_typed_and_never_show_the_password() {
             "{error}"
         );
     }
+    if db.is_local() {
+        // A role that may connect but not create tables: the migration fails.
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+        sqlx::query("CREATE ROLE reader LOGIN PASSWORD 'reader-pw-93'")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let reader = db
+            .url()
+            .replacen(&format!("postgres:{PASSWORD}"), "reader:reader-pw-93", 1);
+        let error = PgStore::connect(&reader).await.unwrap_err();
+        assert!(matches!(error, StoreError::Migration { .. }), "{error:?}");
+        assert!(error.to_string().contains("permission denied"), "{error}");
+    }
     let error = PgStore::options()
         .node_name("")
         .connect(db.url())

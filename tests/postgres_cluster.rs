@@ -412,6 +412,14 @@ async fn three_nodes_lose_nothing_when_a_lease_holder_is_killed() {
         !takeovers.is_empty(),
         "no emitter of the killed node was taken over"
     );
+    // The nodes' configs differ (each sends its own `x-node` header): the
+    // lease holders say so.
+    assert!(
+        seen.log
+            .iter()
+            .any(|l| l.contains("different configurations")),
+        "no config drift warning"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
