@@ -186,3 +186,31 @@ async fn pause_dead_letters_and_redelivery_are_shared_by_the_nodes() {
     assert_eq!(receiver.numbers(4).await, [6, 7, 8, 9]);
     drop(store_a);
 }
+
+#[tokio::test]
+async fn large_payloads_are_stored_in_bounded_batches() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let (store, emitter) = db.node("big").await;
+    emitter
+        .attach("big", "blob", fast_config(receiver.url("/big")))
+        .await
+        .unwrap();
+    until("the lease", || store.held_leases() == ["big"]).await;
+    // 100 events of 200 KB (the test receiver takes up to 256 KiB): over one
+    // batch's 16 MiB, emitted at once.
+    let filler = "x".repeat(200_000);
+    for n in 0..100 {
+        emitter
+            .emit("blob", &json!({ "n": n, "filler": filler }), None)
+            .unwrap();
+    }
+    let commits = store.commits();
+    let got = receiver.take(100).await;
+    assert_eq!(
+        got.iter().map(|r| r.n()).collect::<Vec<_>>(),
+        (0..100).collect::<Vec<_>>()
+    );
+    assert!(got.iter().all(|r| r.body.len() > 200_000));
+    assert!(store.commits() > commits, "written in several transactions");
+}

@@ -368,6 +368,17 @@ impl fmt::Debug for PgStore {
     }
 }
 
+impl Op {
+    /// The payload bytes the operation writes.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Op::Append { event, .. } => event.payload().len(),
+            Op::DeadLetter { letter, .. } => letter.event.payload().len(),
+            _ => 0,
+        }
+    }
+}
+
 impl Inbox<Op> for mpsc::UnboundedSender<Op> {
     fn put(&self, op: Op) -> Result<(), StoreError> {
         self.send(op).map_err(|_| StoreError::Closed)

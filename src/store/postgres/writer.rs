@@ -23,6 +23,9 @@ use crate::store::StoreError;
 /// First and longest wait before a failed batch is tried again.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Payload bytes gathered in one batch at most (one statement carries them
+/// all; PostgreSQL refuses a message over 1 GiB).
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// At close, how long a failing batch is retried before it is given up.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
@@ -62,9 +65,13 @@ pub(super) async fn run(pool: PgPool, shared: Arc<Shared>, mut ops: mpsc::Unboun
             }
         }
         let gather_until = Instant::now() + interval;
-        while closed_at.is_none() && carried.len() < max_batch {
+        let mut bytes: usize = carried.iter().map(Op::bytes).sum();
+        while closed_at.is_none() && carried.len() < max_batch && bytes < MAX_BATCH_BYTES {
             match tokio::time::timeout_at(gather_until, ops.recv()).await {
-                Ok(Some(op)) => carried.push(op),
+                Ok(Some(op)) => {
+                    bytes += op.bytes();
+                    carried.push(op);
+                }
                 Ok(None) => closed_at = Some(Instant::now()),
                 Err(_) => break,
             }
