@@ -459,13 +459,13 @@ async fn a_stalled_holder_sends_nothing_once_its_lease_is_gone() {
     stalled.signal("-CONT");
     receive_all(&mut receiver, &seen.acked, &mut all).await;
     assert_ordered(&all, &|_| 0);
-    // Duplicates only of what the stalled node had sent or was sending when
-    // stopped: live sends again what stalled sent (not yet acknowledged); and
-    // the request stalled had begun (past its lease check), the event after
-    // its last one before the stop, may reach the receiver once it resumes,
-    // so both nodes send that one. Once resumed, stalled may take leases again
-    // (live gives half back to spread them), under a new epoch, reading from
-    // the database: it never sends anything else live had delivered.
+    // Duplicates only of what the stalled node had sent, or was sending, when
+    // it was stopped and had not acknowledged: the next holder sends those
+    // again. The request it had begun (past its lease check: the event after
+    // its last one before the stop) may reach the receiver only once it
+    // resumes. Once resumed, stalled may take leases again (live gives half
+    // back to spread them), under a new epoch, reading from the database: it
+    // never sends again anything that was acknowledged.
     let mut in_flight_at_stop: HashMap<&str, u64> = HashMap::new();
     for d in all
         .iter()
@@ -481,15 +481,16 @@ async fn a_stalled_holder_sends_nothing_once_its_lease_is_gone() {
             continue;
         };
         duplicates += 1;
-        // Sent by stalled before the stop, its acknowledgement not committed:
-        // live sends it again.
-        let resent_by_live =
-            d.node == "live" && earlier.node == "stalled" && earlier.at < resumed_at;
-        // The request stalled had begun when stopped: it may reach the
-        // receiver after resuming, before or after live sends the event.
-        let in_flight = in_flight_at_stop.get(d.emitter.as_str()) == Some(&d.n);
-        let finished_late = in_flight && d.node != earlier.node;
-        if !(resent_by_live || finished_late) {
+        // Sent by stalled before it resumed (in flight at the stop, or its
+        // acknowledgement not committed): the next holder, live or stalled
+        // itself under a new lease, sends it again.
+        let unacknowledged = earlier.node == "stalled" && earlier.at < resumed_at;
+        // The request stalled had begun when stopped may also reach the
+        // receiver only after resuming, after live sent the event.
+        let finished_late = earlier.node == "live"
+            && d.node == "stalled"
+            && in_flight_at_stop.get(d.emitter.as_str()) == Some(&d.n);
+        if !(unacknowledged || finished_late) {
             live.drain(&mut seen);
             stalled.drain(&mut seen);
             let tag = format!("\"{}\"", d.emitter);
@@ -506,7 +507,7 @@ async fn a_stalled_holder_sends_nothing_once_its_lease_is_gone() {
             );
         }
         assert!(
-            resent_by_live || finished_late,
+            unacknowledged || finished_late,
             "event {} sent by {} after {} had sent it ({:?} after the stop, {:?} before the resume)",
             d.n,
             d.node,
