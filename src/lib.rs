@@ -60,7 +60,9 @@
 //! ├── delivery/        one HTTP attempt: client, signed request, envelope,
 //! │                    Retry-After, per-thread driver, TLS, SSRF guard
 //! ├── store/           durable stores behind the queue boundary: the
-//! │                    embedded journal (redb), its writer thread
+//! │                    embedded journal (redb), its writer thread; the
+//! │                    PostgreSQL store (feature `postgres`): group commit,
+//! │                    leases, LISTEN/NOTIFY, on a thread of its own
 //! ├── telemetry.rs     metrics through the `metrics` facade (feature `metrics`)
 //! ├── sse/             live updates (feature `sse`): the broadcaster actor,
 //! │                    the SSE endpoint and frames, WebSocket rooms (`ws/`)
@@ -71,7 +73,8 @@
 //! ```
 //!
 //! Cargo features: `emitter`, `sse` and `verify`, all on by default, and
-//! `metrics` and `server` (the binary), off by default. A receiver-only build
+//! `metrics`, `postgres` (several nodes on PostgreSQL) and `server` (the
+//! binary), off by default. A receiver-only build
 //! (`default-features = false, features = ["verify"]`) compiles without awc,
 //! rustls or the actors.
 

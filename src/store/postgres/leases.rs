@@ -189,7 +189,7 @@ async fn spread(
         )
     };
     for emitter in excess {
-        give_up(pool, shared, &emitter).await?;
+        give_up(shared, &emitter);
     }
     if candidates.is_empty() {
         return Ok(());
@@ -232,14 +232,13 @@ async fn spread(
 }
 
 /// Asks the holder's worker to give the lease back once nothing is in flight.
-async fn give_up(_: &PgPool, shared: &Shared, emitter: &Arc<str>) -> Result<(), sqlx::Error> {
+fn give_up(shared: &Shared, emitter: &Arc<str>) {
     let mut members = shared.members();
     if let Some(member) = members.get_mut(emitter) {
         member.releasing = true;
         member.worker.do_send(Notice::Release);
         tracing::info!(emitter = %emitter, node = %shared.node(), "giving a lease back to spread them across nodes");
     }
-    Ok(())
 }
 
 /// This node holds `emitter`'s lease at `epoch`: its worker gets the state.
