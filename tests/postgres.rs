@@ -8,7 +8,9 @@
 mod support;
 
 use serde_json::json;
+use std::time::Duration;
 use support::postgres::{Postgres, PASSWORD};
+
 use support::{eventually, fast_config, until, Receiver, DEADLINE};
 use webhooks_emitter::{PgStore, StoreError};
 
@@ -213,4 +215,43 @@ async fn large_payloads_are_stored_in_bounded_batches() {
     );
     assert!(got.iter().all(|r| r.body.len() > 200_000));
     assert!(store.commits() > commits, "written in several transactions");
+}
+
+#[tokio::test]
+async fn the_next_holder_resumes_with_the_same_request_id_and_attempt_count() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let (store_a, a) = db.node("first").await;
+    // A long backoff: the event waits between attempts while the test acts.
+    let config = fast_config(receiver.url("/t"))
+        .max_retries(100)
+        .backoff(Duration::from_secs(5), Duration::from_secs(5));
+    a.attach("t", "tick", config.clone()).await.unwrap();
+    until("the first node's lease", || store_a.held_leases() == ["t"]).await;
+    let (store_b, b) = db.node("second").await;
+    b.attach("t", "tick", config).await.unwrap();
+    let mut reports = b.reports();
+    receiver.script_statuses([500]);
+    let id = a
+        .emit_durable("tick", &json!({ "n": 1 }), None)
+        .await
+        .unwrap();
+    let first = receiver.next().await;
+    assert_eq!(first.header("x-webhooks-delivery"), Some(id.as_str()));
+    // Failed once and waiting out its backoff: paused, then the holder leaves
+    // (no drain to wait for: nothing is delivered while paused).
+    a.pause("t").await.unwrap();
+    let _ = a.shutdown(Duration::ZERO).await;
+    until("the second node's lease", || store_b.held_leases() == ["t"]).await;
+    b.restart("t").await.unwrap();
+    let second = receiver.next().await;
+    assert_eq!(second.header("x-webhooks-delivery"), Some(id.as_str()));
+    assert_eq!(second.n(), 1);
+    loop {
+        let report = support::next_report(&mut reports).await;
+        if let webhooks_emitter::Outcome::Delivered { attempts, .. } = report.outcome {
+            assert_eq!(attempts, 2, "the first node's attempt counts");
+            break;
+        }
+    }
 }

@@ -236,6 +236,8 @@ struct Delivery {
     n: u64,
     node: String,
     at: Instant,
+    /// The request id (`x-webhooks-delivery`): the same on every copy.
+    id: String,
 }
 
 fn delivery(received: &Received) -> Delivery {
@@ -244,6 +246,7 @@ fn delivery(received: &Received) -> Delivery {
         n: u64::try_from(received.n()).unwrap(),
         node: received.header("x-node").unwrap().to_owned(),
         at: received.at,
+        id: received.header("x-webhooks-delivery").unwrap().to_owned(),
     }
 }
 
@@ -386,6 +389,7 @@ async fn three_nodes_lose_nothing_when_a_lease_holder_is_killed() {
                     d.n
                 );
                 assert_ne!(d.node, *victim_name);
+                assert_eq!(d.id, first.id, "a copy of {} with another request id", d.n);
             }
         }
     }
