@@ -1,4 +1,4 @@
-//! The lease keeper: every tick (a quarter of the expiry, at most 500 ms) it
+//! The lease keeper: every tick (500 ms, or a quarter of a shorter expiry) it
 //! records this node as live, renews the leases it holds, claims free or
 //! expired ones up to its share, gives back what is above its share, and
 //! tells each holder the newest sequence number (the backstop for a missed

@@ -81,7 +81,7 @@ impl Default for PgOptions {
 impl PgOptions {
     /// How long a lease lasts without renewal (default 10 s, between 1 s and
     /// 1 hour). Leases are renewed, and free ones claimed, every quarter of
-    /// it (at most every 500 ms), so a dead node's emitters move within
+    /// it or every 500 ms, whichever is shorter, so a dead node's emitters move within
     /// about the expiry plus one tick.
     pub fn lease_expiry(mut self, expiry: Duration) -> Self {
         self.lease_expiry = expiry.clamp(Duration::from_secs(1), Duration::from_secs(3600));
