@@ -192,13 +192,7 @@ impl WebhooksEmitter {
         request_id: Option<String>,
     ) -> Result<Arc<Event>, EmitError> {
         self.check_accepting()?;
-        let failure = match &self.inner.store {
-            Store::Journal(journal) => journal.failure(),
-            #[cfg(feature = "postgres")]
-            Store::Postgres(store) => store.failure(),
-            Store::Memory => None,
-        };
-        if let Some(error) = failure {
+        if let Some(error) = self.inner.store.failure() {
             return Err(EmitError::Store(error));
         }
         validate_event_name(event)?;

@@ -76,6 +76,9 @@ pub(crate) trait EventQueue {
     fn set_paused(&mut self, _paused: bool) {}
     /// A new bound; events already held above it stay (only pushes are refused).
     fn set_capacity(&mut self, capacity: usize);
+    /// A new dead-letter bound, for a store that keeps it itself (the worker
+    /// evicts its own copy).
+    fn set_dead_letter_capacity(&mut self, _capacity: usize) {}
     /// Events waiting to start.
     fn waiting(&self) -> usize;
     /// Events held: waiting, or started and not yet acked or failed.

@@ -42,6 +42,29 @@ pub enum Store {
     Postgres(PgStore),
 }
 
+impl Store {
+    /// The last write failure, while the store's writes are failing: new
+    /// events are refused with it.
+    pub(crate) fn failure(&self) -> Option<StoreError> {
+        match self {
+            Store::Memory => None,
+            Store::Journal(journal) => journal.failure(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(store) => store.failure(),
+        }
+    }
+
+    /// Waits until everything sent to the store before is written.
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory => Ok(()),
+            Store::Journal(journal) => journal::flush(journal).await,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(store) => store.flush().await,
+        }
+    }
+}
+
 #[cfg(feature = "postgres")]
 impl From<PgStore> for Store {
     fn from(store: PgStore) -> Self {

@@ -154,13 +154,7 @@ impl Handler<Shutdown> for Registry {
                 let report = report(drained, join_all(stops).await);
                 // Everything the workers sent the store is written before
                 // shutdown returns.
-                let flushed = match &store {
-                    Store::Journal(journal) => crate::store::journal::flush(journal).await,
-                    #[cfg(feature = "postgres")]
-                    Store::Postgres(store) => store.flush().await,
-                    Store::Memory => Ok(()),
-                };
-                if let Err(error) = flushed {
+                if let Err(error) = store.flush().await {
                     tracing::error!(%error, "store could not be flushed at shutdown");
                 }
                 report

@@ -20,10 +20,8 @@ impl Handler<Reconfigure> for Worker {
 
     fn handle(&mut self, Reconfigure(config): Reconfigure, ctx: &mut Context<Self>) {
         self.queue.set_capacity(config.queue_capacity);
-        #[cfg(feature = "postgres")]
-        if let Some(queue) = self.queue.as_cluster() {
-            queue.set_dead_letter_capacity(config.dead_letter_capacity);
-        }
+        self.queue
+            .set_dead_letter_capacity(config.dead_letter_capacity);
         let evicted = self.dead_letters.set_capacity(config.dead_letter_capacity);
         if !evicted.is_empty() {
             tracing::warn!(parent: &self.span, evicted = evicted.len(), capacity = config.dead_letter_capacity, "dead letter bound lowered; oldest dead letters evicted");

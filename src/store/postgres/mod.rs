@@ -160,7 +160,6 @@ struct Inner {
     /// leases back and stop.
     thread: StoreThread<mpsc::UnboundedSender<Op>>,
     shared: Arc<Shared>,
-    options: PgOptions,
 }
 
 /// What the store's thread and the handles share.
@@ -188,11 +187,16 @@ impl Shared {
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn failing(&self) -> bool {
+    /// The last write failure, while writes are failing.
+    pub(crate) fn failure(&self) -> Option<StoreError> {
         self.failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
+            .clone()
+    }
+
+    pub(crate) fn failing(&self) -> bool {
+        self.failure().is_some()
     }
 
     pub(crate) fn set_failure(&self, failure: Option<StoreError>) {
@@ -289,7 +293,6 @@ impl PgStore {
                     thread,
                     format!("PostgreSQL, node {}", shared.node()),
                 ),
-                options: shared.options.clone(),
                 shared,
             }),
         }
@@ -337,12 +340,7 @@ impl PgStore {
 
     /// The last write failure, while writes are failing.
     pub(crate) fn failure(&self) -> Option<StoreError> {
-        self.inner
-            .shared
-            .failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.shared.failure()
     }
 
     /// Hands an operation to the store's thread; never waits.
@@ -362,7 +360,7 @@ impl fmt::Debug for PgStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgStore")
             .field("node", &self.node_name())
-            .field("options", &self.inner.options)
+            .field("options", &self.inner.shared.options)
             .field("failing", &self.failure())
             .finish()
     }

@@ -246,11 +246,6 @@ impl PgQueue {
     pub(crate) fn releasing(&self) -> bool {
         self.releasing
     }
-
-    /// A new dead-letter bound, for the dead letters this node stores.
-    pub(crate) fn set_dead_letter_capacity(&mut self, capacity: usize) {
-        self.dead_letter_capacity = capacity;
-    }
 }
 
 impl EventQueue for PgQueue {
@@ -356,6 +351,10 @@ impl EventQueue for PgQueue {
 
     fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity;
+    }
+
+    fn set_dead_letter_capacity(&mut self, capacity: usize) {
+        self.dead_letter_capacity = capacity;
     }
 
     fn waiting(&self) -> usize {
