@@ -5,7 +5,7 @@
 //!
 //! | name | kind | labels |
 //! | --- | --- | --- |
-//! | `webhooks_events_emitted_total` | counter | `event` |
+//! | `webhooks_events_emitted_total` | counter | `event` (`_unrouted` for names no emitter is attached to) |
 //! | `webhooks_attempts_total` | counter | `emitter`, `outcome` |
 //! | `webhooks_deliveries_total` | counter | `emitter` |
 //! | `webhooks_dead_letters_total` | counter | `emitter`, `reason` |
@@ -39,10 +39,21 @@ fn shared(value: &Arc<str>) -> SharedString {
     SharedString::from_shared(value.clone())
 }
 
-/// An event was emitted (before fan-out to emitters).
-pub(crate) fn emitted(event: &Arc<str>) {
+/// The `event` label of an event no emitter is attached to.
+#[cfg(feature = "metrics")]
+pub(crate) const UNROUTED: &str = "_unrouted";
+
+/// An event was emitted (before fan-out to emitters); `event` is its name if
+/// an emitter is attached to it, `None` otherwise (counted as `_unrouted`).
+pub(crate) fn emitted(event: Option<Arc<str>>) {
     #[cfg(feature = "metrics")]
-    metrics::counter!("webhooks_events_emitted_total", "event" => shared(event)).increment(1);
+    {
+        let label = match &event {
+            Some(name) => shared(name),
+            None => SharedString::const_str(UNROUTED),
+        };
+        metrics::counter!("webhooks_events_emitted_total", "event" => label).increment(1);
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = event;
 }

@@ -272,21 +272,51 @@ async fn test_sends_one_signed_event_now() {
 async fn ssrf_guard_checks_dns_answers_and_does_not_retry() {
     // The guard for the whole emitter applies to configs that set none.
     let mut h = Harness::with(WebhooksEmitter::builder().ssrf_guard(SsrfGuard::new()));
-    let url = format!("http://localhost:{}/", h.receiver.addr.port());
-    h.attach("dns", "ping", fast_config(&url).max_retries(5))
-        .await;
-    h.emit_numbers("ping", [1]);
-    match h.next_outcome().await {
-        Outcome::DeadLettered {
-            attempts: 1,
-            reason:
-                DeadLetterReason::NotRetryable {
-                    failure: Failure::Blocked(why),
-                },
-        } => {
-            assert!(why.contains("localhost"), "{why}")
+    let port = h.receiver.addr.port();
+    let url = format!("http://localhost:{port}/");
+    // `localhost` (and `*.localhost`) is loopback by definition: refused at
+    // attach, like 127.0.0.1, not accepted and dead-lettered later.
+    for local in [url.clone(), format!("http://API.LocalHost.:{port}/")] {
+        let refused = h.emitter.attach("local", "ping", fast_config(&local)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(webhooks_emitter::AttachError::InvalidConfig {
+                    source: webhooks_emitter::ConfigError::BlockedTarget { .. },
+                    ..
+                })
+            ),
+            "{local}: {refused:?}"
+        );
+    }
+    // Another name that resolves to loopback (this machine's own name) is
+    // refused when it is resolved, without retries.
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let name = name.trim();
+    let loopback = std::net::ToSocketAddrs::to_socket_addrs(&(name, port))
+        .map(|mut addrs| addrs.any(|a| a.ip().is_loopback()))
+        .unwrap_or(false);
+    if loopback {
+        let by_name = format!("http://{name}:{port}/");
+        h.attach("dns", "ping", fast_config(&by_name).max_retries(5))
+            .await;
+        h.emit_numbers("ping", [1]);
+        match h.next_outcome().await {
+            Outcome::DeadLettered {
+                attempts: 1,
+                reason:
+                    DeadLetterReason::NotRetryable {
+                        failure: Failure::Blocked(why),
+                    },
+            } => {
+                assert!(why.contains(name), "{why}")
+            }
+            other => panic!("expected a refusal without retries, got {other:?}"),
         }
-        other => panic!("expected a refusal without retries, got {other:?}"),
+    } else {
+        eprintln!(
+            "{name} does not resolve to loopback here: the resolver's check is not exercised"
+        );
     }
 
     // An allow-list on the config replaces the emitter-wide guard.

@@ -218,7 +218,7 @@ async fn large_payloads_are_stored_in_bounded_batches() {
 }
 
 #[tokio::test]
-async fn the_next_holder_resumes_with_the_same_request_id_and_attempt_count() {
+async fn the_next_holder_resumes_with_the_same_request_id_attempt_count_and_backoff() {
     let db = Postgres::start();
     let mut receiver = Receiver::start();
     let (store_a, a) = db.node("first").await;
@@ -247,6 +247,13 @@ async fn the_next_holder_resumes_with_the_same_request_id_and_attempt_count() {
     let second = receiver.next().await;
     assert_eq!(second.header("x-webhooks-delivery"), Some(id.as_str()));
     assert_eq!(second.n(), 1);
+    // The stored due time holds on the next node: not before the backoff
+    // (5 s with equal jitter, so at least 2.5 s; a lower bound only).
+    let waited = second.at.duration_since(first.at);
+    assert!(
+        waited + Duration::from_millis(5) >= Duration::from_millis(2_500),
+        "retried {waited:?} after the failure, before its backoff"
+    );
     loop {
         let report = support::next_report(&mut reports).await;
         if let webhooks_emitter::Outcome::Delivered { attempts, .. } = report.outcome {

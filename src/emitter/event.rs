@@ -64,10 +64,19 @@ impl AsRef<str> for RequestId {
 /// Checks that an event name can be sent as a header value and an SSE field:
 /// 1 to 256 visible ASCII characters.
 pub(crate) fn validate_event_name(name: &str) -> Result<(), EventNameError> {
-    header_safe(name).map_err(|reason| EventNameError {
+    let refused = |reason| EventNameError {
         name: name.escape_debug().to_string(),
         reason,
-    })
+    };
+    header_safe(name).map_err(refused)?;
+    // `*` would read as "every event" (`*`, `order.*`) and match only an
+    // event of that literal name: refused until names can hold patterns.
+    if name.contains('*') {
+        return Err(refused(
+            "`*` is reserved for wildcards, which event names do not support: list the names",
+        ));
+    }
+    Ok(())
 }
 
 /// The rule shared by request ids and event names, which both travel in

@@ -22,7 +22,9 @@ use crate::emitter::report::DeliveryReport;
 use crate::emitter::shutdown::ShutdownReport;
 use crate::emitter::stats::EmitterStats;
 use crate::emitter::test_delivery::TestDelivery;
-use crate::emitter::worker::{ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Worker};
+use crate::emitter::worker::{
+    ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, WhenRecovered, Worker,
+};
 use crate::error::{AttachError, ControlError, EmitError};
 use crate::store::Store;
 
@@ -116,10 +118,16 @@ impl WebhooksEmitter {
         S: Into<String>,
     {
         let attach = self.prepare(id.into(), events, config)?;
+        let id = attach.id.clone();
         self.registry()
             .send(attach)
             .await
-            .map_err(|_| AttachError::NotRunning)?
+            .map_err(|_| AttachError::NotRunning)??;
+        // With a store, return once its state is applied: right after
+        // `attach`, a paused emitter reads as paused and its dead letters are
+        // there. (A detach in between makes this answer an error: ignored.)
+        let _ = self.ask(&id, WhenRecovered).await;
+        Ok(())
     }
 
     /// Checks what `attach_many` and `reconfigure` are given: a non-empty id,
@@ -245,13 +253,29 @@ impl WebhooksEmitter {
     }
 
     /// Stops deliveries of emitter `id`; its events keep being queued.
+    /// With a durable store, the paused state is on disk when this returns.
     pub async fn pause(&self, id: &str) -> Result<(), ControlError> {
-        self.ask(id, SetPaused(true)).await
+        let paused = self.ask(id, SetPaused(true)).await?;
+        self.committed(paused).await
     }
 
     /// Resumes deliveries of emitter `id`, in order, from where they stopped.
+    /// With a durable store, the resumed state is on disk when this returns.
     pub async fn restart(&self, id: &str) -> Result<(), ControlError> {
-        self.ask(id, SetPaused(false)).await
+        let resumed = self.ask(id, SetPaused(false)).await?;
+        self.committed(resumed).await
+    }
+
+    /// `answer`, once everything the worker sent to the store before it is
+    /// committed: what a control call reports (paused, a dead letter, a
+    /// redelivery) must survive a crash the moment after it returns.
+    async fn committed<T>(&self, answer: T) -> Result<T, ControlError> {
+        self.inner
+            .store
+            .flush()
+            .await
+            .map_err(ControlError::Store)?;
+        Ok(answer)
     }
 
     /// Removes emitter `id` and stops it. Returns the events it still had queued
@@ -275,20 +299,25 @@ impl WebhooksEmitter {
     }
 
     /// The dead letters of emitter `id`, oldest first.
+    /// With a durable store, every dead letter listed is on disk when this
+    /// returns.
     pub async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, ControlError> {
-        self.ask(id, ListDeadLetters).await
+        let letters = self.ask(id, ListDeadLetters).await?;
+        self.committed(letters).await
     }
 
     /// Queues dead letter `dead_letter` of emitter `id` again, at the tail, with
     /// fresh attempts. On a full queue it stays a dead letter.
     pub async fn redeliver(&self, id: &str, dead_letter: u64) -> Result<(), ControlError> {
-        self.ask(id, Redeliver(Some(dead_letter))).await?.map(drop)
+        let queued = self.ask(id, Redeliver(Some(dead_letter))).await??;
+        self.committed(queued).await.map(drop)
     }
 
     /// Queues every dead letter of emitter `id` again, oldest first; returns how
     /// many. On a full queue, those that did not fit stay dead letters.
     pub async fn redeliver_all(&self, id: &str) -> Result<usize, ControlError> {
-        self.ask(id, Redeliver(None)).await?
+        let queued = self.ask(id, Redeliver(None)).await??;
+        self.committed(queued).await
     }
 
     /// Counters of emitter `id`: queued, in flight, delivered, failures, dead

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 
@@ -29,6 +30,9 @@ pub(crate) struct Started {
     pub ticket: Ticket,
     pub event: Arc<Event>,
     pub attempts: u32,
+    /// Not to be sent before this: the backoff of a failed attempt, kept by a
+    /// store across a restart.
+    pub retry_at: Option<SystemTime>,
 }
 
 /// An event a full queue gave back.
@@ -55,8 +59,9 @@ pub(crate) trait EventQueue {
     /// Starts the oldest waiting event (`None` also while stored events are
     /// being read back).
     fn start_next(&mut self) -> Option<Started>;
-    /// A started event failed an attempt; it had `attempts` so far.
-    fn attempted(&mut self, _ticket: Ticket, _attempts: u32) {}
+    /// A started event failed an attempt; it had `attempts` so far, and is
+    /// not to be sent again before `retry_at`.
+    fn attempted(&mut self, _ticket: Ticket, _attempts: u32, _retry_at: SystemTime) {}
     /// A started event was delivered.
     fn ack(&mut self, ticket: Ticket);
     /// An event was given up: a started one (`ticket`), or one that never got
@@ -162,6 +167,7 @@ impl EventQueue for MemoryQueue {
             ticket,
             event,
             attempts: 0,
+            retry_at: None,
         })
     }
 

@@ -5,11 +5,15 @@
 //! costs, per byte, so the header is kept short.
 //!
 //! ```text
-//! u8 layout (1) | u16 name length | name | u16 id length | id
+//! u8 layout (2) | u16 name length | name | u16 id length | id
 //! | u64 seconds, u32 nanoseconds (emit time) | u32 attempts
+//! | u64 next attempt not before (unix milliseconds, 0: at once)
 //! | u32 dead-letter length | dead letter (JSON: reason, time), if any
 //! | payload
 //! ```
+//!
+//! Layout 1 (before the next attempt's due time was kept) has no due time
+//! and is still read.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::emitter::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::emitter::event::{Event, RequestId};
 
-const LAYOUT: u8 = 1;
+const LAYOUT: u8 = 2;
+/// The layout without the due time, still read.
+const LAYOUT_1: u8 = 1;
 
 /// What a dead letter adds.
 #[derive(Serialize, Deserialize)]
@@ -35,6 +41,9 @@ pub(crate) struct StoredEvent {
     pub seq: u64,
     pub event: Arc<Event>,
     pub attempts: u32,
+    /// After a failed attempt: not to be sent again before this (its
+    /// backoff), even by a restarted process.
+    pub retry_at: Option<SystemTime>,
 }
 
 /// The fields of a stored value.
@@ -43,11 +52,32 @@ struct Parts<'a> {
     id: &'a str,
     at: SystemTime,
     attempts: u32,
+    retry_at: Option<SystemTime>,
     dead: Option<DeadHeader>,
     payload: &'a [u8],
 }
 
-fn encode(event: &Event, attempts: u32, dead: Option<&DeadHeader>) -> Vec<u8> {
+/// Milliseconds since the epoch, 0 for none (the epoch itself is never a
+/// due time).
+pub(crate) fn millis(time: Option<SystemTime>) -> u64 {
+    time.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The due time [`millis`] wrote.
+pub(crate) fn from_millis(ms: u64) -> Option<SystemTime> {
+    match ms {
+        0 => None,
+        ms => UNIX_EPOCH.checked_add(Duration::from_millis(ms)),
+    }
+}
+
+fn encode(
+    event: &Event,
+    attempts: u32,
+    retry_at: Option<SystemTime>,
+    dead: Option<&DeadHeader>,
+) -> Vec<u8> {
     let dead = dead
         .and_then(|d| serde_json::to_vec(d).ok())
         .unwrap_or_default();
@@ -60,7 +90,7 @@ fn encode(event: &Event, attempts: u32, dead: Option<&DeadHeader>) -> Vec<u8> {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let mut out =
-        Vec::with_capacity(27 + name.len() + id.len() + dead.len() + event.payload().len());
+        Vec::with_capacity(35 + name.len() + id.len() + dead.len() + event.payload().len());
     out.push(LAYOUT);
     // Names and ids are at most 256 bytes (checked by `emit`).
     out.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_le_bytes());
@@ -70,6 +100,7 @@ fn encode(event: &Event, attempts: u32, dead: Option<&DeadHeader>) -> Vec<u8> {
     out.extend_from_slice(&at.as_secs().to_le_bytes());
     out.extend_from_slice(&at.subsec_nanos().to_le_bytes());
     out.extend_from_slice(&attempts.to_le_bytes());
+    out.extend_from_slice(&millis(retry_at).to_le_bytes());
     out.extend_from_slice(&u32::try_from(dead.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(&dead);
     out.extend_from_slice(event.payload());
@@ -102,7 +133,8 @@ impl<'a> Reader<'a> {
 /// The fields of a stored value, or `None` if it is damaged.
 fn decode(value: &[u8]) -> Option<Parts<'_>> {
     let mut reader = Reader(value);
-    if reader.array::<1>()? != [LAYOUT] {
+    let [layout] = reader.array::<1>()?;
+    if layout != LAYOUT && layout != LAYOUT_1 {
         return None;
     }
     let name = reader.text()?;
@@ -111,6 +143,10 @@ fn decode(value: &[u8]) -> Option<Parts<'_>> {
     let nanos = u32::from_le_bytes(reader.array()?).min(999_999_999);
     let at = UNIX_EPOCH.checked_add(Duration::new(secs, nanos))?;
     let attempts = u32::from_le_bytes(reader.array()?);
+    let retry_at = match layout {
+        LAYOUT_1 => None,
+        _ => from_millis(u64::from_le_bytes(reader.array()?)),
+    };
     let dead_len = usize::try_from(u32::from_le_bytes(reader.array()?)).ok()?;
     let dead = match dead_len {
         0 => None,
@@ -121,6 +157,7 @@ fn decode(value: &[u8]) -> Option<Parts<'_>> {
         id,
         at,
         attempts,
+        retry_at,
         dead,
         payload: reader.0,
     })
@@ -137,20 +174,21 @@ fn event_of(parts: &Parts<'_>) -> Arc<Event> {
 
 /// An event waiting at an emitter, with its attempts so far.
 pub(crate) fn encode_event(event: &Event, attempts: u32) -> Vec<u8> {
-    encode(event, attempts, None)
+    encode(event, attempts, None, None)
 }
 
-/// The same value with another attempt count; `None` if it is damaged.
-pub(crate) fn with_attempts(value: &[u8], attempts: u32) -> Option<Vec<u8>> {
+/// The same value with another attempt count and due time (written in the
+/// current layout, whatever the value's); `None` if it is damaged.
+pub(crate) fn with_attempts(
+    value: &[u8],
+    attempts: u32,
+    retry_at: Option<SystemTime>,
+) -> Option<Vec<u8>> {
     let parts = decode(value)?;
-    // The attempts sit after the layout byte, the two texts with their
-    // lengths, and the emit time.
-    let offset = 1 + 2 + parts.name.len() + 2 + parts.id.len() + 12;
-    let mut updated = value.to_vec();
-    updated
-        .get_mut(offset..offset + 4)?
-        .copy_from_slice(&attempts.to_le_bytes());
-    Some(updated)
+    if parts.dead.is_some() {
+        return None;
+    }
+    Some(encode(&event_of(&parts), attempts, retry_at, None))
 }
 
 pub(crate) fn decode_event(seq: u64, value: &[u8]) -> Option<StoredEvent> {
@@ -159,6 +197,7 @@ pub(crate) fn decode_event(seq: u64, value: &[u8]) -> Option<StoredEvent> {
         seq,
         event: event_of(&parts),
         attempts: parts.attempts,
+        retry_at: parts.retry_at,
     })
 }
 
@@ -167,7 +206,7 @@ pub(crate) fn encode_dead_letter(letter: &DeadLetter) -> Vec<u8> {
         reason: letter.reason.clone(),
         at: letter.at,
     };
-    encode(&letter.event, letter.attempts, Some(&dead))
+    encode(&letter.event, letter.attempts, None, Some(&dead))
 }
 
 pub(crate) fn decode_dead_letter(id: u64, value: &[u8]) -> Option<DeadLetter> {
@@ -200,8 +239,11 @@ mod tests {
         assert_eq!(stored.event.request_id().as_str(), "req-1");
         assert_eq!(stored.event.payload(), br#"{"n":1}"#);
         assert_eq!(stored.event.emitted_at(), event.emitted_at());
-        let again = with_attempts(&encode_event(&event, 2), 5).unwrap_or_default();
-        assert_eq!(decode_event(7, &again).map(|s| s.attempts), Some(5));
+        let due = UNIX_EPOCH + Duration::from_millis(1_800_000_000_123);
+        let again = with_attempts(&encode_event(&event, 2), 5, Some(due)).unwrap_or_default();
+        let again = decode_event(7, &again).unwrap_or_else(|| unreachable!());
+        assert_eq!((again.attempts, again.retry_at), (5, Some(due)));
+        assert_eq!(again.event.payload(), br#"{"n":1}"#);
 
         let letter = DeadLetter {
             id: 3,
@@ -230,7 +272,39 @@ mod tests {
         fn any_bytes_decode_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_event(1, &bytes);
             let _ = decode_dead_letter(1, &bytes);
-            let _ = with_attempts(&bytes, 1);
+            let _ = with_attempts(&bytes, 1, Some(SystemTime::now()));
         }
+
+        /// Any due time round-trips at millisecond precision; times before
+        /// the epoch or past what a u64 of milliseconds holds are "at once"
+        /// or the largest, never a panic.
+        #[test]
+        fn due_times_round_trip(ms in 1u64..u64::MAX / 2, attempts in any::<u32>()) {
+            let event = Event::new(Arc::from("e"), Bytes::from_static(b"1"), RequestId::restored("r"));
+            if let Some(due) = UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
+                let value = with_attempts(&encode_event(&event, 0), attempts, Some(due));
+                let back = decode_event(1, &value.unwrap_or_default());
+                prop_assert_eq!(back.map(|s| (s.attempts, s.retry_at)), Some((attempts, Some(due))));
+            }
+        }
+    }
+
+    #[test]
+    fn layout_1_values_are_still_read() {
+        // A value as layout 1 wrote it: no due time after the attempts.
+        let mut value = vec![LAYOUT_1];
+        for text in ["order.created", "req-1"] {
+            value.extend_from_slice(&u16::try_from(text.len()).unwrap_or(0).to_le_bytes());
+            value.extend_from_slice(text.as_bytes());
+        }
+        value.extend_from_slice(&1_700_000_000u64.to_le_bytes());
+        value.extend_from_slice(&0u32.to_le_bytes());
+        value.extend_from_slice(&3u32.to_le_bytes());
+        value.extend_from_slice(&0u32.to_le_bytes());
+        value.extend_from_slice(br#"{"n":1}"#);
+        let stored = decode_event(1, &value).unwrap_or_else(|| unreachable!());
+        assert_eq!((stored.attempts, stored.retry_at), (3, None));
+        assert_eq!(stored.event.request_id().as_str(), "req-1");
+        assert_eq!(stored.event.payload(), br#"{"n":1}"#);
     }
 }

@@ -27,6 +27,8 @@ pub struct Answer {
     pub content_type: String,
     pub headers: awc::http::header::HeaderMap,
     pub json: Value,
+    /// The body as text (for what JSON parsers refuse, e.g. deep nesting).
+    pub text: String,
 }
 
 impl ServerProcess {
@@ -122,6 +124,20 @@ impl ServerProcess {
         token: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        self.send_typed(method, path, body, Some("application/json"), token, headers)
+            .await
+    }
+
+    /// A request with a raw body and any content type (or none).
+    pub async fn send_typed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        content_type: Option<&str>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let client = awc::Client::builder().timeout(DEADLINE).finish();
         let mut request = client.request(method, self.url(path));
         if let Some(token) = token {
@@ -130,12 +146,11 @@ impl ServerProcess {
         for (name, value) in headers {
             request = request.insert_header((*name, *value));
         }
+        if let (Some(_), Some(content_type)) = (body, content_type) {
+            request = request.content_type(content_type);
+        }
         let mut response = match body {
-            Some(body) => request
-                .content_type("application/json")
-                .send_body(body.to_owned())
-                .await
-                .expect("request"),
+            Some(body) => request.send_body(body.to_owned()).await.expect("request"),
             None => request.send().await.expect("request"),
         };
         let bytes = response.body().limit(16 << 20).await.expect("body");
@@ -149,6 +164,7 @@ impl ServerProcess {
                 .to_owned(),
             headers: response.headers().clone(),
             json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 

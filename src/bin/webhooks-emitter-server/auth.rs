@@ -67,8 +67,8 @@ async fn admit(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// For the SSE hook: the token from the header, or from `?token=`.
-pub fn offered_token(req: &HttpRequest) -> Option<String> {
+/// The token from the header, or from `?token=` (SSE and WebSocket).
+fn offered_token(req: &HttpRequest) -> Option<String> {
     if let Some(token) = bearer(req.headers()) {
         return Some(token.to_owned());
     }

@@ -111,6 +111,15 @@ impl Catalog {
         Ok(self.view(record).await)
     }
 
+    /// How many endpoints are subscribed to `event`.
+    pub async fn subscribers(&self, event: &str) -> usize {
+        let records = self.records.lock().await;
+        records
+            .values()
+            .filter(|record| record.spec.events.iter().any(|name| name == event))
+            .count()
+    }
+
     /// Whether `id` is an endpoint (attached or not).
     pub async fn contains(&self, id: &str) -> bool {
         self.records.lock().await.contains_key(id)

@@ -63,7 +63,9 @@ pub struct EndpointSpec {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
+    #[serde(default, deserialize_with = "not_null")]
     pub url: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub events: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -71,6 +73,7 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub standard_webhooks_secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>)]
@@ -84,7 +87,19 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<usize>)]
     pub max_in_flight: Option<Option<usize>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub envelope: Option<bool>,
+}
+
+/// A required field: absent leaves it as it is, `null` is refused (it
+/// cannot be removed), rather than read as "absent" and answered 200.
+fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    match Option::<T>::deserialize(d)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "null for a required field: it cannot be removed, only changed",
+        )),
+    }
 }
 
 /// A field that is present (`null` included) becomes `Some`.
@@ -122,12 +137,16 @@ pub fn check_id(id: &str) -> Result<(), String> {
     let valid = (1..=128).contains(&id.len())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        // `.` and `..` are path segments, not names: a URL with them is
+        // rewritten by clients and proxies before it reaches the route.
+        && id != "."
+        && id != "..";
     if valid {
         Ok(())
     } else {
         Err(format!(
-            "invalid endpoint id `{}`: use 1 to 128 letters, digits, `-`, `_` or `.`",
+            "invalid endpoint id `{}`: use 1 to 128 letters, digits, `-`, `_` or `.`, not `.` or `..`",
             id.escape_debug()
         ))
     }
@@ -309,15 +328,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn dot_segments_are_refused_other_dotted_ids_are_not() {
+        assert!(check_id(".").is_err());
+        assert!(check_id("..").is_err());
+        assert!(check_id("...").is_ok());
+        assert!(check_id(".hidden").is_ok());
+        assert!(check_id("v1.2").is_ok());
+    }
+
     proptest! {
         #![proptest_config(config())]
 
         #[test]
         fn ids_are_accepted_exactly_when_they_are_short_safe_ascii(id in "\\PC{0,140}") {
             let safe = (1..=128).contains(&id.len())
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && id != "."
+                && id != "..";
             prop_assert_eq!(check_id(&id).is_ok(), safe);
         }
+
 
         #[test]
         fn a_url_password_never_shows(password in "[^@/#?\\\\\\s]{1,40}", host in "[a-z]{1,10}") {

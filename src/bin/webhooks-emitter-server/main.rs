@@ -34,7 +34,6 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use webhooks_emitter::sse::{SseDenied, SseOptions};
 use webhooks_emitter::{Journal, SsrfGuard, WebhooksEmitter};
 
 use crate::attempts::Attempts;
@@ -78,18 +77,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn sse_options(token: AdminToken) -> SseOptions {
-    SseOptions::default().authorize(move |_, req| {
-        if token.accepts(auth::offered_token(req).as_deref()) {
-            Ok(())
-        } else {
-            Err(SseDenied::Unauthorized)
-        }
-    })
-}
-
 /// Opens the journal, starts the emitter, re-attaches the stored endpoints.
-async fn open(cli: &Cli, token: &AdminToken) -> Result<web::Data<AppState>, String> {
+async fn open(cli: &Cli) -> Result<web::Data<AppState>, String> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
@@ -100,8 +89,7 @@ async fn open(cli: &Cli, token: &AdminToken) -> Result<web::Data<AppState>, Stri
         .map_err(|e| format!("cannot open the journal {}: {e}", cli.journal.display()))?;
     let mut builder = WebhooksEmitter::builder()
         .store(journal.clone())
-        .max_payload_bytes(cli.max_payload_bytes)
-        .sse(sse_options(token.clone()));
+        .max_payload_bytes(cli.max_payload_bytes);
     if !cli.allow_private_targets {
         builder = builder.ssrf_guard(SsrfGuard::new());
     }
@@ -130,7 +118,7 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
         );
     }
     let token = AdminToken::new(token.as_deref());
-    let state = open(&cli, &token).await?;
+    let state = open(&cli).await?;
     let (emitter, body_limit) = (state.emitter.clone(), state.body_limit);
     actix_web::rt::spawn(state.attempts.clone().follow(emitter.clone()));
     actix_web::rt::spawn(housekeeping(state.clone()));
@@ -142,7 +130,13 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
             .app_data(app_state.clone())
             .app_data(app_token.clone())
             .configure(|cfg| routes::configure(cfg, body_limit))
-            .service(app_emitter.sse_scope("/sse"))
+            // The token middleware answers a refusal as problem+json, like
+            // every other route (the SSE hook would answer plain text).
+            .service(
+                app_emitter
+                    .sse_scope("/sse")
+                    .wrap(actix_web::middleware::from_fn(auth::require_token_or_query)),
+            )
             .service(
                 web::resource("/ws")
                     .wrap(actix_web::middleware::from_fn(auth::require_token_or_query))

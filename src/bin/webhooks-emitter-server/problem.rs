@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
-use webhooks_emitter::{AttachError, ControlError, EmitError, StoreError};
+use webhooks_emitter::{AttachError, ConfigError, ControlError, EmitError, StoreError};
 
 /// One error answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -79,6 +79,13 @@ impl From<AttachError> for Problem {
             }
             AttachError::UnknownEmitter { id } => Self::unknown_endpoint(&id),
             AttachError::ShutDown | AttachError::NotRunning => Self::unavailable(error.to_string()),
+            AttachError::InvalidConfig {
+                source: ConfigError::BlockedTarget { .. },
+                ..
+            } => Self::bad_request(format!(
+                "{error}; start the server with --allow-private-targets \
+                 (WEBHOOKS_ALLOW_PRIVATE_TARGETS=true) to allow private targets"
+            )),
             other => Self::bad_request(other.to_string()),
         }
     }

@@ -57,6 +57,15 @@ pub(super) fn parse(raw: &str, base: Option<&str>) -> Result<Target, ConfigError
         url: redact_unparsed(&joined),
         reason,
     };
+    // The URL parser drops tabs and newlines anywhere and spaces at the ends
+    // (and escapes the rest): a config with a stray newline or space is a
+    // mistake to report, not a URL to rewrite.
+    if let Some(c) = joined.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(format!(
+            "contains {:?}: whitespace and control characters are not allowed",
+            c
+        )));
+    }
     let mut url = Url::parse(&joined).map_err(|e| invalid(e.to_string()))?;
     let display = display(&url);
     let invalid = |reason: String| ConfigError::InvalidUrl {
@@ -135,19 +144,22 @@ fn redact_unparsed(raw: &str) -> String {
     shown.escape_debug().to_string()
 }
 
-/// Refuses a URL whose host is an IP literal the guard refuses. Host names are
-/// checked when they are resolved, on every connection.
+/// Refuses a URL whose host is an IP literal the guard refuses, or a
+/// `localhost` name (RFC 6761: always loopback, whatever DNS says). Other
+/// host names are checked when they are resolved, on every connection.
 pub(super) fn check_literal_target(
     policy: &TargetPolicy,
     target: &Target,
 ) -> Result<(), ConfigError> {
     let host = target.uri.host().unwrap_or_default();
     let literal = host.trim_start_matches('[').trim_end_matches(']');
-    match literal
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .and_then(|ip| policy.refuses(ip))
-    {
+    let name = literal.trim_end_matches('.').to_ascii_lowercase();
+    let ip = if name == "localhost" || name.ends_with(".localhost") {
+        Some(std::net::IpAddr::from([127, 0, 0, 1]))
+    } else {
+        literal.parse::<std::net::IpAddr>().ok()
+    };
+    match ip.and_then(|ip| policy.refuses(ip)) {
         Some(reason) => Err(ConfigError::BlockedTarget {
             url: target.display.clone(),
             reason,
@@ -196,6 +208,13 @@ mod tests {
             "http://host:port/",
             "http://[::1/",
             "/relative",
+            // Stray whitespace is refused, not rewritten by the parser.
+            "http://host/a\nb",
+            "http://host/a\r\nx-injected: 1",
+            "http://host/with space",
+            " http://host/",
+            "http://host/\t",
+            "http://host/\u{0}",
         ] {
             assert!(
                 matches!(parse(bad, None), Err(ConfigError::InvalidUrl { .. })),

@@ -193,8 +193,10 @@ impl Handler<Emit> for Registry {
     type Result = ();
 
     fn handle(&mut self, Emit { event, durable }: Emit, _: &mut Context<Self>) {
-        crate::telemetry::emitted(&event.shared_name());
         let routes = self.routes.get(event.name());
+        // Only names some emitter is attached to become a label: any caller
+        // can emit any name, and label sets must stay bounded.
+        crate::telemetry::emitted(routes.map(|_| event.shared_name()));
         let durable = durable.map(|answer| DurableAck::new(routes.map_or(0, Vec::len), answer));
         for route in routes.into_iter().flatten() {
             if route.worker.connected() {

@@ -23,6 +23,7 @@ impl Handler<Notice> for Worker {
                 }
                 self.replace_dead_letters(state.dead_letters, state.next_dead_letter);
                 tracing::info!(parent: &self.span, paused = self.paused, dead_letters = self.dead_letters.len(), "emitter state read from PostgreSQL");
+                self.mark_recovered();
             }
             Consequence::LeaseLost => {
                 tracing::warn!(parent: &self.span, "lease lost; another node delivers this emitter now");

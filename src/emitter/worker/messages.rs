@@ -122,6 +122,28 @@ impl Handler<SetPaused> for Worker {
     }
 }
 
+/// Resolve once the store's state (paused, dead letters) is applied, so that
+/// what `attach` returns to is the stored state, not a default.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct WhenRecovered;
+
+impl Handler<WhenRecovered> for Worker {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: WhenRecovered, _: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        if self.recovered {
+            let _ = done.send(());
+        } else {
+            self.recovery_waiters.push(done);
+        }
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}
+
 /// Whether deliveries are paused.
 #[derive(Message)]
 #[rtype(result = "bool")]

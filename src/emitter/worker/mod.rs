@@ -40,7 +40,8 @@ use crate::store::Store;
 
 pub(crate) use crash::{ArmRequestPanic, Crash, WorkerGone};
 pub(crate) use messages::{
-    Drain, Enqueue, IsPaused, ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Stop, Stopped,
+    Drain, Enqueue, IsPaused, ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Stop,
+    Stopped, WhenRecovered,
 };
 pub(crate) use reconfigure::Reconfigure;
 
@@ -114,6 +115,11 @@ pub(crate) struct Worker {
     store: Store,
     /// Paused or resumed by a call since start: stored state must not undo it.
     paused_by_call: bool,
+    /// The store's state (paused, dead letters) is known: in memory from the
+    /// start, with a store once it has been read back.
+    recovered: bool,
+    /// `WhenRecovered` callers (attach) waiting for the store's state.
+    recovery_waiters: Vec<oneshot::Sender<()>>,
 }
 
 /// What a worker hands to its successor when it crashes: what lives only in
@@ -152,6 +158,8 @@ impl Worker {
             panic_next_attempt: false,
             store,
             paused_by_call: false,
+            recovered: false,
+            recovery_waiters: Vec::new(),
         }
     }
 
@@ -210,6 +218,7 @@ impl Worker {
             ticket,
             event,
             attempts,
+            retry_at,
         } = started;
         let body = match envelope::body_for(self.config.envelope, &event) {
             Ok(body) => body,
@@ -229,7 +238,25 @@ impl Worker {
             step: Step::Ready,
         };
         self.active.insert(ticket, active);
-        self.send(ticket, ctx);
+        // A stored event whose backoff had not run out when the process
+        // stopped waits for the rest of it: a restart is no reason to retry
+        // a failing receiver early.
+        let wait = retry_at.and_then(|due| due.duration_since(SystemTime::now()).ok());
+        match wait {
+            Some(wait) if !wait.is_zero() => self.retry_after(ticket, wait, ctx),
+            _ => self.send(ticket, ctx),
+        }
+    }
+
+    /// Sends `ticket` again once `after` has passed (unless paused then).
+    fn retry_after(&mut self, ticket: Ticket, after: Duration, ctx: &mut Context<Self>) {
+        let timer = ctx.run_later(after, move |worker, ctx| {
+            worker.set_step(ticket, Step::Ready);
+            if !worker.paused {
+                worker.send(ticket, ctx);
+            }
+        });
+        self.set_step(ticket, Step::Waiting(timer));
     }
 
     fn send(&mut self, ticket: Ticket, ctx: &mut Context<Self>) {
@@ -345,7 +372,9 @@ impl Worker {
                 self.pause_self(&event, reason);
             }
             Decision::Retry { after, pause } => {
-                self.queue.attempted(ticket, attempts);
+                let now = SystemTime::now();
+                let due = now.checked_add(after).unwrap_or(now);
+                self.queue.attempted(ticket, attempts, due);
                 tracing::warn!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempt = attempts, %failure, retry_in = ?after, "attempt failed; will retry");
                 let outcome = Outcome::AttemptFailed {
                     attempt: attempts,
@@ -353,13 +382,7 @@ impl Worker {
                     retry_in: after,
                 };
                 self.reporter.report(&event, outcome);
-                let timer = ctx.run_later(after, move |worker, ctx| {
-                    worker.set_step(ticket, Step::Ready);
-                    if !worker.paused {
-                        worker.send(ticket, ctx);
-                    }
-                });
-                self.set_step(ticket, Step::Waiting(timer));
+                self.retry_after(ticket, after, ctx);
                 self.pause_if(&event, pause);
             }
             Decision::DeadLetter { reason, pause } => {

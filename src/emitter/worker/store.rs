@@ -3,6 +3,7 @@
 //! tells it (PostgreSQL's notices are in `cluster`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -13,10 +14,28 @@ use crate::store::journal::queue::{Consequence, JournalQueue};
 use crate::store::journal::Notice;
 use crate::store::{Store, StoreError};
 
+/// Longest `attach` waits for an emitter's stored state.
+const RECOVERY_WAIT: Duration = Duration::from_secs(10);
+
 impl Worker {
     /// With a journal, the queue is the journal's: it asks for the stored
     /// state at once, and this worker gets the writer's notices.
     pub(super) fn open_store(&mut self, ctx: &mut Context<Self>) {
+        if matches!(self.store, Store::Memory) {
+            self.mark_recovered();
+            return;
+        }
+        // A store that cannot be read (a failing disk, a database down) must
+        // not hold `attach` forever: its callers go on after a while, and the
+        // state applies when it arrives.
+        ctx.run_later(RECOVERY_WAIT, |worker, _| {
+            if !worker.recovered && !worker.recovery_waiters.is_empty() {
+                tracing::warn!(parent: &worker.span, waited = ?RECOVERY_WAIT, "stored state not read yet; attach returns without it");
+                worker.recovery_waiters.drain(..).for_each(|waiter| {
+                    let _ = waiter.send(());
+                });
+            }
+        });
         match &self.store {
             Store::Journal(journal) => {
                 self.queue = Box::new(JournalQueue::recover(
@@ -63,6 +82,7 @@ impl Handler<Notice> for Worker {
                 let evicted = self.dead_letters.restore(dead_letters, next_dead_letter);
                 self.queue.evict_dead_letters(evicted);
                 tracing::info!(parent: &self.span, stored = self.queue.stored(), dead_letters = kept, paused = self.paused, "emitter resumed from the journal");
+                self.mark_recovered();
             }
             Consequence::NotStored { events, error } => self.not_stored(&events, &error),
         }
@@ -71,6 +91,14 @@ impl Handler<Notice> for Worker {
 }
 
 impl Worker {
+    /// The store's state is applied: answer those waiting for it.
+    pub(super) fn mark_recovered(&mut self) {
+        self.recovered = true;
+        self.recovery_waiters.drain(..).for_each(|waiter| {
+            let _ = waiter.send(());
+        });
+    }
+
     /// Reports events a store could not write (their callers were told).
     pub(super) fn not_stored(&self, events: &[Arc<Event>], error: &StoreError) {
         for event in events {

@@ -89,6 +89,13 @@ impl SseBroadcaster {
     }
 
     fn publish_to(&mut self, topic: Arc<str>, event: &Arc<str>, data: &Bytes, json: bool) {
+        // Every new event name makes a topic (with its replay buffer) until
+        // it has been idle for the TTL; past the bound, a new topic without
+        // clients is not made, so callers cannot grow memory without limit.
+        if self.topics.len() >= MAX_KEPT_TOPICS && !self.topics.contains_key(&topic) {
+            tracing::debug!(%topic, kept = MAX_KEPT_TOPICS, "too many SSE topics; event not kept for replay");
+            return;
+        }
         self.next_seq += 1;
         let last_id = self.topics.get(&topic).map_or(0, |t| t.last_id);
         let record = Record {
@@ -251,6 +258,11 @@ impl Actor for SseBroadcaster {
         });
     }
 }
+
+/// Most topics kept at once (each with its replay buffer). A topic without
+/// clients goes after the idle TTL; while this many are kept, events of new
+/// topics still reach `*` but start no topic of their own.
+pub(crate) const MAX_KEPT_TOPICS: usize = 10_000;
 
 /// Publish one event on `topic` and on `*`.
 #[derive(Message)]

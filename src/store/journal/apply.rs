@@ -86,7 +86,8 @@ pub(super) fn apply(
             emitter,
             seq,
             attempts,
-        } => tables.attempted(emitter, *seq, *attempts)?,
+            retry_at,
+        } => tables.attempted(emitter, *seq, *attempts, *retry_at)?,
         Op::Ack { emitter, seq } => tables.ack(emitter, *seq),
         Op::DeadLetter {
             emitter,

@@ -250,6 +250,8 @@ pub(crate) enum Op {
         emitter: Arc<str>,
         seq: u64,
         attempts: u32,
+        /// Not to be sent again before this (its backoff).
+        retry_at: Option<std::time::SystemTime>,
     },
     Ack {
         emitter: Arc<str>,

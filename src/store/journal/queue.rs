@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use actix::Recipient;
 use tokio::sync::oneshot;
@@ -118,6 +119,7 @@ impl JournalQueue {
             seq,
             event: event.clone(),
             attempts: 0,
+            retry_at: None,
         });
         self.send(Op::Append {
             emitter: self.emitter.clone(),
@@ -270,14 +272,16 @@ impl EventQueue for JournalQueue {
             ticket: next.seq,
             event: next.event,
             attempts: next.attempts,
+            retry_at: next.retry_at,
         })
     }
 
-    fn attempted(&mut self, ticket: Ticket, attempts: u32) {
+    fn attempted(&mut self, ticket: Ticket, attempts: u32, retry_at: SystemTime) {
         self.send(Op::Attempted {
             emitter: self.emitter.clone(),
             seq: ticket,
             attempts,
+            retry_at: Some(retry_at),
         });
     }
 
@@ -336,6 +340,7 @@ impl EventQueue for JournalQueue {
                 seq,
                 event: letter.event.clone(),
                 attempts: 0,
+                retry_at: None,
             });
             appends.push((seq, letter.event));
         }

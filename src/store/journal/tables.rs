@@ -170,9 +170,10 @@ impl<'txn> Tables<'txn> {
         emitter: &Arc<str>,
         seq: u64,
         attempts: u32,
+        retry_at: Option<std::time::SystemTime>,
     ) -> DbResult<()> {
         let updated = match self.events.get((&**emitter, seq))? {
-            Some(value) => records::with_attempts(value.value(), attempts),
+            Some(value) => records::with_attempts(value.value(), attempts, retry_at),
             None => None,
         };
         if let Some(updated) = updated {

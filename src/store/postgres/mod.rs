@@ -465,6 +465,8 @@ pub(crate) enum Op {
         emitter: Arc<str>,
         fence: Fence,
         attempts: u32,
+        /// Not to be sent again before this (its backoff).
+        retry_at: std::time::SystemTime,
     },
     Ack {
         emitter: Arc<str>,

@@ -4,6 +4,7 @@
 //! statement writes (the [`Rows`]). Pure, so that it is tested on its own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -119,8 +120,9 @@ pub(super) struct Read {
 pub(super) struct Rows {
     /// New events: emitter, sequence number, record.
     pub events: (Vec<String>, Vec<i64>, Vec<Vec<u8>>),
-    /// Attempt counts of started events: emitter, sequence number, attempts.
-    pub attempts: BTreeMap<(String, i64), i32>,
+    /// Attempt counts of started events: emitter, sequence number →
+    /// attempts, and the next attempt's due time (unix milliseconds).
+    pub attempts: BTreeMap<(String, i64), (i32, i64)>,
     /// New dead letters: emitter, id, record.
     pub letters: (Vec<String>, Vec<i64>, Vec<Vec<u8>>),
     /// Per emitter, dead letters with a smaller id are dropped (the bound).
@@ -192,14 +194,23 @@ impl Rows {
         held
     }
 
-    fn attempted(&mut self, read: &Read, emitter: &str, fence: Fence, attempts: u32) {
+    fn attempted(
+        &mut self,
+        read: &Read,
+        emitter: &str,
+        fence: Fence,
+        attempts: u32,
+        retry_at: SystemTime,
+    ) {
         if !self.holds(read, emitter, fence.epoch) {
             return;
         }
         let count = i32::try_from(attempts).unwrap_or(i32::MAX);
+        let due = i64::try_from(records::millis(Some(retry_at))).unwrap_or(i64::MAX);
         let key = (emitter.to_owned(), signed(fence.seq));
+        // The latest attempt wins, with its own due time.
         let entry = self.attempts.entry(key).or_default();
-        *entry = (*entry).max(count);
+        *entry = (*entry).max((count, due));
     }
 
     /// A dead letter; a started event's counts only under its lease.
@@ -256,7 +267,8 @@ pub(super) fn arrange(plan: &Plan, batch: &[Op], mut read: Read) -> Rows {
                 emitter,
                 fence,
                 attempts,
-            } => rows.attempted(&read, emitter, *fence, *attempts),
+                retry_at,
+            } => rows.attempted(&read, emitter, *fence, *attempts, *retry_at),
             Op::DeadLetter {
                 emitter,
                 fence,
@@ -358,16 +370,22 @@ mod tests {
 
     #[test]
     fn attempts_keep_the_highest_count_and_need_the_lease() {
-        let attempted = |epoch, attempts| Op::Attempted {
+        let at = |ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let attempted = |epoch, attempts, due| Op::Attempted {
             emitter: Arc::from("a"),
             fence: Fence { epoch, seq: 2 },
             attempts,
+            retry_at: at(due),
         };
-        let batch = vec![attempted(1, 3), attempted(1, 2), attempted(0, 9)];
+        let batch = vec![
+            attempted(1, 3, 3_000),
+            attempted(1, 2, 2_000),
+            attempted(0, 9, 9_000),
+        ];
         let rows = arrange(&Plan::default(), &batch, read(&[("a", 1)], &[]));
         assert_eq!(
             rows.attempts.into_iter().collect::<Vec<_>>(),
-            [(("a".into(), 2), 3)]
+            [(("a".into(), 2), (3, 3_000))]
         );
     }
 

@@ -278,15 +278,17 @@ impl EventQueue for PgQueue {
             ticket,
             event: next.event,
             attempts: next.attempts,
+            retry_at: next.retry_at,
         })
     }
 
-    fn attempted(&mut self, ticket: Ticket, attempts: u32) {
+    fn attempted(&mut self, ticket: Ticket, attempts: u32, retry_at: std::time::SystemTime) {
         if let Some(fence) = self.fence(ticket) {
             self.send(Op::Attempted {
                 emitter: self.emitter.clone(),
                 fence,
                 attempts,
+                retry_at,
             });
         }
     }

@@ -92,10 +92,10 @@ pub(super) async fn load(
         .map(|r| i64::try_from(r.limit).unwrap_or(i64::MAX))
         .collect();
     let rows = sqlx::query(
-        "SELECT r.emitter, e.seq, e.attempts, e.record \
+        "SELECT r.emitter, e.seq, e.attempts, e.record, e.retry_at_ms \
          FROM unnest($1::text[], $2::int8[], $3::int8[]) AS r(emitter, after, lim) \
          CROSS JOIN LATERAL ( \
-             SELECT seq, attempts, record FROM webhooks_emitter_events \
+             SELECT seq, attempts, record, retry_at_ms FROM webhooks_emitter_events \
              WHERE emitter = r.emitter AND seq > r.after ORDER BY seq LIMIT r.lim \
          ) AS e",
     )
@@ -113,6 +113,7 @@ pub(super) async fn load(
         let seq = unsigned(row.try_get(1)?);
         let attempts = u32::try_from(row.try_get::<i32, _>(2)?).unwrap_or(0);
         let record: Vec<u8> = row.try_get(3)?;
+        let retry_at = records::from_millis(u64::try_from(row.try_get::<i64, _>(4)?).unwrap_or(0));
         let Some(loaded) = found.get_mut(emitter.as_str()) else {
             continue;
         };
@@ -120,6 +121,7 @@ pub(super) async fn load(
         match records::decode_event(seq, &record) {
             Some(mut stored) => {
                 stored.attempts = attempts;
+                stored.retry_at = retry_at;
                 loaded.events.push(stored);
             }
             None => tracing::error!(emitter, seq, "damaged stored event skipped"),

@@ -203,20 +203,22 @@ async fn update_attempts(tx: &mut Tx<'_>, rows: &Rows) -> Result<(), sqlx::Error
         return Ok(());
     }
     let mut ids = Vec::with_capacity(rows.attempts.len());
-    let (mut seqs, mut counts) = (Vec::new(), Vec::new());
-    for ((emitter, seq), count) in &rows.attempts {
+    let (mut seqs, mut counts, mut dues) = (Vec::new(), Vec::new(), Vec::new());
+    for ((emitter, seq), (count, due)) in &rows.attempts {
         ids.push(emitter.as_str());
         seqs.push(*seq);
         counts.push(*count);
+        dues.push(*due);
     }
     sqlx::query(
-        "UPDATE webhooks_emitter_events AS ev SET attempts = v.a \
-         FROM unnest($1::text[], $2::int8[], $3::int4[]) AS v(emitter, seq, a) \
+        "UPDATE webhooks_emitter_events AS ev SET attempts = v.a, retry_at_ms = v.r \
+         FROM unnest($1::text[], $2::int8[], $3::int4[], $4::int8[]) AS v(emitter, seq, a, r) \
          WHERE ev.emitter = v.emitter AND ev.seq = v.seq",
     )
     .bind(&ids)
     .bind(&seqs)
     .bind(&counts)
+    .bind(&dues)
     .execute(&mut **tx)
     .await?;
     Ok(())

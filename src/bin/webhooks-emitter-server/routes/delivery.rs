@@ -48,9 +48,10 @@ pub struct DeadLetterView {
     pub reason: String,
     /// RFC 3339.
     pub at: String,
-    /// The payload, as JSON.
+    /// The payload as it was emitted: any JSON value, however deeply nested
+    /// (passed through, never parsed into a tree).
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl From<DeadLetter> for DeadLetterView {
@@ -62,8 +63,9 @@ impl From<DeadLetter> for DeadLetterView {
             attempts: letter.attempts,
             reason: letter.reason.to_string(),
             at: rfc3339(letter.at),
-            payload: serde_json::from_slice(letter.event.payload())
-                .unwrap_or(serde_json::Value::Null),
+            payload: std::str::from_utf8(letter.event.payload())
+                .ok()
+                .and_then(|text| serde_json::value::RawValue::from_string(text.to_owned()).ok()),
         }
     }
 }

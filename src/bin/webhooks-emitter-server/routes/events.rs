@@ -1,8 +1,10 @@
 //! `POST /api/v1/events`: emit an event to every endpoint attached to its
 //! name; 202 once it is in the journal.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -28,14 +30,21 @@ pub struct NewEvent {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub request_id: String,
+    /// How many endpoints the event was routed to (0: none is subscribed
+    /// to its name, and it goes nowhere). Absent on an idempotent replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<usize>,
 }
 
-fn accepted(request_id: String, replayed: bool) -> HttpResponse {
+fn accepted(request_id: String, endpoints: Option<usize>) -> HttpResponse {
     let mut response = HttpResponse::Accepted();
-    if replayed {
+    if endpoints.is_none() {
         response.insert_header(("idempotent-replayed", "true"));
     }
-    response.json(Accepted { request_id })
+    response.json(Accepted {
+        request_id,
+        endpoints,
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/events", request_body = NewEvent,
@@ -51,21 +60,7 @@ pub async fn emit(
 ) -> Result<HttpResponse, Problem> {
     // Read here, not by an extractor, so that the fingerprint is of the bytes
     // sent and an oversized body is a problem like every other error.
-    let limit = state.body_limit;
-    let body = match body.to_bytes_limited(limit).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(error)) => {
-            return Err(Problem::bad_request(format!(
-                "request body unreadable: {error}"
-            )))
-        }
-        Err(_) => {
-            return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is over the limit of {limit} bytes"),
-            ))
-        }
-    };
+    let body = read_json_body(&req, body, state.body_limit).await?;
     let event: NewEvent = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))?;
     let key = match req.headers().get("idempotency-key") {
@@ -78,24 +73,74 @@ pub async fn emit(
         ),
     };
     let Some(key) = key else {
-        let id = emit_now(&state, event).await?;
-        return Ok(accepted(id, false));
+        let (id, endpoints) = emit_now(&state, event).await?;
+        return Ok(accepted(id, Some(endpoints)));
     };
     match state.keys.claim(&key, &fingerprint(&body))? {
-        Claim::Replay(request_id) => Ok(accepted(request_id, true)),
+        Claim::Replay(request_id) => Ok(accepted(request_id, None)),
         Claim::Fresh(reservation) => {
             // On an error the reservation is dropped: the key is free again.
-            let id = emit_now(&state, event).await?;
+            let (id, endpoints) = emit_now(&state, event).await?;
             reservation.finish(id.clone()).await;
-            Ok(accepted(id, false))
+            Ok(accepted(id, Some(endpoints)))
         }
     }
 }
 
-async fn emit_now(state: &AppState, event: NewEvent) -> Result<String, Problem> {
+/// Emits the event; its request id and how many endpoints it went to.
+async fn emit_now(state: &AppState, event: NewEvent) -> Result<(String, usize), Problem> {
+    let endpoints = state.catalog.subscribers(&event.event).await;
     let id = state
         .emitter
         .emit_durable(&event.event, &event.payload, event.request_id)
         .await?;
-    Ok(id.to_string())
+    Ok((id.to_string(), endpoints))
+}
+
+/// Longest a client may take to send a request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The body of a JSON request, refused early: 415 without a JSON content
+/// type, 413 at once when `Content-Length` announces more than `limit` (no
+/// waiting for bytes that would be refused), 408 when the body does not
+/// arrive within [`BODY_READ_TIMEOUT`].
+async fn read_json_body(
+    req: &HttpRequest,
+    body: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, Problem> {
+    let json = req.mime_type().ok().flatten().is_some_and(|mime| {
+        mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON)
+    });
+    if !json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON, with `content-type: application/json`",
+        ));
+    }
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is over the limit of {limit} bytes"),
+        )
+    };
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u128>().ok());
+    if announced.is_some_and(|length| length > limit as u128) {
+        return Err(too_large());
+    }
+    match actix_web::rt::time::timeout(BODY_READ_TIMEOUT, body.to_bytes_limited(limit)).await {
+        Ok(Ok(Ok(body))) => Ok(body),
+        Ok(Ok(Err(error))) => Err(Problem::bad_request(format!(
+            "request body unreadable: {error}"
+        ))),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request body not received within {BODY_READ_TIMEOUT:?}"),
+        )),
+    }
 }
