@@ -34,6 +34,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
+use utoipa_actix_web::AppExt;
 use webhooks_emitter::{Journal, SsrfGuard, WebhooksEmitter};
 
 use crate::attempts::Attempts;
@@ -125,11 +126,15 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
 
     let (app_state, app_token, app_emitter) =
         (state.clone(), web::Data::new(token), emitter.clone());
+    let document = web::Data::new(routes::document());
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .app_data(app_token.clone())
+        let (api, _) = App::new()
+            .into_utoipa_app()
             .configure(|cfg| routes::configure(cfg, body_limit))
+            .split_for_parts();
+        api.app_data(app_state.clone())
+            .app_data(app_token.clone())
+            .app_data(document.clone())
             // The token middleware answers a refusal as problem+json, like
             // every other route (the SSE hook would answer plain text).
             .service(

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use webhooks_emitter::DeadLetter;
@@ -23,8 +23,9 @@ pub struct Limit {
     pub limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/v1/endpoints/{id}/attempts", params(Limit),
+#[utoipa::path(params(Limit),
     responses((status = 200, body = Vec<AttemptView>), (status = 404, body = Problem)))]
+#[get("/endpoints/{id}/attempts")]
 pub async fn attempts(
     state: State,
     id: web::Path<String>,
@@ -50,7 +51,7 @@ pub struct DeadLetterView {
     pub at: String,
     /// The payload as it was emitted: any JSON value, however deeply nested
     /// (passed through, never parsed into a tree).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub payload: Option<Box<serde_json::value::RawValue>>,
 }
 
@@ -70,16 +71,16 @@ impl From<DeadLetter> for DeadLetterView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/endpoints/{id}/dead-letters",
-    responses((status = 200, body = Vec<DeadLetterView>), (status = 404, body = Problem)))]
+#[utoipa::path(responses((status = 200, body = Vec<DeadLetterView>), (status = 404, body = Problem)))]
+#[get("/endpoints/{id}/dead-letters")]
 pub async fn dead_letters(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let letters = state.emitter.dead_letters(&id).await?;
     let views: Vec<DeadLetterView> = letters.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(views))
 }
 
-#[utoipa::path(post, path = "/api/v1/endpoints/{id}/dead-letters/{n}/redeliver",
-    responses((status = 202), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(responses((status = 202), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/endpoints/{id}/dead-letters/{n}/redeliver")]
 pub async fn redeliver(
     state: State,
     path: web::Path<(String, u64)>,
@@ -95,16 +96,16 @@ pub struct Redelivered {
     pub redelivered: usize,
 }
 
-#[utoipa::path(post, path = "/api/v1/endpoints/{id}/dead-letters/redeliver-all",
-    responses((status = 202, body = Redelivered), (status = 404, body = Problem),
+#[utoipa::path(responses((status = 202, body = Redelivered), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
+#[post("/endpoints/{id}/dead-letters/redeliver-all")]
 pub async fn redeliver_all(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let redelivered = state.emitter.redeliver_all(&id).await?;
     Ok(HttpResponse::Accepted().json(Redelivered { redelivered }))
 }
 
-#[utoipa::path(get, path = "/api/v1/endpoints/{id}/stats",
-    responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
+#[utoipa::path(responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
+#[get("/endpoints/{id}/stats")]
 pub async fn stats(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let stats = state.emitter.stats(&id).await?;
     Ok(HttpResponse::Ok().json(StatsView::from(stats)))
@@ -119,8 +120,8 @@ pub struct Rotated {
     pub previous_key_signs_until: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/endpoints/{id}/secret/rotate",
-    responses((status = 200, body = Rotated), (status = 404, body = Problem)))]
+#[utoipa::path(responses((status = 200, body = Rotated), (status = 404, body = Problem)))]
+#[post("/endpoints/{id}/secret/rotate")]
 pub async fn rotate(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let (key, until) = state.catalog.rotate(&id, state.rotation_grace).await?;
     let until = until.map(|secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs)));

@@ -1,6 +1,6 @@
 //! `/api/v1/endpoints`: create, list, read, change, remove, pause, resume, test.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -10,29 +10,31 @@ use crate::state::AppState;
 
 type State = web::Data<AppState>;
 
-#[utoipa::path(post, path = "/api/v1/endpoints", request_body = EndpointSpec,
+#[utoipa::path(request_body = EndpointSpec,
     responses((status = 201, body = EndpointView), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 409, body = Problem)))]
+#[post("/endpoints")]
 pub async fn create(state: State, spec: web::Json<EndpointSpec>) -> Result<HttpResponse, Problem> {
     let view = state.catalog.create(spec.into_inner()).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
-#[utoipa::path(get, path = "/api/v1/endpoints",
-    responses((status = 200, body = Vec<EndpointView>), (status = 401, body = Problem)))]
+#[utoipa::path(responses((status = 200, body = Vec<EndpointView>), (status = 401, body = Problem)))]
+#[get("/endpoints")]
 pub async fn list(state: State) -> HttpResponse {
     HttpResponse::Ok().json(state.catalog.list().await)
 }
 
-#[utoipa::path(get, path = "/api/v1/endpoints/{id}",
-    responses((status = 200, body = EndpointView), (status = 404, body = Problem)))]
+#[utoipa::path(responses((status = 200, body = EndpointView), (status = 404, body = Problem)))]
+#[get("/endpoints/{id}")]
 pub async fn read(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(state.catalog.get(&id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/endpoints/{id}", request_body = EndpointPatch,
+#[utoipa::path(request_body = EndpointPatch,
     responses((status = 200, body = EndpointView), (status = 400, body = Problem),
         (status = 404, body = Problem)))]
+#[patch("/endpoints/{id}")]
 pub async fn change(
     state: State,
     id: web::Path<String>,
@@ -42,23 +44,23 @@ pub async fn change(
     Ok(HttpResponse::Ok().json(view))
 }
 
-#[utoipa::path(delete, path = "/api/v1/endpoints/{id}",
-    responses((status = 204), (status = 404, body = Problem)))]
+#[utoipa::path(responses((status = 204), (status = 404, body = Problem)))]
+#[delete("/endpoints/{id}")]
 pub async fn remove(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     state.catalog.delete(&id).await?;
     state.attempts.forget(&id);
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(post, path = "/api/v1/endpoints/{id}/pause",
-    responses((status = 200, body = EndpointView), (status = 404, body = Problem)))]
+#[utoipa::path(responses((status = 200, body = EndpointView), (status = 404, body = Problem)))]
+#[post("/endpoints/{id}/pause")]
 pub async fn pause(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     state.emitter.pause(&id).await?;
     Ok(HttpResponse::Ok().json(state.catalog.get(&id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/endpoints/{id}/resume",
-    responses((status = 200, body = EndpointView), (status = 404, body = Problem)))]
+#[utoipa::path(responses((status = 200, body = EndpointView), (status = 404, body = Problem)))]
+#[post("/endpoints/{id}/resume")]
 pub async fn resume(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     state.emitter.restart(&id).await?;
     Ok(HttpResponse::Ok().json(state.catalog.get(&id).await?))
@@ -75,8 +77,8 @@ pub struct TestResult {
     pub latency_ms: f64,
 }
 
-#[utoipa::path(post, path = "/api/v1/endpoints/{id}/test",
-    responses((status = 200, body = TestResult), (status = 404, body = Problem)))]
+#[utoipa::path(responses((status = 200, body = TestResult), (status = 404, body = Problem)))]
+#[post("/endpoints/{id}/test")]
 pub async fn test(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let delivery = state.emitter.test(&id).await?;
     let (status, error) = match &delivery.outcome {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -20,7 +20,7 @@ pub struct NewEvent {
     /// The event name, e.g. `order.created`.
     pub event: String,
     /// Any JSON value; sent as the request body.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub payload: Box<RawValue>,
     /// 1 to 256 visible ASCII characters; a UUID is made without it.
     pub request_id: Option<String>,
@@ -47,12 +47,13 @@ fn accepted(request_id: String, endpoints: Option<usize>) -> HttpResponse {
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/events", request_body = NewEvent,
+#[utoipa::path(request_body = NewEvent,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "A repeat within 24 h gets the first answer and emits nothing")),
     responses((status = 202, body = Accepted), (status = 400, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem),
         (status = 422, body = Problem)))]
+#[post("/events")]
 pub async fn emit(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -3,19 +3,19 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
-use utoipa::OpenApi;
+use actix_web::{get, web, HttpResponse};
 
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/health", responses((status = 200, description = "the process runs")))]
+#[utoipa::path(responses((status = 200, description = "the process runs")))]
+#[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-#[utoipa::path(get, path = "/ready",
-    responses((status = 200, description = "journal readable, actors answering"),
+#[utoipa::path(responses((status = 200, description = "journal readable, actors answering"),
         (status = 503, description = "starting, draining, or the journal or actors do not answer")))]
+#[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let not_ready =
         |why: &str| HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": why }));
@@ -35,8 +35,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-#[utoipa::path(get, path = "/metrics",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[get("")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.run_upkeep();
     HttpResponse::Ok()
@@ -44,8 +44,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render())
 }
 
-#[utoipa::path(get, path = "/api/v1/openapi.json",
-    responses((status = 200, description = "this document")))]
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::ApiDoc::openapi())
+#[utoipa::path(responses((status = 200, description = "this document")))]
+#[get("/openapi.json")]
+pub async fn openapi(document: web::Data<super::ApiDocument>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
 }
