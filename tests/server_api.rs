@@ -48,6 +48,9 @@ async fn create_then_emit_delivers_signed_and_shows_secrets_masked() {
     assert_eq!(created.json["standard_webhooks_secret"], "***");
     assert_eq!(created.json["headers"]["authorization"], "***");
     assert_eq!(created.json["state"], "active");
+    // Times are RFC 3339 everywhere, as in attempts and dead letters.
+    let created_at = created.json["created_at"].as_str().unwrap();
+    assert!(humantime::parse_rfc3339(created_at).is_ok(), "{created_at}");
     let text = created.json.to_string();
     assert!(
         !text.contains("legacy-secret") && !text.contains("receiver-token") && !text.contains(KEY)
@@ -115,7 +118,7 @@ async fn every_error_is_problem_json_and_nothing_is_half_created() {
     bad_url["url"] = json!("ftp://example.com/x");
     let detail = problem(&server.api(Method::POST, list, Some(bad_url)).await, 400);
     assert!(
-        detail.contains("emitter `a`") && detail.contains("url"),
+        detail.contains("endpoint `a`") && detail.contains("url") && !detail.contains("emitter"),
         "{detail}"
     );
     let mut bad_id = endpoint("a/b", &receiver);
@@ -367,6 +370,15 @@ async fn dead_letters_are_listed_and_redelivered_and_attempts_recorded() {
         outcomes.contains(&"dead_lettered") && outcomes.contains(&"failed"),
         "{outcomes:?}"
     );
+    for attempt in attempts.as_array().unwrap() {
+        if matches!(attempt["outcome"].as_str(), Some("failed" | "delivered")) {
+            assert!(
+                attempt["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+                "a failed attempt has its latency too: {attempt}"
+            );
+            assert!(attempt["at"].as_str().unwrap().ends_with('Z'));
+        }
+    }
     let stats = server
         .api(Method::GET, "/api/v1/endpoints/crm/stats", None)
         .await;
@@ -655,5 +667,63 @@ async fn sigterm_drains_queued_events_before_exiting() {
     assert_eq!(
         shown.json["stats"]["stored"], 0,
         "and acknowledged: {shown:?}"
+    );
+}
+
+#[actix_web::test]
+async fn while_draining_ready_is_503_and_the_drain_ends_without_waiting_for_backoffs() {
+    let dir = ScratchDir::new("server-drain-ready");
+    let journal = dir.file("j.redb");
+    let server = ServerProcess::start(&journal, &["--drain-timeout", "60s"]);
+    let mut slow = Receiver::start();
+    let mut failing = Receiver::start();
+    slow.script([support::Reply::Delay(std::time::Duration::from_secs(2))]);
+    failing.script([support::Reply::Status(500)]);
+    let spec = |id: &str, receiver: &Receiver, event: &str| {
+        json!({
+            "id": id,
+            "url": receiver.url("/"),
+            "events": [event],
+            "max_retries": 5,
+            "backoff_ms": {"start": 60_000, "limit": 60_000},
+        })
+    };
+    server.create(spec("slow", &slow, "s")).await;
+    server.create(spec("failing", &failing, "f")).await;
+    server.emit("f", json!({"n": 1})).await;
+    failing.next().await; // failed once: waits out a 60 s backoff
+    server.emit("s", json!({"n": 2})).await;
+    slow.next().await; // in flight for 2 s
+    let asked = std::time::Instant::now();
+    server.send_term();
+    // The listener stays open during the drain: not ready, no new events.
+    support::eventually("/ready answering 503", || async {
+        server
+            .call(Method::GET, "/ready", None, None, &[])
+            .await
+            .status
+            == 503
+    })
+    .await;
+    let refused = server.emit_raw("s", json!({"n": 3})).await;
+    problem(&refused, 503);
+    assert!(server.wait_exit().success());
+    // Only the backoff was left: the drain did not wait out its 60 s.
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(30),
+        "the drain waited {:?}",
+        asked.elapsed()
+    );
+    let server = ServerProcess::start(&journal, &[]);
+    let shown = server
+        .api(Method::GET, "/api/v1/endpoints/failing", None)
+        .await;
+    assert_eq!(shown.json["stats"]["stored"], 1, "kept for the next start");
+    let shown = server
+        .api(Method::GET, "/api/v1/endpoints/slow", None)
+        .await;
+    assert_eq!(
+        shown.json["stats"]["stored"], 0,
+        "the request in flight finished"
     );
 }

@@ -44,6 +44,9 @@ pub enum Outcome {
         failure: Failure,
         /// Backoff before the next attempt.
         retry_in: Duration,
+        /// Time of the failed attempt, from sending to the response head or
+        /// the failure (a 500 in 2 ms, a timeout in the request timeout).
+        latency: Duration,
     },
     /// The event was given up and stored as a dead letter.
     DeadLettered {

@@ -188,6 +188,12 @@ impl ServerProcess {
             .to_owned()
     }
 
+    /// Emits `payload` under `event` through the API; the answer, whatever it is.
+    pub async fn emit_raw(&self, event: &str, payload: Value) -> Answer {
+        let body = serde_json::json!({"event": event, "payload": payload});
+        self.api(Method::POST, "/api/v1/events", Some(body)).await
+    }
+
     /// Rotates the Standard Webhooks key of endpoint `id`; the answer (200)
     /// and the new key.
     pub async fn rotate(&self, id: &str) -> (Answer, String) {
@@ -202,10 +208,20 @@ impl ServerProcess {
     }
 
     /// Sends SIGTERM and waits for the exit.
-    pub fn terminate(mut self) -> ExitStatus {
+    pub fn terminate(self) -> ExitStatus {
+        self.send_term();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM, without waiting.
+    pub fn send_term(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(sent.is_ok_and(|s| s.success()), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit (after a signal).
+    pub fn wait_exit(mut self) -> ExitStatus {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {

@@ -31,7 +31,7 @@ pub struct AttemptView {
     pub status: Option<u16>,
     /// Why it failed.
     pub error: Option<String>,
-    /// Of a successful attempt, in milliseconds.
+    /// Of a delivered or failed attempt, in milliseconds.
     pub latency_ms: Option<f64>,
     /// RFC 3339.
     pub at: String,
@@ -55,13 +55,16 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
             Some(latency.as_secs_f64() * 1e3),
         ),
         Outcome::AttemptFailed {
-            attempt, failure, ..
+            attempt,
+            failure,
+            latency,
+            ..
         } => (
             *attempt,
             "failed",
             failure.status(),
             Some(failure.to_string()),
-            None,
+            Some(latency.as_secs_f64() * 1e3),
         ),
         Outcome::DeadLettered { attempts, reason } => {
             let status = match reason {

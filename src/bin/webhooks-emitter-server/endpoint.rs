@@ -241,10 +241,10 @@ pub struct EndpointView {
     pub backoff_ms: Option<BackoffMs>,
     pub max_in_flight: Option<usize>,
     pub envelope: bool,
-    /// Rotated-out keys still signing: when each stops (Unix seconds).
-    pub retiring_keys_until: Vec<u64>,
-    /// Unix seconds.
-    pub created_at: u64,
+    /// Rotated-out keys still signing: when each stops (RFC 3339).
+    pub retiring_keys_until: Vec<String>,
+    /// RFC 3339, like every time the API shows.
+    pub created_at: String,
     /// `active`, `paused`, or `detached` (its config no longer attaches).
     pub state: &'static str,
     /// Live counters, when attached.
@@ -305,12 +305,21 @@ impl EndpointView {
             backoff_ms: spec.backoff_ms,
             max_in_flight: spec.max_in_flight,
             envelope: spec.envelope,
-            retiring_keys_until: record.retiring_keys.iter().map(|k| k.until).collect(),
-            created_at: record.created_at,
+            retiring_keys_until: record
+                .retiring_keys
+                .iter()
+                .map(|k| unix_rfc3339(k.until))
+                .collect(),
+            created_at: unix_rfc3339(record.created_at),
             state,
             stats: stats.map(StatsView::from),
         }
     }
+}
+
+/// Unix seconds as RFC 3339.
+fn unix_rfc3339(secs: u64) -> String {
+    crate::attempts::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]

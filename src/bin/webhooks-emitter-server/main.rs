@@ -167,7 +167,10 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
     let signal = stop_signal().await?;
     tracing::info!(%signal, drain = ?cli.drain_timeout, "stopping: no new requests; draining deliveries");
     state.draining.store(true, Ordering::Relaxed);
-    let (report, ()) = tokio::join!(emitter.shutdown(cli.drain_timeout), handle.stop(true));
+    // The listener stays open during the drain, so that `/ready` says 503
+    // (and new events get 503) until the deliveries are done.
+    let report = drain(&emitter, cli.drain_timeout).await;
+    handle.stop(true).await;
     let _ = serving.await;
     let stored: usize = report.stored.iter().map(|s| s.events).sum();
     tracing::info!(
@@ -192,6 +195,27 @@ fn create_private(path: &std::path::Path) -> Result<(), String> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(format!("cannot create the journal {}: {e}", path.display())),
     }
+}
+
+/// Lets deliveries finish, until `deadline`: it ends as soon as no request
+/// is in flight and nothing is ready to be sent (events waiting out a backoff
+/// or behind a pause stay in the journal for the next start), then stops the
+/// emitter.
+async fn drain(emitter: &WebhooksEmitter, deadline: Duration) -> webhooks_emitter::ShutdownReport {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        let busy = emitter
+            .stats_all()
+            .await
+            .iter()
+            .any(|s| s.in_flight > 0 || (s.queued > 0 && s.retrying == 0 && !s.paused));
+        if !busy || std::time::Instant::now() >= until {
+            break;
+        }
+        // Polling the emitter's counters: a drain lasts seconds at most.
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    emitter.shutdown(Duration::ZERO).await
 }
 
 /// Waits for SIGTERM or SIGINT; names it.

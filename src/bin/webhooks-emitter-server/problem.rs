@@ -79,13 +79,20 @@ impl From<AttachError> for Problem {
             }
             AttachError::UnknownEmitter { id } => Self::unknown_endpoint(&id),
             AttachError::ShutDown | AttachError::NotRunning => Self::unavailable(error.to_string()),
+            // The server's word is "endpoint", not the library's "emitter".
             AttachError::InvalidConfig {
-                source: ConfigError::BlockedTarget { .. },
-                ..
+                id,
+                source: source @ ConfigError::BlockedTarget { .. },
             } => Self::bad_request(format!(
-                "{error}; start the server with --allow-private-targets \
+                "endpoint `{id}`: {source}; start the server with --allow-private-targets \
                  (WEBHOOKS_ALLOW_PRIVATE_TARGETS=true) to allow private targets"
             )),
+            AttachError::InvalidConfig { id, source } => {
+                Self::bad_request(format!("endpoint `{id}`: {source}"))
+            }
+            AttachError::NoEvents { id } => {
+                Self::bad_request(format!("endpoint `{id}` needs at least one event name"))
+            }
             other => Self::bad_request(other.to_string()),
         }
     }
@@ -95,8 +102,15 @@ impl From<ControlError> for Problem {
     fn from(error: ControlError) -> Self {
         match error {
             ControlError::UnknownEmitter { id } => Self::unknown_endpoint(&id),
-            ControlError::UnknownDeadLetter { .. } => Self::not_found(error.to_string()),
-            ControlError::QueueFull { .. } => Self::conflict(error.to_string()),
+            ControlError::UnknownDeadLetter { id, dead_letter } => {
+                Self::not_found(format!("endpoint `{id}` has no dead letter {dead_letter}"))
+            }
+            ControlError::QueueFull { id } => Self::conflict(format!(
+                "endpoint `{id}` has a full queue; dead letters kept"
+            )),
+            ControlError::Crashed { id } => Self::unavailable(format!(
+                "endpoint `{id}` crashed while answering; it is being restarted: try again"
+            )),
             ControlError::Store(store) => store.into(),
             other => Self::unavailable(other.to_string()),
         }

@@ -315,7 +315,7 @@ impl Worker {
         crate::telemetry::attempt(self.reporter.emitter_id(), &result, latency);
         match result {
             Ok(status) => self.delivered(ticket, status, latency),
-            Err(failure) => self.failed(ticket, failure, ctx),
+            Err(failure) => self.failed(ticket, failure, latency, ctx),
         }
         #[cfg(feature = "postgres")]
         self.release_when_idle(ctx);
@@ -348,7 +348,13 @@ impl Worker {
     }
 
     /// Asks the retry policy what follows this failure, and does it.
-    fn failed(&mut self, ticket: Ticket, failure: Failure, ctx: &mut Context<Self>) {
+    fn failed(
+        &mut self,
+        ticket: Ticket,
+        failure: Failure,
+        latency: Duration,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(active) = self.active.get(&ticket) else {
             return;
         };
@@ -380,6 +386,7 @@ impl Worker {
                     attempt: attempts,
                     failure,
                     retry_in: after,
+                    latency,
                 };
                 self.reporter.report(&event, outcome);
                 self.retry_after(ticket, after, ctx);

@@ -52,13 +52,18 @@ fn accepted(request_id: String, endpoints: Option<usize>) -> HttpResponse {
         description = "A repeat within 24 h gets the first answer and emits nothing")),
     responses((status = 202, body = Accepted), (status = 400, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem),
-        (status = 422, body = Problem)))]
+        (status = 422, body = Problem), (status = 503, body = Problem)))]
 #[post("/events")]
 pub async fn emit(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Problem::unavailable(
+            "the server is stopping: send the event to another instance or retry later",
+        ));
+    }
     // Read here, not by an extractor, so that the fingerprint is of the bytes
     // sent and an oversized body is a problem like every other error.
     let body = read_json_body(&req, body, state.body_limit).await?;
