@@ -103,9 +103,10 @@ async fn main() -> std::io::Result<()> {
                 attempt,
                 failure,
                 retry_in,
+                latency,
             } => {
                 println!(
-                    "failed    {what}: attempt {attempt}: {failure}; retrying in {retry_in:.0?}"
+                    "failed    {what}: attempt {attempt}: {failure} after {latency:.1?}; retrying in {retry_in:.0?}"
                 );
             }
             other => {

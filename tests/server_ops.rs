@@ -72,6 +72,46 @@ async fn metrics_parse_as_prometheus_text_and_count_the_deliveries() {
         ),
         Some(1.0)
     );
+    // Gauges are there at once, not after a refresh tick.
+    assert!(
+        value(&scrape, "webhooks_queue_depth", &[("emitter", "crm")]).is_some(),
+        "queue depth of an endpoint that has delivered"
+    );
+    // Latencies are histograms with buckets (they add up across instances
+    // and do not fall to 0 when idle), not summaries.
+    let buckets = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "webhooks_attempt_duration_seconds")
+        .map(|s| &s.value);
+    assert!(
+        matches!(buckets, Some(prometheus_parse::Value::Histogram(b)) if b.len() >= 10),
+        "{buckets:?}"
+    );
+    let lag = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "webhooks_delivery_lag_seconds")
+        .map(|s| &s.value);
+    assert!(
+        matches!(lag, Some(prometheus_parse::Value::Histogram(_))),
+        "{lag:?}"
+    );
+
+    // An SSE client counts as soon as it is connected.
+    let mut stream = client
+        .get(server.url(&format!("/sse/live?token={TOKEN}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    // The stream is answered once the client is registered: read at once.
+    let text = server.api(Method::GET, "/metrics", None).await.text;
+    assert!(
+        text.contains(r#"webhooks_sse_clients{topic="live"} 1"#),
+        "{text}"
+    );
+    drop(stream.next());
 }
 
 fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

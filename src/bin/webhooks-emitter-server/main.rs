@@ -78,11 +78,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// Buckets of the attempt latency histogram, in seconds: webhook receivers
+/// answer in milliseconds to the request timeout (5 s by default, 30 s at
+/// most in practice).
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0,
+];
+/// Buckets of the delivery lag histogram (emit to 2xx), in seconds: from an
+/// immediate delivery to a day of retries and pauses.
+const LAG_BUCKETS: [f64; 14] = [
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+];
+
+/// The Prometheus recorder: histograms with buckets (they add up across
+/// instances, unlike summaries, and do not decay to 0 when idle).
+fn recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    use metrics_exporter_prometheus::Matcher;
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("webhooks_attempt_duration_seconds".into()),
+            &LATENCY_BUCKETS,
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("webhooks_delivery_lag_seconds".into()),
+                &LAG_BUCKETS,
+            )
+        })
+        .map_err(|e| format!("cannot set the histogram buckets: {e}"))?
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+}
+
 /// Opens the journal, starts the emitter, re-attaches the stored endpoints.
 async fn open(cli: &Cli) -> Result<web::Data<AppState>, String> {
-    let metrics = PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    let metrics = recorder()?;
     create_private(&cli.journal)?;
     let journal = Journal::options()
         .commit_interval(cli.commit_interval)
@@ -232,12 +262,14 @@ async fn stop_signal() -> Result<&'static str, String> {
     })
 }
 
-/// Retires rotated-out signing keys on time; forgets old idempotency keys.
+/// Retires rotated-out signing keys on time; forgets old idempotency keys;
+/// keeps the metrics recorder's memory flat whether or not anyone scrapes.
 async fn housekeeping(state: web::Data<AppState>) {
     let mut tick = actix_web::rt::time::interval(KEY_CHECK);
     let mut last_prune = std::time::Instant::now();
     loop {
         tick.tick().await;
+        state.metrics.run_upkeep();
         state.catalog.retire_expired_keys().await;
         if last_prune.elapsed() >= KEY_PRUNE {
             state.keys.prune().await;

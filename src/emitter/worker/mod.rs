@@ -469,10 +469,18 @@ impl Actor for Worker {
         tracing::info!(parent: &self.span, url = %self.config.display_url, "emitter started");
         self.pump(ctx);
         #[cfg(feature = "metrics")]
-        ctx.run_interval(crate::telemetry::GAUGE_INTERVAL, |worker, _| {
-            let depth = worker.queue.waiting() + worker.active.len();
-            crate::telemetry::emitter_state(worker.reporter.emitter_id(), depth, worker.paused);
-        });
+        {
+            // Set at once, then refreshed: a scrape right after the attach
+            // (or after deliveries) finds the gauges of every emitter.
+            let gauges = |worker: &mut Worker| {
+                let depth = worker.queue.waiting() + worker.active.len();
+                crate::telemetry::emitter_state(worker.reporter.emitter_id(), depth, worker.paused);
+            };
+            gauges(self);
+            ctx.run_interval(crate::telemetry::GAUGE_INTERVAL, move |worker, _| {
+                gauges(worker)
+            });
+        }
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

@@ -166,6 +166,8 @@ impl SseBroadcaster {
                 if matches!(shared.audience, Audience::SseMulti(_)) {
                     entry.multi_clients = entry.multi_clients.saturating_sub(1);
                 }
+                #[cfg(feature = "metrics")]
+                crate::telemetry::sse_clients(name, entry.clients.len());
             }
         }
         if why == Disconnect::TooSlow {
@@ -225,6 +227,10 @@ impl SseBroadcaster {
                 shared: shared.clone(),
             },
         );
+        // At once, not at the next tick: a scrape right after a connect
+        // sees the client.
+        #[cfg(feature = "metrics")]
+        crate::telemetry::sse_clients(topic, entry.clients.len());
         let (_, topics) = self
             .clients
             .entry(shared.id)
