@@ -154,17 +154,20 @@ fn run_child(part: &str, journal: &Path, receiver: &str, clean: bool) {
     }
 }
 
+/// [`run_child`] off the test's runtime (it blocks reading the child).
+async fn child(part: &'static str, journal: &Path, receiver: String, clean: bool) {
+    let journal = journal.to_owned();
+    tokio::task::spawn_blocking(move || run_child(part, &journal, &receiver, clean))
+        .await
+        .unwrap();
+}
+
 async fn paused_stays_paused(clean: bool) {
     let dir = ScratchDir::new(if clean { "paused-clean" } else { "paused-kill" });
     let path = dir.file("webhooks.redb");
     let mut receiver = Receiver::start();
     let url = receiver.url("");
-    tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || run_child("pause", &path, &url, clean)
-    })
-    .await
-    .unwrap();
+    child("pause", &path, url, clean).await;
 
     let emitter = durable_emitter(&path);
     emitter
@@ -212,12 +215,7 @@ async fn dead_letters_reported_before_sigkill_are_there_after_it() {
     let receiver = Receiver::start();
     receiver.script(std::iter::repeat_n(Reply::Status(500), 3));
     let url = receiver.url("");
-    tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || run_child("dead", &path, &url, false)
-    })
-    .await
-    .unwrap();
+    child("dead", &path, url, false).await;
 
     let emitter = durable_emitter(&path);
     emitter
@@ -242,12 +240,7 @@ async fn a_retry_due_later_waits_its_backoff_after_a_sigkill() {
     let mut receiver = Receiver::start();
     receiver.script([Reply::Status(503)]);
     let url = receiver.url("");
-    tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || run_child("backoff", &path, &url, false)
-    })
-    .await
-    .unwrap();
+    child("backoff", &path, url, false).await;
     let first = receiver.next().await;
     let failed_at = first.at;
 

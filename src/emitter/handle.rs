@@ -255,15 +255,15 @@ impl WebhooksEmitter {
     /// Stops deliveries of emitter `id`; its events keep being queued.
     /// With a durable store, the paused state is on disk when this returns.
     pub async fn pause(&self, id: &str) -> Result<(), ControlError> {
-        let paused = self.ask(id, SetPaused(true)).await?;
-        self.committed(paused).await
+        self.ask(id, SetPaused(true)).await?;
+        self.committed(()).await
     }
 
     /// Resumes deliveries of emitter `id`, in order, from where they stopped.
     /// With a durable store, the resumed state is on disk when this returns.
     pub async fn restart(&self, id: &str) -> Result<(), ControlError> {
-        let resumed = self.ask(id, SetPaused(false)).await?;
-        self.committed(resumed).await
+        self.ask(id, SetPaused(false)).await?;
+        self.committed(()).await
     }
 
     /// `answer`, once everything the worker sent to the store before it is

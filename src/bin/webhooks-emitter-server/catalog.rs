@@ -32,6 +32,20 @@ pub struct Catalog {
     emitter: WebhooksEmitter,
     journal: Journal,
     records: Mutex<BTreeMap<String, EndpointRecord>>,
+    /// Endpoints per event name, for the answer to every event: read
+    /// without the records' lock, rebuilt when an endpoint changes.
+    subscribers: std::sync::RwLock<HashMap<String, usize>>,
+}
+
+/// Endpoints per event name.
+fn subscriber_index(records: &BTreeMap<String, EndpointRecord>) -> HashMap<String, usize> {
+    let mut index = HashMap::new();
+    for record in records.values() {
+        for event in &record.spec.events {
+            *index.entry(event.clone()).or_default() += 1;
+        }
+    }
+    index
 }
 
 impl Catalog {
@@ -73,6 +87,7 @@ impl Catalog {
         Ok(Catalog {
             emitter,
             journal,
+            subscribers: std::sync::RwLock::new(subscriber_index(&records)),
             records: Mutex::new(records),
         })
     }
@@ -112,12 +127,20 @@ impl Catalog {
     }
 
     /// How many endpoints are subscribed to `event`.
-    pub async fn subscribers(&self, event: &str) -> usize {
-        let records = self.records.lock().await;
-        records
-            .values()
-            .filter(|record| record.spec.events.iter().any(|name| name == event))
-            .count()
+    pub fn subscribers(&self, event: &str) -> usize {
+        let index = self
+            .subscribers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        index.get(event).copied().unwrap_or(0)
+    }
+
+    /// After a change of `records`.
+    fn reindex(&self, records: &BTreeMap<String, EndpointRecord>) {
+        *self
+            .subscribers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = subscriber_index(records);
     }
 
     /// Whether `id` is an endpoint (attached or not).
@@ -153,6 +176,7 @@ impl Catalog {
         }
         let view = self.view(&record).await;
         records.insert(id, record);
+        self.reindex(&records);
         Ok(view)
     }
 
@@ -202,6 +226,7 @@ impl Catalog {
         }
         let view = self.view(&record).await;
         records.insert(id, record);
+        self.reindex(records);
         Ok(view)
     }
 
@@ -213,6 +238,7 @@ impl Catalog {
         }
         self.journal.delete_record(NAMESPACE, id).await?;
         records.remove(id);
+        self.reindex(&records);
         match self.emitter.detach(id).await {
             Ok(dropped) if !dropped.is_empty() => {
                 tracing::warn!(endpoint = %id, dropped = dropped.len(), "endpoint deleted with events still queued");

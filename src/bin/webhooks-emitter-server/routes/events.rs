@@ -95,7 +95,7 @@ pub async fn emit(
 
 /// Emits the event; its request id and how many endpoints it went to.
 async fn emit_now(state: &AppState, event: NewEvent) -> Result<(String, usize), Problem> {
-    let endpoints = state.catalog.subscribers(&event.event).await;
+    let endpoints = state.catalog.subscribers(&event.event);
     let id = state
         .emitter
         .emit_durable(&event.event, &event.payload, event.request_id)
