@@ -16,9 +16,11 @@ pub const MASK: &str = "***";
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BackoffMs {
-    /// First delay.
+    /// First delay (at least 1).
+    #[schema(minimum = 1)]
     pub start: u64,
-    /// Largest delay.
+    /// Largest delay (at least `start`).
+    #[schema(minimum = 1)]
     pub limit: u64,
 }
 
@@ -26,11 +28,15 @@ pub struct BackoffMs {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {
-    /// 1 to 128 characters: letters, digits, `-`, `_`, `.`.
+    /// 1 to 128 characters: letters, digits, `-`, `_`, `.` (not `.` or `..`).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$", min_length = 1, max_length = 128)]
     pub id: String,
-    /// The target URL (https, or http).
+    /// The target URL (https, or http), without whitespace.
+    #[schema(pattern = r"^https?://\S+$", min_length = 8)]
     pub url: String,
-    /// Event names this endpoint receives.
+    /// Event names this endpoint receives: 1 to 256 visible ASCII characters
+    /// each, no `*`.
+    #[schema(min_items = 1)]
     pub events: Vec<String>,
     /// Legacy (Elixir-compatible) HMAC-SHA256 secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,17 +47,20 @@ pub struct EndpointSpec {
     /// Extra request headers (values are treated as secrets).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Attempts per event, the first included.
+    /// Attempts per event, the first included (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_retries: Option<u32>,
-    /// Request timeout in milliseconds.
+    /// Request timeout in milliseconds (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub timeout_ms: Option<u64>,
     /// Backoff between attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_ms: Option<BackoffMs>,
     /// Events in flight at once (1 keeps strict order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_in_flight: Option<usize>,
     /// Wrap payloads as `{id, timestamp, event, data}`.
     #[serde(default)]

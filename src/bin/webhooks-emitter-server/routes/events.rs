@@ -17,12 +17,15 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
-    /// The event name, e.g. `order.created`.
+    /// The event name, e.g. `order.created`: 1 to 256 visible ASCII
+    /// characters, no `*`.
+    #[schema(pattern = r"^[!-)+-~]{1,256}$")]
     pub event: String,
     /// Any JSON value; sent as the request body.
     #[schema(value_type = serde_json::Value)]
     pub payload: Box<RawValue>,
     /// 1 to 256 visible ASCII characters; a UUID is made without it.
+    #[schema(pattern = r"^[!-~]{1,256}$")]
     pub request_id: Option<String>,
 }
 
