@@ -103,8 +103,12 @@ async fn main() -> std::io::Result<()> {
                 attempt,
                 failure,
                 retry_in,
-                latency,
             } => {
+                let latency = report
+                    .attempt
+                    .as_ref()
+                    .map(|a| a.latency)
+                    .unwrap_or_default();
                 println!(
                     "failed    {what}: attempt {attempt}: {failure} after {latency:.1?}; retrying in {retry_in:.0?}"
                 );

@@ -118,7 +118,7 @@ pub(crate) fn proptest_config() -> proptest::test_runner::Config {
 pub use emitter::test_hooks as __test_hooks;
 #[cfg(feature = "emitter")]
 pub use emitter::{
-    redacted_url, Config, DeadLetter, DeadLetterReason, DeliveryReport, DropReason,
+    redacted_url, AttemptAnswer, Config, DeadLetter, DeadLetterReason, DeliveryReport, DropReason,
     EmitterDeadLetter, EmitterStats, Event, Outcome, PauseReason, RequestId, ShutdownReport,
     StoredEvents, TestDelivery, Undelivered, WebhooksEmitter, WebhooksEmitterBuilder,
     DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,

@@ -139,10 +139,24 @@ async fn attempts_and_dead_letters_survive_a_restart() {
     assert_eq!(receiver.numbers(4).await, [0, 1, 1, 0]);
     drop(h);
 
-    // Redelivered is gone from the journal too.
+    // Redelivered is gone from the journal too; the counters are not: stats
+    // go on from what the earlier runs counted.
     let h = Harness::around(durable_emitter(&path));
     h.attach("dl", "dead", fast_config(receiver.url("/"))).await;
+    h.attach("e", "ping", fast_config(receiver.url("/"))).await;
     assert!(h.emitter.dead_letters("dl").await.unwrap().is_empty());
+    let counted =
+        |s: webhooks_emitter::EmitterStats| (s.delivered, s.failed_attempts, s.dead_lettered);
+    assert_eq!(
+        counted(h.emitter.stats("dl").await.unwrap()),
+        (1, 1, 1),
+        "dl: the failure and dead letter of run 1, the redelivery of run 2"
+    );
+    assert_eq!(
+        counted(h.emitter.stats("e").await.unwrap()),
+        (1, 1, 0),
+        "e: the failure of run 1, the delivery of run 2"
+    );
 }
 
 #[tokio::test]

@@ -26,12 +26,9 @@ async fn three_attempts_by_default_then_the_next_event_proceeds() {
                 attempt: a,
                 failure,
                 retry_in,
-                latency,
             } => {
                 assert_eq!((a, failure), (attempt, Failure::status_code(500)));
                 assert!(retry_in <= Duration::from_millis(20));
-                // The failed attempt's own time: well under the 10 s timeout.
-                assert!(latency < Duration::from_secs(10), "{latency:?}");
             }
             other => panic!("expected a failed attempt, got {other:?}"),
         }

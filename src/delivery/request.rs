@@ -22,38 +22,50 @@ use crate::signing::unix_now;
 /// be reused; a larger body just closes it.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
-/// Sends `event` once; `Ok(status)` for a 2xx, the failure otherwise.
+/// How much of a response body a report keeps.
+pub(crate) const KEPT_RESPONSE_BODY: usize = 4 * 1024;
+
+/// Sends `event` once; `Ok(status)` for a 2xx, the failure otherwise, and
+/// the first [`KEPT_RESPONSE_BODY`] bytes of what the endpoint answered
+/// (empty without an answer).
 pub(crate) async fn attempt(
     client: &awc::Client,
     config: &ValidatedConfig,
     event: &Event,
     body: Bytes,
-) -> Result<u16, Failure> {
+) -> (Result<u16, Failure>, Bytes) {
     let timeout = config.request_timeout;
-    let response = signed_request(client, config, event, &body)
+    let response = match signed_request(client, config, event, &body)
         .send_body(body)
         .await
-        .map_err(|e| classify(e, timeout))?;
+    {
+        Ok(response) => response,
+        Err(e) => return (Err(classify(e, timeout)), Bytes::new()),
+    };
     let status = response.status();
     let retry_after = match status.as_u16() {
         429 | 503 => retry_after(response.headers()),
         _ => None,
     };
     // Read what the endpoint sent so that keep-alive can reuse the connection;
-    // its content does not change the outcome.
-    let _ = response
+    // its content does not change the outcome, and its start is kept for the
+    // report (copied: the rest of the buffer is not held).
+    let answer = response
         .timeout(timeout)
         .body()
         .limit(MAX_RESPONSE_BODY)
-        .await;
-    if status.is_success() {
+        .await
+        .map(|all| Bytes::copy_from_slice(&all[..all.len().min(KEPT_RESPONSE_BODY)]))
+        .unwrap_or_default();
+    let result = if status.is_success() {
         Ok(status.as_u16())
     } else {
         Err(Failure::Status {
             status: status.as_u16(),
             retry_after,
         })
-    }
+    };
+    (result, answer)
 }
 
 /// The POST with every header: wire format, signatures, credentials, extras.

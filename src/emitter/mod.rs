@@ -43,7 +43,7 @@ pub use config::{
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
 pub use handle::WebhooksEmitter;
-pub use report::{DeliveryReport, DropReason, Outcome, PauseReason};
+pub use report::{AttemptAnswer, DeliveryReport, DropReason, Outcome, PauseReason};
 pub use shutdown::{EmitterDeadLetter, ShutdownReport, StoredEvents, Undelivered};
 pub use stats::EmitterStats;
 pub use test_delivery::{TestDelivery, TEST_EVENT};

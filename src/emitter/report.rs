@@ -21,6 +21,22 @@ pub struct DeliveryReport {
     pub outcome: Outcome,
     /// When it happened.
     pub at: SystemTime,
+    /// The attempt this report ends, if it ends one (`Delivered`,
+    /// `AttemptFailed`, and `DeadLettered` after its last attempt): how long
+    /// it took and the start of what the endpoint answered.
+    pub attempt: Option<AttemptAnswer>,
+}
+
+/// One attempt's time and answer, in a [`DeliveryReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptAnswer {
+    /// From sending the request to the response head, or to the failure
+    /// (a 500 in 2 ms, a timeout in the request timeout).
+    pub latency: Duration,
+    /// The first 4 KiB of the response body (empty without a response, or
+    /// for an empty body). What receivers answer is often the only clue to
+    /// why they refused.
+    pub response_body: bytes::Bytes,
 }
 
 /// The outcome in a [`DeliveryReport`].
@@ -44,9 +60,6 @@ pub enum Outcome {
         failure: Failure,
         /// Backoff before the next attempt.
         retry_in: Duration,
-        /// Time of the failed attempt, from sending to the response head or
-        /// the failure (a 500 in 2 ms, a timeout in the request timeout).
-        latency: Duration,
     },
     /// The event was given up and stored as a dead letter.
     DeadLettered {
@@ -129,6 +142,26 @@ impl Reporter {
             event: event.clone(),
             outcome,
             at: SystemTime::now(),
+            attempt: None,
+        });
+    }
+
+    /// A report that ends an attempt, with its time and answer.
+    pub(crate) fn report_attempt(
+        &self,
+        event: &Arc<Event>,
+        outcome: Outcome,
+        answer: AttemptAnswer,
+    ) {
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.sender.send(DeliveryReport {
+            emitter_id: self.emitter_id.clone(),
+            event: event.clone(),
+            outcome,
+            at: SystemTime::now(),
+            attempt: Some(answer),
         });
     }
 }

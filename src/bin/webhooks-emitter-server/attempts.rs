@@ -33,6 +33,9 @@ pub struct AttemptView {
     pub error: Option<String>,
     /// Of a delivered or failed attempt, in milliseconds.
     pub latency_ms: Option<f64>,
+    /// The first 4 KiB of what the endpoint answered (UTF-8, invalid bytes
+    /// replaced), when it answered with a body.
+    pub response_body: Option<String>,
     /// RFC 3339.
     pub at: String,
 }
@@ -55,16 +58,13 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
             Some(latency.as_secs_f64() * 1e3),
         ),
         Outcome::AttemptFailed {
-            attempt,
-            failure,
-            latency,
-            ..
+            attempt, failure, ..
         } => (
             *attempt,
             "failed",
             failure.status(),
             Some(failure.to_string()),
-            Some(latency.as_secs_f64() * 1e3),
+            None,
         ),
         Outcome::DeadLettered { attempts, reason } => {
             let status = match reason {
@@ -79,7 +79,12 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
         Outcome::NotStored { error } => (0, "not_stored", None, Some(error.to_string()), None),
         _ => return None,
     };
+    let answer = report.attempt.as_ref();
     Some(AttemptView {
+        latency_ms: latency_ms.or(answer.map(|a| a.latency.as_secs_f64() * 1e3)),
+        response_body: answer
+            .filter(|a| !a.response_body.is_empty())
+            .map(|a| String::from_utf8_lossy(&a.response_body).into_owned()),
         endpoint: report.emitter_id.to_string(),
         request_id: report.event.request_id().to_string(),
         event: report.event.name().to_owned(),
@@ -87,7 +92,6 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
         outcome,
         status,
         error,
-        latency_ms,
         at: rfc3339(report.at),
     })
 }

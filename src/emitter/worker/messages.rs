@@ -1,7 +1,7 @@
 //! What other actors ask of a worker, one message per request.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -12,7 +12,7 @@ use crate::delivery::{envelope, request, Failure};
 use crate::emitter::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::emitter::event::{Event, RequestId};
 use crate::emitter::queue::{Drained, Refused, Ticket};
-use crate::emitter::report::{DropReason, Outcome, Reporter};
+use crate::emitter::report::{AttemptAnswer, DropReason, Outcome, Reporter};
 use crate::emitter::stats::EmitterStats;
 use crate::emitter::test_delivery::{TestDelivery, TEST_EVENT};
 use crate::error::ControlError;
@@ -25,14 +25,14 @@ use crate::store::StoreError;
 pub(super) struct AttemptDone {
     pub ticket: Ticket,
     pub result: Result<u16, Failure>,
-    pub latency: Duration,
+    pub answer: AttemptAnswer,
 }
 
 impl Handler<AttemptDone> for Worker {
     type Result = ();
 
     fn handle(&mut self, done: AttemptDone, ctx: &mut Context<Self>) {
-        self.on_attempt_done(done.ticket, done.result, done.latency, ctx);
+        self.on_attempt_done(done.ticket, done.result, done.answer, ctx);
     }
 }
 
@@ -92,7 +92,7 @@ impl Handler<Enqueue> for Worker {
         };
         if let Err(Refused { event, durable }) = self.queue.push(event, durable) {
             tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), capacity = self.config.queue_capacity, "queue full; event dead-lettered");
-            self.dead_letter(None, event, 0, DeadLetterReason::QueueFull, durable);
+            self.dead_letter(None, event, 0, DeadLetterReason::QueueFull, durable, None);
             return;
         }
         self.pump(ctx);
@@ -341,7 +341,9 @@ impl Handler<SendTest> for Worker {
         let send = async move {
             let started = Instant::now();
             let outcome = match (client, envelope::body_for(config.envelope, &event)) {
-                (Some(client), Ok(body)) => request::attempt(&client, &config, &event, body).await,
+                (Some(client), Ok(body)) => {
+                    request::attempt(&client, &config, &event, body).await.0
+                }
                 (None, _) => Err(Failure::Request("emitter not started".into())),
                 (_, Err(e)) => Err(Failure::Request(e.to_string())),
             };

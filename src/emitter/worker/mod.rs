@@ -33,7 +33,7 @@ use crate::emitter::config::ValidatedConfig;
 use crate::emitter::dead_letter::{DeadLetterReason, DeadLetters};
 use crate::emitter::event::Event;
 use crate::emitter::queue::{EventQueue, MemoryQueue, Started, Ticket};
-use crate::emitter::report::{Outcome, PauseReason, Reporter};
+use crate::emitter::report::{AttemptAnswer, Outcome, PauseReason, Reporter};
 use crate::emitter::retry_policy::{Decision, FailedAttempt};
 use crate::store::durable::DurableAck;
 use crate::store::Store;
@@ -227,7 +227,7 @@ impl Worker {
                 // record): `emit` lets none through.
                 let failure = Failure::Request(format!("payload is not JSON: {error}"));
                 let reason = DeadLetterReason::NotRetryable { failure };
-                self.dead_letter(Some(ticket), event, attempts, reason, None);
+                self.dead_letter(Some(ticket), event, attempts, reason, None, None);
                 return;
             }
         };
@@ -288,15 +288,20 @@ impl Worker {
             };
             // A panic in one request fails that attempt only: the worker gets
             // its result like any other, and the driver goes on.
-            let result = AssertUnwindSafe(attempt)
+            let (result, response_body) = AssertUnwindSafe(attempt)
                 .catch_unwind()
                 .await
-                .unwrap_or_else(|panic| Err(Failure::Request(panic_message(&panic))));
+                .unwrap_or_else(|panic| {
+                    (Err(Failure::Request(panic_message(&panic))), Bytes::new())
+                });
             // A stopped worker (detached) no longer wants the result.
             worker.do_send(messages::AttemptDone {
                 ticket,
                 result,
-                latency: started.elapsed(),
+                answer: AttemptAnswer {
+                    latency: started.elapsed(),
+                    response_body,
+                },
             });
         }));
     }
@@ -305,24 +310,25 @@ impl Worker {
         &mut self,
         ticket: Ticket,
         result: Result<u16, Failure>,
-        latency: Duration,
+        answer: AttemptAnswer,
         ctx: &mut Context<Self>,
     ) {
         let Some(active) = self.active.get_mut(&ticket) else {
             return;
         };
         active.attempts = active.attempts.saturating_add(1);
-        crate::telemetry::attempt(self.reporter.emitter_id(), &result, latency);
+        crate::telemetry::attempt(self.reporter.emitter_id(), &result, answer.latency);
         match result {
-            Ok(status) => self.delivered(ticket, status, latency),
-            Err(failure) => self.failed(ticket, failure, latency, ctx),
+            Ok(status) => self.delivered(ticket, status, answer),
+            Err(failure) => self.failed(ticket, failure, answer, ctx),
         }
         #[cfg(feature = "postgres")]
         self.release_when_idle(ctx);
         self.pump(ctx);
     }
 
-    fn delivered(&mut self, ticket: Ticket, status: u16, latency: Duration) {
+    fn delivered(&mut self, ticket: Ticket, status: u16, answer: AttemptAnswer) {
+        let latency = answer.latency;
         let Some(active) = self.active.remove(&ticket) else {
             return;
         };
@@ -337,14 +343,12 @@ impl Worker {
             .unwrap_or_default();
         crate::telemetry::delivered(self.reporter.emitter_id(), lag);
         tracing::debug!(parent: &self.span, event = event.name(), request_id = %event.request_id(), status, attempts, "delivered");
-        self.reporter.report(
-            &event,
-            Outcome::Delivered {
-                status,
-                attempts,
-                latency,
-            },
-        );
+        let outcome = Outcome::Delivered {
+            status,
+            attempts,
+            latency,
+        };
+        self.reporter.report_attempt(&event, outcome, answer);
     }
 
     /// Asks the retry policy what follows this failure, and does it.
@@ -352,7 +356,7 @@ impl Worker {
         &mut self,
         ticket: Ticket,
         failure: Failure,
-        latency: Duration,
+        answer: AttemptAnswer,
         ctx: &mut Context<Self>,
     ) {
         let Some(active) = self.active.get(&ticket) else {
@@ -386,9 +390,8 @@ impl Worker {
                     attempt: attempts,
                     failure,
                     retry_in: after,
-                    latency,
                 };
-                self.reporter.report(&event, outcome);
+                self.reporter.report_attempt(&event, outcome, answer);
                 self.retry_after(ticket, after, ctx);
                 self.pause_if(&event, pause);
             }
@@ -396,7 +399,14 @@ impl Worker {
                 self.active.remove(&ticket);
                 tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempts, %failure, "event dead-lettered");
                 self.streak.dead_letters = self.streak.dead_letters.saturating_add(1);
-                self.dead_letter(Some(ticket), event.clone(), attempts, reason, None);
+                self.dead_letter(
+                    Some(ticket),
+                    event.clone(),
+                    attempts,
+                    reason,
+                    None,
+                    Some(answer),
+                );
                 self.pause_if(&event, pause);
             }
         }
@@ -416,6 +426,7 @@ impl Worker {
         attempts: u32,
         reason: DeadLetterReason,
         durable: Option<DurableAck>,
+        answer: Option<AttemptAnswer>,
     ) {
         self.counters.dead_lettered += 1;
         crate::telemetry::dead_lettered(self.reporter.emitter_id(), &reason);
@@ -423,7 +434,10 @@ impl Worker {
             attempts,
             reason: reason.clone(),
         };
-        self.reporter.report(&event, outcome);
+        match answer {
+            Some(answer) => self.reporter.report_attempt(&event, outcome, answer),
+            None => self.reporter.report(&event, outcome),
+        }
         let (letter, evicted) = self.dead_letters.push(event, attempts, reason);
         self.queue.fail(ticket, letter.as_ref(), durable);
         self.queue.evict_dead_letters(evicted.into_iter().collect());

@@ -74,7 +74,13 @@ impl Handler<Notice> for Worker {
                 paused,
                 dead_letters,
                 next_dead_letter,
+                counters,
             } => {
+                // Stats go on from what was stored (nothing was delivered
+                // before the stored state came back).
+                self.counters.delivered += counters.delivered;
+                self.counters.failed_attempts += counters.failed_attempts;
+                self.counters.dead_lettered += counters.dead_lettered;
                 if !self.paused_by_call {
                     self.paused = paused;
                 }

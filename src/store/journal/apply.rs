@@ -88,7 +88,7 @@ pub(super) fn apply(
             attempts,
             retry_at,
         } => tables.attempted(emitter, *seq, *attempts, *retry_at)?,
-        Op::Ack { emitter, seq } => tables.ack(emitter, *seq),
+        Op::Ack { emitter, seq } => tables.ack(emitter, *seq)?,
         Op::DeadLetter {
             emitter,
             seq,

@@ -15,6 +15,8 @@ mod app_records;
 mod apply;
 pub(crate) mod queue;
 mod tables;
+
+pub(crate) use tables::StoredCounters;
 mod writer;
 
 use std::fmt;
@@ -211,6 +213,8 @@ pub(crate) struct Recovery {
     pub dead_letters: Vec<DeadLetter>,
     pub next_dead_letter: u64,
     pub paused: bool,
+    /// Deliveries, failed attempts and dead letters so far.
+    pub counters: tables::StoredCounters,
 }
 
 /// What the writer tells an emitter's worker.

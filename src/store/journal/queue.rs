@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use actix::Recipient;
 use tokio::sync::oneshot;
 
-use super::{Journal, Notice, Op, Recovery};
+use super::{Journal, Notice, Op, Recovery, StoredCounters};
 use crate::emitter::dead_letter::DeadLetter;
 use crate::emitter::event::Event;
 use crate::emitter::queue::{Drained, EventQueue, Refused, Started, Ticket};
@@ -44,6 +44,7 @@ pub(crate) enum Consequence {
         paused: bool,
         dead_letters: Vec<DeadLetter>,
         next_dead_letter: u64,
+        counters: StoredCounters,
     },
     /// These events could not be written; they stay in memory.
     NotStored {
@@ -151,6 +152,7 @@ impl JournalQueue {
             paused: recovery.paused,
             dead_letters: recovery.dead_letters,
             next_dead_letter: recovery.next_dead_letter,
+            counters: recovery.counters,
         }
     }
 

@@ -43,6 +43,18 @@ pub(super) struct Meta {
     pub dead_letters: u64,
     pub next_seq: u64,
     pub next_dead_letter: u64,
+    /// Counters since the emitter was first attached (absent in files
+    /// written before they were kept: 0).
+    #[serde(default)]
+    pub counters: StoredCounters,
+}
+
+/// An emitter's counters, kept across restarts: its stats start from them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredCounters {
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    pub dead_lettered: u64,
 }
 
 /// Opens or creates the file and checks that it is a journal.
@@ -133,7 +145,10 @@ impl<'txn> Tables<'txn> {
     pub(super) fn finish(mut self) -> DbResult<()> {
         self.remove_acked()?;
         for (emitter, meta) in std::mem::take(&mut self.metas) {
-            let is_empty = meta.events == 0 && meta.dead_letters == 0 && !meta.paused;
+            let is_empty = meta.events == 0
+                && meta.dead_letters == 0
+                && !meta.paused
+                && meta.counters == StoredCounters::default();
             if is_empty {
                 self.meta.remove(&*emitter)?;
             } else {
@@ -179,12 +194,24 @@ impl<'txn> Tables<'txn> {
         if let Some(updated) = updated {
             self.events.insert((&**emitter, seq), updated.as_slice())?;
         }
-        Ok(())
+        self.count(emitter, |c| c.failed_attempts += 1)
     }
 
     /// A delivered event; removed with the others at the next read or at the end.
-    pub(super) fn ack(&mut self, emitter: &Arc<str>, seq: u64) {
+    pub(super) fn ack(&mut self, emitter: &Arc<str>, seq: u64) -> DbResult<()> {
         self.acked.entry(emitter.clone()).or_default().push(seq);
+        self.count(emitter, |c| c.delivered += 1)
+    }
+
+    /// Counts what an operation reports (a delivery, a failed attempt, a
+    /// dead letter) in the emitter's stored counters.
+    pub(super) fn count(
+        &mut self,
+        emitter: &Arc<str>,
+        change: impl FnOnce(&mut StoredCounters),
+    ) -> DbResult<()> {
+        change(&mut self.meta(emitter)?.counters);
+        Ok(())
     }
 
     fn remove_acked(&mut self) -> DbResult<()> {
@@ -232,6 +259,11 @@ impl<'txn> Tables<'txn> {
         let meta = self.meta(emitter)?;
         if !existed {
             meta.dead_letters += 1;
+            meta.counters.dead_lettered += 1;
+            // Its last attempt failed too (a queue-full letter had none).
+            if letter.attempts > 0 {
+                meta.counters.failed_attempts += 1;
+            }
         }
         meta.next_dead_letter = meta.next_dead_letter.max(letter.id.saturating_add(1));
         Ok(())
@@ -307,6 +339,7 @@ impl<'txn> Tables<'txn> {
             next_dead_letter: meta.next_dead_letter.max(1),
             dead_letters,
             paused: meta.paused,
+            counters: meta.counters,
         })
     }
 

@@ -268,23 +268,28 @@ impl Writer {
     }
 
     /// What an operation cancelled by its ack still owes: the sequence
-    /// number (so numbering goes on), the confirmation, the durable answer.
+    /// number (so numbering goes on), the confirmation, the durable answer,
+    /// the counters.
     fn skip(
         &mut self,
         tables: &mut Tables<'_>,
         op: &Op,
         effects: &mut Effects,
     ) -> Result<(), redb::Error> {
-        if let Op::Append {
-            emitter,
-            seq,
-            durable,
-            ..
-        } = op
-        {
-            tables.note_seq(emitter, *seq)?;
-            effects.committed_up_to(emitter, *seq);
-            effects.done.extend(durable.clone());
+        match op {
+            Op::Append {
+                emitter,
+                seq,
+                durable,
+                ..
+            } => {
+                tables.note_seq(emitter, *seq)?;
+                effects.committed_up_to(emitter, *seq);
+                effects.done.extend(durable.clone());
+            }
+            Op::Attempted { emitter, .. } => tables.count(emitter, |c| c.failed_attempts += 1)?,
+            Op::Ack { emitter, .. } => tables.count(emitter, |c| c.delivered += 1)?,
+            _ => {}
         }
         Ok(())
     }
