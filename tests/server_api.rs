@@ -727,3 +727,84 @@ async fn while_draining_ready_is_503_and_the_drain_ends_without_waiting_for_back
         "the request in flight finished"
     );
 }
+
+#[actix_web::test]
+async fn attempts_with_response_bodies_and_stats_survive_restarts_within_the_bound() {
+    let dir = ScratchDir::new("server-attempt-log");
+    let journal = dir.file("j.redb");
+    let server = ServerProcess::start(&journal, &["--attempts-kept", "3"]);
+    let mut receiver = Receiver::start();
+    let long = "x".repeat(10_000);
+    receiver.script([
+        support::Reply::Body(500, "bad signature: key 2 expected".into()),
+        support::Reply::Body(200, long.clone()),
+    ]);
+    let spec = json!({"id": "log", "url": receiver.url("/"), "events": ["e"],
+        "max_retries": 3, "backoff_ms": {"start": 10, "limit": 10}});
+    server.create(spec).await;
+    server.emit("e", json!({"n": 1})).await;
+    receiver.take(2).await;
+    let path = "/api/v1/endpoints/log/attempts";
+    support::eventually("both attempts logged", || async {
+        server
+            .api(Method::GET, path, None)
+            .await
+            .json
+            .as_array()
+            .map(Vec::len)
+            == Some(2)
+    })
+    .await;
+    let shown = server.api(Method::GET, path, None).await.json;
+    assert_eq!(shown[0]["outcome"], "delivered");
+    assert_eq!(
+        shown[0]["response_body"].as_str().map(str::len),
+        Some(4096),
+        "the first 4 KiB"
+    );
+    assert_eq!(shown[1]["outcome"], "failed");
+    assert_eq!(shown[1]["status"], 500);
+    assert_eq!(shown[1]["response_body"], "bad signature: key 2 expected");
+    assert!(shown[1]["latency_ms"].as_f64().is_some());
+
+    // SIGKILL (the drop): what the API showed is in the journal.
+    drop(server);
+    let server = ServerProcess::start(&journal, &["--attempts-kept", "3"]);
+    assert_eq!(server.api(Method::GET, path, None).await.json, shown);
+
+    // Beyond the bound, the oldest go; counters survive a restart.
+    for n in 2..=4 {
+        server.emit("e", json!({"n": n})).await;
+    }
+    receiver.take(3).await;
+    support::eventually("the newest three kept", || async {
+        let all = server.api(Method::GET, path, None).await.json;
+        all.as_array().map(Vec::len) == Some(3)
+            && all[2]["outcome"] == "delivered"
+            && all[0]["request_id"] != shown[0]["request_id"]
+    })
+    .await;
+    assert!(server.terminate().success());
+    let server = ServerProcess::start(&journal, &["--attempts-kept", "3"]);
+    let kept = server.api(Method::GET, path, None).await.json;
+    assert_eq!(kept.as_array().map(Vec::len), Some(3));
+    assert!(kept
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["outcome"] == "delivered"));
+    let stats = server
+        .api(Method::GET, "/api/v1/endpoints/log/stats", None)
+        .await;
+    assert_eq!(stats.json["delivered"], 4, "{stats:?}");
+    assert_eq!(stats.json["failed_attempts"], 1, "{stats:?}");
+
+    // A deleted endpoint's history goes with it.
+    server
+        .api(Method::DELETE, "/api/v1/endpoints/log", None)
+        .await;
+    server
+        .create(json!({"id": "log", "url": receiver.url("/"), "events": ["e"]}))
+        .await;
+    assert_eq!(server.api(Method::GET, path, None).await.json, json!([]));
+}

@@ -23,7 +23,7 @@ pub(crate) mod records;
 mod thread;
 
 pub use error::StoreError;
-pub use journal::{Journal, JournalOptions};
+pub use journal::{Journal, JournalOptions, RecordChange};
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore};
 

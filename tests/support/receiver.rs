@@ -21,6 +21,8 @@ use super::DEADLINE;
 pub enum Reply {
     /// Answer at once with this status.
     Status(u16),
+    /// Answer at once with this status and body.
+    Body(u16, String),
     /// Wait, then answer 200 (to make the emitter time out).
     Delay(Duration),
     /// Answer 302 with a Location header.
@@ -221,6 +223,9 @@ async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
         None => HttpResponse::Ok().finish(),
         Some(Reply::Status(code)) => {
             HttpResponse::build(StatusCode::from_u16(code).unwrap()).finish()
+        }
+        Some(Reply::Body(code, body)) => {
+            HttpResponse::build(StatusCode::from_u16(code).unwrap()).body(body)
         }
         Some(Reply::Delay(delay)) => {
             actix_web::rt::time::sleep(delay).await;

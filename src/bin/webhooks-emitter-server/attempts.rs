@@ -1,24 +1,36 @@
-//! Recent attempts per endpoint, from the emitter's delivery reports, and
-//! the console's live feed: each one is also published on the SSE topic
-//! [`CONSOLE_TOPIC`].
+//! Recent attempts per endpoint, kept in the journal (the last
+//! `--attempts-kept` of each, default 1,000, across restarts), from the
+//! emitter's delivery reports; and the console's live feed: each one is
+//! also published on the SSE topic [`CONSOLE_TOPIC`].
+//!
+//! Each attempt is a record in the namespace `attempts/<endpoint>`, keyed by
+//! a zero-padded number that grows, so the journal lists them in order. The
+//! follower writes what arrived together in one transaction (one fsync for a
+//! batch, not one per attempt), with the deletions that keep the bound.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
-use serde::Serialize;
-use tokio::sync::broadcast::error::RecvError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use utoipa::ToSchema;
-use webhooks_emitter::{DeadLetterReason, DeliveryReport, Outcome, WebhooksEmitter};
+use webhooks_emitter::{
+    DeadLetterReason, DeliveryReport, Journal, Outcome, RecordChange, WebhooksEmitter,
+};
+
+use crate::problem::Problem;
 
 /// The SSE topic of the console's feed. It has a space, which no event name
 /// can have, so it never mixes with emitted events.
 pub const CONSOLE_TOPIC: &str = "console deliveries";
-/// Attempts kept per endpoint.
-pub const KEPT: usize = 200;
+/// Default of `--attempts-kept`.
+pub const DEFAULT_KEPT: usize = 1_000;
+/// Most reports written in one transaction.
+const BATCH: usize = 1_024;
 
 /// One attempt (or final outcome) of one event at one endpoint.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AttemptView {
     pub endpoint: String,
     pub request_id: String,
@@ -26,7 +38,7 @@ pub struct AttemptView {
     /// 1 for the first attempt.
     pub attempt: u32,
     /// `delivered`, `failed` (will be retried), `dead_lettered`, `paused`, `dropped` or `not_stored`.
-    pub outcome: &'static str,
+    pub outcome: String,
     /// The HTTP status, when there was one.
     pub status: Option<u16>,
     /// Why it failed.
@@ -40,9 +52,22 @@ pub struct AttemptView {
     pub at: String,
 }
 
-/// The last [`KEPT`] attempts of every endpoint, newest last.
-#[derive(Default)]
-pub struct Attempts(Mutex<HashMap<Arc<str>, VecDeque<AttemptView>>>);
+/// The attempt log: where it is, its bound, and the keys it holds.
+pub struct Attempts {
+    journal: Journal,
+    kept: usize,
+    /// Per endpoint, the numbers of its stored attempts, oldest first (read
+    /// from the journal the first time the endpoint is seen).
+    index: Mutex<HashMap<String, VecDeque<u64>>>,
+}
+
+fn namespace(endpoint: &str) -> String {
+    format!("attempts/{endpoint}")
+}
+
+fn key(number: u64) -> String {
+    format!("{number:020}")
+}
 
 fn view(report: &DeliveryReport) -> Option<AttemptView> {
     let (attempt, outcome, status, error, latency_ms) = match &report.outcome {
@@ -81,6 +106,7 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
     };
     let answer = report.attempt.as_ref();
     Some(AttemptView {
+        outcome: outcome.to_owned(),
         latency_ms: latency_ms.or(answer.map(|a| a.latency.as_secs_f64() * 1e3)),
         response_body: answer
             .filter(|a| !a.response_body.is_empty())
@@ -89,7 +115,6 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
         request_id: report.event.request_id().to_string(),
         event: report.event.name().to_owned(),
         attempt,
-        outcome,
         status,
         error,
         at: rfc3339(report.at),
@@ -101,52 +126,130 @@ pub fn rfc3339(at: SystemTime) -> String {
 }
 
 impl Attempts {
-    fn record(&self, attempt: AttemptView) {
-        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let kept = all.entry(Arc::from(attempt.endpoint.as_str())).or_default();
-        if kept.len() >= KEPT {
-            kept.pop_front();
+    /// A log in `journal` keeping the last `kept` attempts of each endpoint.
+    pub fn new(journal: Journal, kept: usize) -> Self {
+        Attempts {
+            journal,
+            kept: kept.max(1),
+            index: Mutex::new(HashMap::new()),
         }
-        kept.push_back(attempt);
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<u64>>> {
+        self.index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stored attempts of `endpoint`, oldest first, by number.
+    async fn stored(&self, endpoint: &str) -> Result<Vec<(u64, Vec<u8>)>, Problem> {
+        let records = self.journal.records(&namespace(endpoint)).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.parse().ok()?, value)))
+            .collect())
     }
 
     /// The newest `limit` attempts of `endpoint`, newest first.
-    pub fn recent(&self, endpoint: &str, limit: usize) -> Vec<AttemptView> {
-        let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        all.get(endpoint)
-            .map(|kept| kept.iter().rev().take(limit).cloned().collect())
-            .unwrap_or_default()
+    pub async fn recent(&self, endpoint: &str, limit: usize) -> Result<Vec<AttemptView>, Problem> {
+        let stored = self.stored(endpoint).await?;
+        Ok(stored
+            .iter()
+            .rev()
+            .filter_map(|(_, value)| serde_json::from_slice(value).ok())
+            .take(limit)
+            .collect())
     }
 
-    /// Forgets a deleted endpoint's attempts.
-    pub fn forget(&self, endpoint: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(endpoint);
+    /// Deletes every stored attempt of `endpoint` (deleted, or created anew
+    /// under an id that was used before).
+    pub async fn forget(&self, endpoint: &str) -> Result<(), Problem> {
+        self.index().remove(endpoint);
+        let changes = self
+            .stored(endpoint)
+            .await?
+            .into_iter()
+            .map(|(number, _)| RecordChange::Delete {
+                namespace: namespace(endpoint),
+                key: key(number),
+            })
+            .collect();
+        Ok(self.journal.change_records(changes).await?)
     }
 
-    /// Follows the emitter's reports until it stops.
-    pub async fn follow(self: Arc<Self>, emitter: WebhooksEmitter) {
-        let mut reports = emitter.reports();
-        loop {
-            match reports.recv().await {
-                Ok(report) => {
-                    if let Some(attempt) = view(&report) {
-                        if let Err(error) = emitter.broadcast(CONSOLE_TOPIC, "attempt", &attempt) {
-                            tracing::debug!(%error, "console feed not published");
-                        }
-                        self.record(attempt);
-                    }
+    /// Adds `attempt` to `changes`: its record, and the deletion of the
+    /// oldest beyond the bound.
+    async fn log(&self, attempt: &AttemptView, changes: &mut Vec<RecordChange>) {
+        let endpoint = attempt.endpoint.as_str();
+        if !self.index().contains_key(endpoint) {
+            // First seen in this process: what earlier runs stored.
+            let numbers = match self.stored(endpoint).await {
+                Ok(stored) => stored.into_iter().map(|(n, _)| n).collect(),
+                Err(problem) => {
+                    tracing::error!(endpoint, %problem, "stored attempts unreadable");
+                    VecDeque::new()
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(
-                        missed,
-                        "attempt log fell behind the reports; some attempts are not listed"
-                    );
-                }
-                Err(RecvError::Closed) => return,
+            };
+            self.index().entry(endpoint.to_owned()).or_insert(numbers);
+        }
+        let Ok(value) = serde_json::to_vec(attempt) else {
+            return;
+        };
+        let mut index = self.index();
+        let numbers = index.entry(endpoint.to_owned()).or_default();
+        let number = numbers.back().map_or(1, |last| last + 1);
+        numbers.push_back(number);
+        changes.push(RecordChange::Put {
+            namespace: namespace(endpoint),
+            key: key(number),
+            value,
+        });
+        while numbers.len() > self.kept {
+            if let Some(oldest) = numbers.pop_front() {
+                changes.push(RecordChange::Delete {
+                    namespace: namespace(endpoint),
+                    key: key(oldest),
+                });
             }
         }
     }
+
+    /// Follows the emitter's reports until it stops: each attempt to the
+    /// console's feed at once, and to the journal with the others that
+    /// arrived meanwhile.
+    pub async fn follow(self: std::sync::Arc<Self>, emitter: WebhooksEmitter) {
+        let mut reports = emitter.reports();
+        loop {
+            let mut batch = Vec::new();
+            match reports.recv().await {
+                Ok(report) => batch.push(report),
+                Err(RecvError::Lagged(missed)) => lagged(missed),
+                Err(RecvError::Closed) => return,
+            }
+            while batch.len() < BATCH {
+                match reports.try_recv() {
+                    Ok(report) => batch.push(report),
+                    Err(TryRecvError::Lagged(missed)) => lagged(missed),
+                    Err(_) => break,
+                }
+            }
+            let mut changes = Vec::new();
+            for attempt in batch.iter().filter_map(view) {
+                if let Err(error) = emitter.broadcast(CONSOLE_TOPIC, "attempt", &attempt) {
+                    tracing::debug!(%error, "console feed not published");
+                }
+                self.log(&attempt, &mut changes).await;
+            }
+            if let Err(error) = self.journal.change_records(changes).await {
+                tracing::error!(%error, "attempts not stored");
+            }
+        }
+    }
+}
+
+fn lagged(missed: u64) {
+    tracing::warn!(
+        missed,
+        "attempt log fell behind the reports; some attempts are not listed"
+    );
 }

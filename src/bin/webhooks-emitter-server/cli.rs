@@ -49,6 +49,20 @@ pub struct Cli {
     /// How long a rotated-out signing key keeps signing, e.g. `24h`.
     #[arg(long, env = "WEBHOOKS_ROTATION_GRACE", default_value = "24h", value_parser = humantime::parse_duration)]
     pub rotation_grace: Duration,
+
+    /// Attempts kept per endpoint in the journal (status, latency, error,
+    /// the first 4 KiB of the response), the oldest deleted beyond it.
+    #[arg(long, env = "WEBHOOKS_ATTEMPTS_KEPT", default_value_t = crate::attempts::DEFAULT_KEPT,
+        value_parser = attempts_kept)]
+    pub attempts_kept: usize,
+}
+
+/// `--attempts-kept`: 1 to 1,000,000.
+fn attempts_kept(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a number from 1 to 1000000")),
+    }
 }
 
 /// The admin token's environment variable (never a flag: flags show in `ps`).

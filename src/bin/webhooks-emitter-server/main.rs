@@ -129,7 +129,7 @@ async fn open(cli: &Cli) -> Result<web::Data<AppState>, String> {
     let state = web::Data::new(AppState {
         catalog: Catalog::load(emitter.clone(), journal.clone()).await?,
         keys: IdempotencyKeys::load(journal.clone()).await?,
-        attempts: Arc::new(Attempts::default()),
+        attempts: Arc::new(Attempts::new(journal.clone(), cli.attempts_kept)),
         emitter: emitter.clone(),
         journal,
         metrics,

@@ -13,6 +13,27 @@ use crate::store::StoreError;
 /// A namespace's records: (key, value), by key.
 pub type Records = Vec<(String, Vec<u8>)>;
 
+/// One change in [`Journal::change_records`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordChange {
+    /// Store `value` under (`namespace`, `key`), replacing what was there.
+    Put {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Delete the record under (`namespace`, `key`), if any.
+    Delete {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+    },
+}
+
 /// An operation on application records, with the caller's answer.
 pub(crate) enum AppOp {
     Put {
@@ -29,6 +50,10 @@ pub(crate) enum AppOp {
     List {
         namespace: String,
         reply: oneshot::Sender<Result<Records, StoreError>>,
+    },
+    Change {
+        changes: Vec<RecordChange>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
 }
 
@@ -65,6 +90,21 @@ impl AppOp {
             AppOp::List { namespace, reply } => {
                 let found = tables.list_app(namespace)?;
                 answer_after_commit(replies, reply, found);
+            }
+            AppOp::Change { changes, reply } => {
+                for change in changes.iter() {
+                    match change {
+                        RecordChange::Put {
+                            namespace,
+                            key,
+                            value,
+                        } => tables.put_app(namespace, key, value)?,
+                        RecordChange::Delete { namespace, key } => {
+                            tables.delete_app(namespace, key)?;
+                        }
+                    }
+                }
+                answer_after_commit(replies, reply, ());
             }
         }
         Ok(())
@@ -110,6 +150,16 @@ impl Journal {
             reply,
         })
         .await
+    }
+
+    /// Applies `changes` in order, in one transaction (one fsync, all or
+    /// nothing); returns once they are on disk. For logs an application
+    /// writes often: one call per batch, not per record.
+    pub async fn change_records(&self, changes: Vec<RecordChange>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        ask(self, |reply| AppOp::Change { changes, reply }).await
     }
 
     /// Every record of `namespace`, by key, sorted; it sees every write sent

@@ -12,6 +12,8 @@
 //!   disk, read back in order.
 
 mod app_records;
+
+pub use app_records::RecordChange;
 mod apply;
 pub(crate) mod queue;
 mod tables;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use webhooks_emitter::DeadLetter;
 
-use crate::attempts::{rfc3339, AttemptView, KEPT};
+use crate::attempts::{rfc3339, AttemptView};
 use crate::endpoint::StatsView;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -19,7 +19,8 @@ type State = web::Data<AppState>;
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
-    /// Most attempts returned, newest first (default 50, at most 200).
+    /// Most attempts returned, newest first (default 50; the journal keeps
+    /// the last `--attempts-kept`, 1,000 by default).
     pub limit: Option<usize>,
 }
 
@@ -34,8 +35,8 @@ pub async fn attempts(
     if !state.catalog.contains(&id).await {
         return Err(Problem::unknown_endpoint(&id));
     }
-    let limit = query.limit.unwrap_or(50).min(KEPT);
-    Ok(HttpResponse::Ok().json(state.attempts.recent(&id, limit)))
+    let limit = query.limit.unwrap_or(50);
+    Ok(HttpResponse::Ok().json(state.attempts.recent(&id, limit).await?))
 }
 
 /// A dead letter as the API shows it.

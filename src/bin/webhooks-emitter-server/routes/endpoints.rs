@@ -16,6 +16,8 @@ type State = web::Data<AppState>;
 #[post("/endpoints")]
 pub async fn create(state: State, spec: web::Json<EndpointSpec>) -> Result<HttpResponse, Problem> {
     let view = state.catalog.create(spec.into_inner()).await?;
+    // An id used before starts with an empty attempt history.
+    state.attempts.forget(&view.id).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -48,7 +50,7 @@ pub async fn change(
 #[delete("/endpoints/{id}")]
 pub async fn remove(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     state.catalog.delete(&id).await?;
-    state.attempts.forget(&id);
+    state.attempts.forget(&id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
