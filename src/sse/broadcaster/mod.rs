@@ -92,7 +92,11 @@ impl SseBroadcaster {
         // Every new event name makes a topic (with its replay buffer) until
         // it has been idle for the TTL; past the bound, a new topic without
         // clients is not made, so callers cannot grow memory without limit.
-        if self.topics.len() >= MAX_KEPT_TOPICS && !self.topics.contains_key(&topic) {
+        // (`*` is never refused: every event goes there.)
+        if self.topics.len() >= MAX_KEPT_TOPICS
+            && topic != self.all
+            && !self.topics.contains_key(&topic)
+        {
             tracing::debug!(%topic, kept = MAX_KEPT_TOPICS, "too many SSE topics; event not kept for replay");
             return;
         }
@@ -373,5 +377,32 @@ impl Handler<CrashBroadcaster> for SseBroadcaster {
 
     fn handle(&mut self, _: CrashBroadcaster, _: &mut Context<Self>) {
         panic!("test hook: the SSE broadcaster crashes");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Any caller can emit any event name: past the bound, new names start no
+    /// topic (their events still reach `*`), so memory stays bounded.
+    #[test]
+    fn topics_kept_are_bounded() {
+        let mut broadcaster = SseBroadcaster::new(SseOptions::default(), None);
+        let (event, data) = (Arc::<str>::from("e"), Bytes::from_static(b"{}"));
+        for n in 0..MAX_KEPT_TOPICS + 50 {
+            broadcaster.publish_to(Arc::from(format!("topic-{n}")), &event, &data, true);
+        }
+        assert_eq!(broadcaster.topics.len(), MAX_KEPT_TOPICS);
+        // A topic already kept goes on, and `*` always.
+        broadcaster.publish_to(Arc::from("topic-1"), &event, &data, true);
+        assert_eq!(
+            broadcaster.topics.get("topic-1").map(|t| t.last_id),
+            Some(2)
+        );
+        let all = broadcaster.all.clone();
+        broadcaster.publish_to(all.clone(), &event, &data, true);
+        assert_eq!(broadcaster.topics.get(&all).map(|t| t.last_id), Some(1));
+        assert_eq!(broadcaster.topics.len(), MAX_KEPT_TOPICS + 1);
     }
 }
