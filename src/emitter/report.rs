@@ -132,6 +132,20 @@ impl Reporter {
     }
 
     pub(crate) fn report(&self, event: &Arc<Event>, outcome: Outcome) {
+        self.publish(event, outcome, None);
+    }
+
+    /// A report that ends an attempt, with its time and answer.
+    pub(crate) fn report_attempt(
+        &self,
+        event: &Arc<Event>,
+        outcome: Outcome,
+        answer: AttemptAnswer,
+    ) {
+        self.publish(event, outcome, Some(answer));
+    }
+
+    fn publish(&self, event: &Arc<Event>, outcome: Outcome, attempt: Option<AttemptAnswer>) {
         // No subscriber is fine: reports are an observation channel, not a
         // queue. Without one, do not even build the report.
         if self.sender.receiver_count() == 0 {
@@ -142,26 +156,7 @@ impl Reporter {
             event: event.clone(),
             outcome,
             at: SystemTime::now(),
-            attempt: None,
-        });
-    }
-
-    /// A report that ends an attempt, with its time and answer.
-    pub(crate) fn report_attempt(
-        &self,
-        event: &Arc<Event>,
-        outcome: Outcome,
-        answer: AttemptAnswer,
-    ) {
-        if self.sender.receiver_count() == 0 {
-            return;
-        }
-        let _ = self.sender.send(DeliveryReport {
-            emitter_id: self.emitter_id.clone(),
-            event: event.clone(),
-            outcome,
-            at: SystemTime::now(),
-            attempt: Some(answer),
+            attempt,
         });
     }
 }
