@@ -263,3 +263,35 @@ async fn the_answer_says_how_many_endpoints_got_the_event_and_labels_stay_bounde
     assert!(!text.contains("nobody.wants"), "no label per unrouted name");
     let _ = Duration::ZERO;
 }
+
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_405_with_allow_the_rest_404() {
+    let dir = ScratchDir::new("input-405");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    for (method, path, allow) in [
+        (Method::TRACE, "/health", "GET"),
+        (Method::DELETE, "/api/v1/events", "POST"),
+        (
+            Method::PUT,
+            "/api/v1/endpoints/any-id",
+            "GET, PATCH, DELETE",
+        ),
+        (Method::GET, "/api/v1/endpoints/any-id/pause", "POST"),
+    ] {
+        let answer = server.api(method.clone(), path, None).await;
+        problem(&answer, 405);
+        assert_eq!(
+            answer.headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
+    for path in ["/api/v1/nope", "/nope", "/api/v1/endpoints/a/b/c/d/e"] {
+        problem(&server.api(Method::GET, path, None).await, 404);
+    }
+    // The token still comes first on the API.
+    let anonymous = server
+        .call(Method::DELETE, "/api/v1/events", None, None, &[])
+        .await;
+    problem(&anonymous, 401);
+}

@@ -141,8 +141,7 @@ async fn every_documented_operation_is_served_and_public_ones_need_no_token() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let answer = server.api(method.clone(), &concrete, None).await;
             assert!(
-                !answer.text.contains("no such route")
-                    && !answer.text.contains("no such API route"),
+                !answer.text.contains("no such route") && answer.status != 405,
                 "{method} {path} is documented but not served: {answer:?}"
             );
             let public = operation["security"] == serde_json::json!([{}]);

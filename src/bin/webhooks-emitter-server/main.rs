@@ -41,7 +41,6 @@ use crate::attempts::Attempts;
 use crate::catalog::Catalog;
 use crate::cli::Cli;
 use crate::idempotency::IdempotencyKeys;
-use crate::problem::Problem;
 use crate::secrets::AdminToken;
 use crate::state::AppState;
 
@@ -156,7 +155,8 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
 
     let (app_state, app_token, app_emitter) =
         (state.clone(), web::Data::new(token), emitter.clone());
-    let document = web::Data::new(routes::document());
+    let (document, known_paths) = routes::document();
+    let (document, known_paths) = (web::Data::new(document), web::Data::new(known_paths));
     let server = HttpServer::new(move || {
         let (api, _) = App::new()
             .into_utoipa_app()
@@ -165,6 +165,7 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
         api.app_data(app_state.clone())
             .app_data(app_token.clone())
             .app_data(document.clone())
+            .app_data(known_paths.clone())
             // The token middleware answers a refusal as problem+json, like
             // every other route (the SSE hook would answer plain text).
             .service(
@@ -178,9 +179,7 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
                     .route(app_emitter.ws_route()),
             )
             .configure(console::configure)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(Problem::not_found("no such route"))
-            }))
+            .default_service(web::to(routes::no_route))
     })
     .disable_signals()
     .shutdown_timeout(HTTP_GRACE.as_secs())

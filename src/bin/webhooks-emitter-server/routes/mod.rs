@@ -7,6 +7,7 @@
 mod delivery;
 mod endpoints;
 mod events;
+mod fallback;
 mod ops;
 mod spec;
 
@@ -16,8 +17,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{scope, AppExt};
 
 use crate::auth::require_token;
-use crate::problem::{json_error, path_error, query_error, Problem};
+use crate::problem::{json_error, path_error, query_error};
 
+pub use fallback::{no_route, KnownPaths};
 pub use spec::ApiDocument;
 
 /// Mounts everything; `body_limit` bounds every request body.
@@ -56,15 +58,14 @@ pub fn configure(cfg: &mut ServiceConfig, body_limit: usize) {
             .service(delivery::redeliver)
             .service(delivery::stats)
             .service(delivery::rotate)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(Problem::not_found("no such API route"))
-            })),
+            .default_service(web::to(no_route)),
     );
 }
 
 /// The OpenAPI document of everything [`configure`] mounts (and of the live
-/// routes the library serves, `/sse` and `/ws`).
-pub fn document() -> ApiDocument {
+/// routes the library serves, `/sse` and `/ws`), and the paths it lists for
+/// the 405 answers.
+pub fn document() -> (ApiDocument, KnownPaths) {
     let (_, api) = actix_web::App::new()
         .into_utoipa_app()
         .configure(|cfg| configure(cfg, 0))

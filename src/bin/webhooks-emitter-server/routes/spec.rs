@@ -25,7 +25,7 @@ const PUBLIC: [&str; 2] = ["/health", "/ready"];
 const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Adds what every operation shares, and the live routes; serializes it.
-pub fn finish(mut api: OpenApi) -> ApiDocument {
+pub fn finish(mut api: OpenApi) -> (ApiDocument, super::KnownPaths) {
     api.info = InfoBuilder::new()
         .title("webhooks-emitter-server")
         .version(env!("CARGO_PKG_VERSION"))
@@ -55,7 +55,8 @@ pub fn finish(mut api: OpenApi) -> ApiDocument {
         tracing::error!(%error, "OpenAPI document not serializable");
         "{}".into()
     });
-    ApiDocument(json)
+    let known = super::KnownPaths::of(&api);
+    (ApiDocument(json), known)
 }
 
 fn operations(item: &mut PathItem) -> Vec<(HttpMethod, &mut Operation)> {
