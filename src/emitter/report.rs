@@ -132,20 +132,16 @@ impl Reporter {
     }
 
     pub(crate) fn report(&self, event: &Arc<Event>, outcome: Outcome) {
-        self.publish(event, outcome, None);
+        self.report_with(event, outcome, None);
     }
 
-    /// A report that ends an attempt, with its time and answer.
-    pub(crate) fn report_attempt(
+    /// A report, with the attempt it ends (if it ends one).
+    pub(crate) fn report_with(
         &self,
         event: &Arc<Event>,
         outcome: Outcome,
-        answer: AttemptAnswer,
+        attempt: Option<AttemptAnswer>,
     ) {
-        self.publish(event, outcome, Some(answer));
-    }
-
-    fn publish(&self, event: &Arc<Event>, outcome: Outcome, attempt: Option<AttemptAnswer>) {
         // No subscriber is fine: reports are an observation channel, not a
         // queue. Without one, do not even build the report.
         if self.sender.receiver_count() == 0 {

@@ -348,7 +348,7 @@ impl Worker {
             attempts,
             latency,
         };
-        self.reporter.report_attempt(&event, outcome, answer);
+        self.reporter.report_with(&event, outcome, Some(answer));
     }
 
     /// Asks the retry policy what follows this failure, and does it.
@@ -391,7 +391,7 @@ impl Worker {
                     failure,
                     retry_in: after,
                 };
-                self.reporter.report_attempt(&event, outcome, answer);
+                self.reporter.report_with(&event, outcome, Some(answer));
                 self.retry_after(ticket, after, ctx);
                 self.pause_if(&event, pause);
             }
@@ -434,10 +434,7 @@ impl Worker {
             attempts,
             reason: reason.clone(),
         };
-        match answer {
-            Some(answer) => self.reporter.report_attempt(&event, outcome, answer),
-            None => self.reporter.report(&event, outcome),
-        }
+        self.reporter.report_with(&event, outcome, answer);
         let (letter, evicted) = self.dead_letters.push(event, attempts, reason);
         self.queue.fail(ticket, letter.as_ref(), durable);
         self.queue.evict_dead_letters(evicted.into_iter().collect());

@@ -31,9 +31,7 @@ impl Worker {
         ctx.run_later(RECOVERY_WAIT, |worker, _| {
             if !worker.recovered && !worker.recovery_waiters.is_empty() {
                 tracing::warn!(parent: &worker.span, waited = ?RECOVERY_WAIT, "stored state not read yet; attach returns without it");
-                worker.recovery_waiters.drain(..).for_each(|waiter| {
-                    let _ = waiter.send(());
-                });
+                worker.release_recovery_waiters();
             }
         });
         match &self.store {
@@ -100,6 +98,10 @@ impl Worker {
     /// The store's state is applied: answer those waiting for it.
     pub(super) fn mark_recovered(&mut self) {
         self.recovered = true;
+        self.release_recovery_waiters();
+    }
+
+    fn release_recovery_waiters(&mut self) {
         self.recovery_waiters.drain(..).for_each(|waiter| {
             let _ = waiter.send(());
         });

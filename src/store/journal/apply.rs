@@ -49,6 +49,17 @@ pub(super) fn answer_after_commit<T: Send + 'static>(
     }));
 }
 
+/// Counts a delivery or a failed attempt in the emitter's stored counters:
+/// for every such operation, applied or cancelled within its batch (dead
+/// letters count where they are stored).
+pub(super) fn count(tables: &mut Tables<'_>, op: &Op) -> Result<(), redb::Error> {
+    match op {
+        Op::Ack { emitter, .. } => tables.count(emitter, |c| c.delivered += 1),
+        Op::Attempted { emitter, .. } => tables.count(emitter, |c| c.failed_attempts += 1),
+        _ => Ok(()),
+    }
+}
+
 /// One operation's writes, and what it owes once committed. `workers` are
 /// the emitters' workers that recovered, for notices.
 pub(super) fn apply(
@@ -57,6 +68,7 @@ pub(super) fn apply(
     op: &mut Op,
     effects: &mut Effects,
 ) -> Result<(), redb::Error> {
+    count(tables, op)?;
     if op.answers() {
         return answer(workers, tables, op, &mut effects.replies);
     }
@@ -88,7 +100,7 @@ pub(super) fn apply(
             attempts,
             retry_at,
         } => tables.attempted(emitter, *seq, *attempts, *retry_at)?,
-        Op::Ack { emitter, seq } => tables.ack(emitter, *seq)?,
+        Op::Ack { emitter, seq } => tables.ack(emitter, *seq),
         Op::DeadLetter {
             emitter,
             seq,

@@ -194,13 +194,12 @@ impl<'txn> Tables<'txn> {
         if let Some(updated) = updated {
             self.events.insert((&**emitter, seq), updated.as_slice())?;
         }
-        self.count(emitter, |c| c.failed_attempts += 1)
+        Ok(())
     }
 
     /// A delivered event; removed with the others at the next read or at the end.
-    pub(super) fn ack(&mut self, emitter: &Arc<str>, seq: u64) -> DbResult<()> {
+    pub(super) fn ack(&mut self, emitter: &Arc<str>, seq: u64) {
         self.acked.entry(emitter.clone()).or_default().push(seq);
-        self.count(emitter, |c| c.delivered += 1)
     }
 
     /// Counts what an operation reports (a delivery, a failed attempt, a

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use actix::Recipient;
 use redb::{Database, Durability};
 
-use super::apply::{apply, Effects};
+use super::apply::{apply, count, Effects};
 use super::tables::{self, Tables};
 use super::{JournalOptions, Notice, Op};
 use crate::store::StoreError;
@@ -287,9 +287,7 @@ impl Writer {
                 effects.committed_up_to(emitter, *seq);
                 effects.done.extend(durable.clone());
             }
-            Op::Attempted { emitter, .. } => tables.count(emitter, |c| c.failed_attempts += 1)?,
-            Op::Ack { emitter, .. } => tables.count(emitter, |c| c.delivered += 1)?,
-            _ => {}
+            _ => count(tables, op)?,
         }
         Ok(())
     }
