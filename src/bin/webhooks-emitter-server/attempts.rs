@@ -125,6 +125,11 @@ pub fn rfc3339(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
+/// Unix seconds (how records keep times) as RFC 3339.
+pub fn unix_rfc3339(secs: u64) -> String {
+    rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 impl Attempts {
     /// A log in `journal` keeping the last `kept` attempts of each endpoint.
     pub fn new(journal: Journal, kept: usize) -> Self {

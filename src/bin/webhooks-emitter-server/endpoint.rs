@@ -317,18 +317,13 @@ impl EndpointView {
             retiring_keys_until: record
                 .retiring_keys
                 .iter()
-                .map(|k| unix_rfc3339(k.until))
+                .map(|k| crate::attempts::unix_rfc3339(k.until))
                 .collect(),
-            created_at: unix_rfc3339(record.created_at),
+            created_at: crate::attempts::unix_rfc3339(record.created_at),
             state,
             stats: stats.map(StatsView::from),
         }
     }
-}
-
-/// Unix seconds as RFC 3339.
-fn unix_rfc3339(secs: u64) -> String {
-    crate::attempts::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]

@@ -1,14 +1,12 @@
 //! Per endpoint: recent attempts, dead letters and their redelivery, stats,
 //! signing key rotation.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use webhooks_emitter::DeadLetter;
 
-use crate::attempts::{rfc3339, AttemptView};
+use crate::attempts::{rfc3339, unix_rfc3339, AttemptView};
 use crate::endpoint::StatsView;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -125,7 +123,7 @@ pub struct Rotated {
 #[post("/endpoints/{id}/secret/rotate")]
 pub async fn rotate(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let (key, until) = state.catalog.rotate(&id, state.rotation_grace).await?;
-    let until = until.map(|secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs)));
+    let until = until.map(unix_rfc3339);
     Ok(HttpResponse::Ok().json(Rotated {
         standard_webhooks_secret: key,
         previous_key_signs_until: until,

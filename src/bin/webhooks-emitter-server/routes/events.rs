@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::idempotency::{fingerprint, Claim};
-use crate::problem::Problem;
+use crate::problem::{json_error, Problem};
 use crate::state::AppState;
 
 /// An event to emit.
@@ -121,18 +122,11 @@ async fn read_json_body(
     let json = req.mime_type().ok().flatten().is_some_and(|mime| {
         mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON)
     });
+    // The same answers as the JSON extractor's on the other routes.
     if !json {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the body as JSON, with `content-type: application/json`",
-        ));
+        return Err(json_error(JsonPayloadError::ContentType));
     }
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is over the limit of {limit} bytes"),
-        )
-    };
+    let too_large = || json_error(JsonPayloadError::Overflow { limit });
     let announced = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
