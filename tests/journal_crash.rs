@@ -13,7 +13,7 @@ mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -80,15 +80,8 @@ struct Child {
 }
 
 fn spawn_child(journal: &std::path::Path, receiver: &str, round: usize, drain: bool) -> Child {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = support::this_test_binary("child_process");
     command
-        .args([
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
         .env("JOURNAL_CRASH_CHILD", journal)
         .env("RECEIVER", receiver)
         .env("FIRST", (round as u64 * 1_000_000).to_string())

@@ -15,7 +15,7 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -122,15 +122,8 @@ fn child_process() {
 /// Runs the child's `part` until it prints `READY`, then kills it with
 /// SIGKILL (or, with `clean`, lets it shut down and exit on its own).
 fn run_child(part: &str, journal: &Path, receiver: &str, clean: bool) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = support::this_test_binary("child_process");
     command
-        .args([
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
         .env("PROMISE_CHILD", part)
         .env("JOURNAL", journal)
         .env("RECEIVER", receiver)

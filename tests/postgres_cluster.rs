@@ -105,14 +105,7 @@ struct Node {
 
 impl Node {
     fn spawn(name: &str, db: &Postgres, receiver: &str, first: u64, count: u64) -> Node {
-        let mut process = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "node_process",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
+        let mut process = support::this_test_binary("node_process")
             .env("PG_NODE", name)
             .env("DATABASE_URL", db.url())
             .env("RECEIVER", receiver)

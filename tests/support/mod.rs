@@ -37,6 +37,16 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
+/// This test binary, run again as a child process that runs only its test
+/// `name` (a test that does nothing unless its environment says so), with
+/// its output as it comes: for tests that kill a real process.
+pub fn this_test_binary(name: &str) -> std::process::Command {
+    let mut command =
+        std::process::Command::new(std::env::current_exe().expect("the test binary's path"));
+    command.args(["--exact", name, "--nocapture", "--test-threads", "1"]);
+    command
+}
+
 #[cfg(feature = "emitter")]
 mod harness;
 #[cfg(feature = "emitter")]
