@@ -74,7 +74,7 @@ fn child_process() {
                     .await
                     .unwrap();
             }
-            "dead" => {
+            "dead" | "redeliver" => {
                 let config = fast_config(format!("{receiver}/dead")).max_retries(1);
                 emitter.attach("dead", "d", config).await.unwrap();
                 for n in 0..3 {
@@ -86,6 +86,12 @@ fn child_process() {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                if part == "redeliver" {
+                    // Queued again, held by the pause: killed the moment
+                    // the call says so.
+                    emitter.pause("dead").await.unwrap();
+                    assert_eq!(emitter.redeliver_all("dead").await.unwrap(), 3);
                 }
             }
             "backoff" => {
@@ -222,6 +228,26 @@ async fn dead_letters_reported_before_sigkill_are_there_after_it() {
         [0, 1, 2],
         "every dead letter reported before the kill"
     );
+    let _ = emitter.shutdown(Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn a_redelivery_reported_before_sigkill_is_there_after_it() {
+    let dir = ScratchDir::new("redeliver-kill");
+    let path = dir.file("webhooks.redb");
+    let receiver = Receiver::start();
+    receiver.script(std::iter::repeat_n(Reply::Status(500), 3));
+    child("redeliver", &path, receiver.url(""), false).await;
+
+    let emitter = durable_emitter(&path);
+    emitter
+        .attach("dead", "d", fast_config(receiver.url("/dead")))
+        .await
+        .unwrap();
+    assert!(emitter.dead_letters("dead").await.unwrap().is_empty());
+    let stats = emitter.stats("dead").await.unwrap();
+    assert!(stats.paused, "paused before the kill");
+    assert_eq!(stats.stored, 3, "the three redelivered events are queued");
     let _ = emitter.shutdown(Duration::ZERO).await;
 }
 
