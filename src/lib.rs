@@ -83,6 +83,8 @@ mod delivery;
 #[cfg(feature = "emitter")]
 mod emitter;
 mod error;
+#[cfg(feature = "emitter")]
+mod model;
 mod redact;
 mod signing;
 #[cfg(feature = "sse")]
@@ -95,7 +97,9 @@ mod telemetry;
 pub mod verify;
 
 #[cfg(feature = "emitter")]
-pub use delivery::{Failure, SsrfGuard};
+pub use delivery::SsrfGuard;
+#[cfg(feature = "emitter")]
+pub use model::{DeadLetter, DeadLetterReason, Event, Failure, RequestId, MAX_REQUEST_ID_LEN};
 
 /// Property tests everywhere use this: a fixed seed and a bounded number of
 /// cases, so that CI runs are repeatable and short. `PROPTEST_CASES` raises the
@@ -118,14 +122,12 @@ pub(crate) fn proptest_config() -> proptest::test_runner::Config {
 pub use emitter::test_hooks as __test_hooks;
 #[cfg(feature = "emitter")]
 pub use emitter::{
-    redacted_url, AttemptAnswer, Config, DeadLetter, DeadLetterReason, DeliveryReport, DropReason,
-    EmitterDeadLetter, EmitterStats, Event, Outcome, PauseReason, RequestId, ShutdownReport,
-    StoredEvents, TestDelivery, Undelivered, WebhooksEmitter, WebhooksEmitterBuilder,
-    DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY,
-    DEFAULT_DURABLE_QUEUE_CAPACITY, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, MAX_REQUEST_ID_LEN,
-    TEST_EVENT,
+    redacted_url, AttemptAnswer, Config, DeliveryReport, DropReason, EmitterDeadLetter,
+    EmitterStats, Outcome, PauseReason, ShutdownReport, StoredEvents, TestDelivery, Undelivered,
+    WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START,
+    DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_DURABLE_QUEUE_CAPACITY, DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, TEST_EVENT,
 };
 pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError};
 pub use signing::headers::{

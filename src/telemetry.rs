@@ -27,8 +27,8 @@ use metrics::SharedString;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::delivery::Failure;
-use crate::emitter::dead_letter::DeadLetterReason;
+use crate::model::DeadLetterReason;
+use crate::model::Failure;
 
 /// How often an emitter refreshes its gauges.
 #[cfg(feature = "metrics")]

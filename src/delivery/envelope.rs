@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::emitter::Event;
+use crate::model::Event;
 
 /// `{"id": <request id>, "timestamp": <RFC 3339 emit time>, "event": <name>,
 /// "data": <payload>}`, the payload embedded as the JSON it already is.

@@ -15,13 +15,11 @@ pub(crate) mod client;
 mod connector;
 pub(crate) mod driver;
 pub(crate) mod envelope;
-mod failure;
 mod interim;
 pub(crate) mod request;
 mod retry_after;
 mod ssrf;
 pub(crate) mod tls;
 
-pub use failure::Failure;
 pub use ssrf::SsrfGuard;
 pub(crate) use ssrf::TargetPolicy;

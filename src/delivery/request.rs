@@ -8,9 +8,9 @@ use bytes::Bytes;
 
 use crate::delivery::retry_after::retry_after;
 use crate::delivery::ssrf::BlockedTarget;
-use crate::delivery::Failure;
 use crate::emitter::config::ValidatedConfig;
-use crate::emitter::Event;
+use crate::model::Event;
+use crate::model::Failure;
 use crate::signing::headers::{
     HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP, USER_AGENT_VALUE,
 };

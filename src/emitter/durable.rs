@@ -4,10 +4,10 @@
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::emitter::event::RequestId;
 use crate::emitter::registry::{DiscardOrphans, Emit, Orphans};
 use crate::emitter::WebhooksEmitter;
 use crate::error::{ControlError, EmitError};
+use crate::model::RequestId;
 use crate::store::StoreError;
 
 impl WebhooksEmitter {

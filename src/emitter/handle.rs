@@ -13,8 +13,6 @@ use tokio::sync::broadcast;
 use crate::emitter::background::BackgroundSystem;
 use crate::emitter::builder::{Actors, WebhooksEmitterBuilder};
 use crate::emitter::config::{Config, Defaults};
-use crate::emitter::dead_letter::DeadLetter;
-use crate::emitter::event::{validate_event_name, Event, RequestId};
 use crate::emitter::registry::{
     Attach, Detach, Emit, Flush, Forward, ListRunning, Registry, Shutdown, StatsAll,
 };
@@ -26,6 +24,8 @@ use crate::emitter::worker::{
     ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, WhenRecovered, Worker,
 };
 use crate::error::{AttachError, ControlError, EmitError};
+use crate::model::DeadLetter;
+use crate::model::{validate_event_name, Event, RequestId};
 use crate::store::Store;
 
 /// The handle to the emitter: attach emitters to event names, emit events,

@@ -18,9 +18,8 @@ pub(crate) mod background;
 pub(crate) mod backoff;
 pub(crate) mod builder;
 pub(crate) mod config;
-pub(crate) mod dead_letter;
+pub(crate) mod dead_letters;
 mod durable;
-pub(crate) mod event;
 pub(crate) mod handle;
 pub(crate) mod queue;
 mod reconfigure;
@@ -40,8 +39,6 @@ pub use config::{
     DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER_LIMIT,
     ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL,
 };
-pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
 pub use handle::WebhooksEmitter;
 pub use report::{AttemptAnswer, DeliveryReport, DropReason, Outcome, PauseReason};
 pub use shutdown::{EmitterDeadLetter, ShutdownReport, StoredEvents, Undelivered};

@@ -14,8 +14,8 @@ use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 
-use crate::emitter::dead_letter::DeadLetter;
-use crate::emitter::event::Event;
+use crate::model::DeadLetter;
+use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::journal::queue::JournalQueue;
 
@@ -217,7 +217,7 @@ impl EventQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emitter::event::RequestId;
+    use crate::model::RequestId;
 
     fn event(n: u8) -> Arc<Event> {
         Arc::new(Event::new(

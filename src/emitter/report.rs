@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
 
-use crate::delivery::Failure;
-use crate::emitter::dead_letter::DeadLetterReason;
-use crate::emitter::event::Event;
+use crate::model::DeadLetterReason;
+use crate::model::Event;
+use crate::model::Failure;
 
 /// What happened to one event at one emitter.
 #[derive(Debug, Clone)]

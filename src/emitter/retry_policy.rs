@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use crate::delivery::Failure;
 use crate::emitter::backoff::Backoff;
-use crate::emitter::dead_letter::DeadLetterReason;
 use crate::emitter::report::PauseReason;
+use crate::model::DeadLetterReason;
+use crate::model::Failure;
 
 /// How an emitter orders its deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::emitter::dead_letter::DeadLetter;
-use crate::emitter::event::Event;
+use crate::model::DeadLetter;
+use crate::model::Event;
 
 /// The result of [`WebhooksEmitter::shutdown`](crate::WebhooksEmitter::shutdown).
 #[derive(Debug, Clone)]

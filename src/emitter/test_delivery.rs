@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::delivery::Failure;
-use crate::emitter::event::RequestId;
+use crate::model::Failure;
+use crate::model::RequestId;
 
 /// Name of the event `test` sends.
 pub const TEST_EVENT: &str = "webhook_test";

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::broadcaster::{ClientCounts, Publish, StopBroadcaster};
 use super::{endpoint, validate_topic, ALL_TOPICS};
-use crate::emitter::event::validate_event_name;
 use crate::emitter::WebhooksEmitter;
 use crate::error::EmitError;
+use crate::model::validate_event_name;
 
 impl WebhooksEmitter {
     /// Publishes `payload` (as JSON) to the SSE clients of `topic` (and of `*`)

@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::emitter::dead_letter::{DeadLetter, DeadLetterReason};
-use crate::emitter::event::{Event, RequestId};
+use crate::model::{DeadLetter, DeadLetterReason};
+use crate::model::{Event, RequestId};
 
 const LAYOUT: u8 = 2;
 /// The layout without the due time, still read.
@@ -224,7 +224,7 @@ pub(crate) fn decode_dead_letter(id: u64, value: &[u8]) -> Option<DeadLetter> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::Failure;
+    use crate::model::Failure;
     use proptest::prelude::*;
 
     #[test]

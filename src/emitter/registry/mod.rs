@@ -27,10 +27,10 @@ pub(crate) use reconfigure::Reconfigure;
 pub(crate) use supervision::SseLink;
 
 use crate::emitter::config::ValidatedConfig;
-use crate::emitter::event::Event;
 use crate::emitter::report::{DeliveryReport, DropReason, Outcome, Reporter};
 use crate::emitter::worker::{Enqueue, Inheritance, Stop, Worker};
 use crate::error::{AttachError, ControlError};
+use crate::model::Event;
 #[cfg(feature = "sse")]
 use crate::sse::Publish;
 use crate::store::durable::DurableAck;

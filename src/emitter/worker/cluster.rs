@@ -4,7 +4,7 @@
 use actix::prelude::*;
 
 use super::{Step, Worker};
-use crate::emitter::dead_letter::DeadLetters;
+use crate::emitter::dead_letters::DeadLetters;
 use crate::store::postgres::queue::Consequence;
 use crate::store::postgres::Notice;
 
@@ -49,11 +49,7 @@ impl Handler<Notice> for Worker {
 
 impl Worker {
     /// The cluster's dead letters replace this node's copy.
-    fn replace_dead_letters(
-        &mut self,
-        letters: Vec<crate::emitter::dead_letter::DeadLetter>,
-        next_id: u64,
-    ) {
+    fn replace_dead_letters(&mut self, letters: Vec<crate::model::DeadLetter>, next_id: u64) {
         let mut fresh = DeadLetters::new(self.config.dead_letter_capacity);
         // The database keeps the bound; what it holds is what is shown.
         let _ = fresh.restore(letters, next_id);

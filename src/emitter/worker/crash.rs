@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::{Inheritance, Worker};
-use crate::emitter::dead_letter::DeadLetters;
+use crate::emitter::dead_letters::DeadLetters;
 use crate::emitter::queue::Drained;
 use crate::emitter::report::{DropReason, Outcome};
 use crate::error::ControlError;

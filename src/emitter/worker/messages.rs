@@ -8,14 +8,15 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{Step, Worker};
-use crate::delivery::{envelope, request, Failure};
-use crate::emitter::dead_letter::{DeadLetter, DeadLetterReason};
-use crate::emitter::event::{Event, RequestId};
+use crate::delivery::{envelope, request};
 use crate::emitter::queue::{Drained, Refused, Ticket};
 use crate::emitter::report::{AttemptAnswer, DropReason, Outcome, Reporter};
 use crate::emitter::stats::EmitterStats;
 use crate::emitter::test_delivery::{TestDelivery, TEST_EVENT};
 use crate::error::ControlError;
+use crate::model::Failure;
+use crate::model::{DeadLetter, DeadLetterReason};
+use crate::model::{Event, RequestId};
 use crate::store::durable::DurableAck;
 use crate::store::StoreError;
 

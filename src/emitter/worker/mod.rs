@@ -28,13 +28,15 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
 
-use crate::delivery::{client, driver, envelope, request, Failure};
+use crate::delivery::{client, driver, envelope, request};
 use crate::emitter::config::ValidatedConfig;
-use crate::emitter::dead_letter::{DeadLetterReason, DeadLetters};
-use crate::emitter::event::Event;
+use crate::emitter::dead_letters::DeadLetters;
 use crate::emitter::queue::{EventQueue, MemoryQueue, Started, Ticket};
 use crate::emitter::report::{AttemptAnswer, Outcome, PauseReason, Reporter};
 use crate::emitter::retry_policy::{Decision, FailedAttempt};
+use crate::model::DeadLetterReason;
+use crate::model::Event;
+use crate::model::Failure;
 use crate::store::durable::DurableAck;
 use crate::store::Store;
 

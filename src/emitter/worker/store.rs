@@ -8,8 +8,8 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::Worker;
-use crate::emitter::event::Event;
 use crate::emitter::report::Outcome;
+use crate::model::Event;
 use crate::store::journal::queue::{Consequence, JournalQueue};
 use crate::store::journal::Notice;
 use crate::store::{Store, StoreError};

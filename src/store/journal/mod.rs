@@ -30,8 +30,8 @@ use std::time::Duration;
 use actix::{Message, Recipient};
 use tokio::sync::oneshot;
 
-use crate::emitter::dead_letter::DeadLetter;
-use crate::emitter::event::Event;
+use crate::model::DeadLetter;
+use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
 use crate::store::thread::StoreThread;

@@ -18,9 +18,9 @@ use actix::Recipient;
 use tokio::sync::oneshot;
 
 use super::{Journal, Notice, Op, Recovery, StoredCounters};
-use crate::emitter::dead_letter::DeadLetter;
-use crate::emitter::event::Event;
 use crate::emitter::queue::{Drained, EventQueue, Refused, Started, Ticket};
+use crate::model::DeadLetter;
+use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
 use crate::store::StoreError;

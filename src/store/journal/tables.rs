@@ -21,8 +21,8 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::Recovery;
-use crate::emitter::dead_letter::DeadLetter;
-use crate::emitter::event::Event;
+use crate::model::DeadLetter;
+use crate::model::Event;
 use crate::store::records::{self, StoredEvent};
 use crate::store::StoreError;
 

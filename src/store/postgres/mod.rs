@@ -45,8 +45,8 @@ use std::time::{Duration, Instant};
 use actix::{Message, Recipient};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::emitter::dead_letter::DeadLetter;
-use crate::emitter::event::Event;
+use crate::model::DeadLetter;
+use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
 use crate::store::thread::{Inbox, StoreThread};

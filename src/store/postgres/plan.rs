@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::reads::signed;
 use super::{Fence, Op, Shared};
-use crate::emitter::dead_letter::DeadLetter;
+use crate::model::DeadLetter;
 use crate::store::records;
 
 /// What the transaction must read and lock first.
@@ -173,7 +173,7 @@ impl Rows {
         held
     }
 
-    fn append(&mut self, emitter: &str, event: &crate::emitter::event::Event) {
+    fn append(&mut self, emitter: &str, event: &crate::model::Event) {
         let Some((seq, _)) = self.counters.get_mut(emitter) else {
             return;
         };
@@ -311,7 +311,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::emitter::event::{Event, RequestId};
+    use crate::model::{Event, RequestId};
 
     fn event(n: u32) -> Arc<Event> {
         Arc::new(Event::new(

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use actix::Recipient;
 
 use super::{Deadline, Fence, Member, Notice, Op, PgStore, State};
-use crate::emitter::dead_letter::DeadLetter;
-use crate::emitter::event::Event;
 use crate::emitter::queue::{Drained, EventQueue, Refused, Started, Ticket};
+use crate::model::DeadLetter;
+use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
 use crate::store::StoreError;

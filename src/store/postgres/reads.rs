@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlx::{PgPool, Row};
 
 use super::{Notice, Op, Shared, State};
-use crate::emitter::dead_letter::DeadLetter;
+use crate::model::DeadLetter;
 use crate::store::records::{self, StoredEvent};
 
 /// Sequence numbers and counters are `BIGINT`; ours are never negative.

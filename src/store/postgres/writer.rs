@@ -18,7 +18,7 @@ use super::errors::from_sqlx;
 use super::plan::{plan, Rows};
 use super::reads::{perform, LoadRequest, Reads};
 use super::{transaction, Notice, Op, Shared};
-use crate::emitter::event::Event;
+use crate::model::Event;
 use crate::store::StoreError;
 /// First and longest wait before a failed batch is tried again.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);

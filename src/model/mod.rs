@@ -1,0 +1,14 @@
+//! The nouns every layer shares: an emitted [`Event`] and its [`RequestId`]
+//! (with the event-name rules), a [`DeadLetter`] and why it is one, and the
+//! [`Failure`] of one attempt. The bottom of the crate: it imports only
+//! `error`, so that stores, delivery, live updates and telemetry can all
+//! use it without knowing the emitter.
+
+pub(crate) mod dead_letter;
+pub(crate) mod event;
+pub(crate) mod failure;
+
+pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub(crate) use event::validate_event_name;
+pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
+pub use failure::Failure;
