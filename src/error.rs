@@ -196,7 +196,7 @@ pub enum EmitError {
     /// events until the store recovers.
     #[cfg(feature = "emitter")]
     #[error("the store cannot be written: {0}")]
-    Store(crate::store::StoreError),
+    Store(StoreError),
     /// The actor system behind the handle has stopped.
     #[error("the emitter's actor system is not running")]
     NotRunning,
@@ -236,7 +236,7 @@ pub enum ControlError {
     /// The durable store could not answer.
     #[cfg(feature = "emitter")]
     #[error("the store failed: {0}")]
-    Store(crate::store::StoreError),
+    Store(StoreError),
     /// The emitter's actor crashed while answering (a bug; see the logs). It
     /// is restarted: the call can be made again.
     #[error("emitter `{id}` crashed while answering; it is being restarted")]
@@ -247,4 +247,95 @@ pub enum ControlError {
     /// The actor system behind the handle has stopped.
     #[error("the emitter's actor system is not running")]
     NotRunning,
+}
+
+/// A store failure, with a message that says what to do about it. It carries
+/// text rather than the underlying error so that it can be cloned to every
+/// caller waiting on the same commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process (or another `Journal` in this one) has the file open.
+    #[error("journal `{path}` is already open by another process or handle; one process owns a journal at a time")]
+    Locked {
+        /// The journal's path.
+        path: String,
+    },
+    /// The file is not a journal (not a redb database, or another program's).
+    #[error("`{path}` is not a webhooks-emitter journal: {detail}")]
+    NotAJournal {
+        /// The path given.
+        path: String,
+        /// What was found instead.
+        detail: String,
+    },
+    /// The file is a journal but damaged (truncated, bad checksums).
+    #[error("journal `{path}` is corrupt: {detail}; restore it from a backup or move it aside")]
+    Corrupt {
+        /// The journal's path.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The process may not read or write the file or its directory.
+    #[error("permission denied on `{path}`: {detail}")]
+    PermissionDenied {
+        /// The path concerned.
+        path: String,
+        /// The system's message.
+        detail: String,
+    },
+    /// The disk (or quota) is full.
+    #[error("disk full while writing the journal: {detail}")]
+    DiskFull {
+        /// The system's message.
+        detail: String,
+    },
+    /// Another input/output error.
+    #[error("journal I/O error: {detail}")]
+    Io {
+        /// The system's message.
+        detail: String,
+    },
+    /// The journal's writer has stopped (the journal was closed).
+    #[error("the journal is closed")]
+    Closed,
+    /// The database connection URL is not valid (the URL is not repeated:
+    /// it may hold a password).
+    #[error("invalid database URL: {detail}")]
+    InvalidDatabaseUrl {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The database cannot be reached (refused, unreachable, timed out, TLS
+    /// failed, or it went away); the store retries and reconnects by itself.
+    #[error("database unavailable: {detail}")]
+    Unavailable {
+        /// The driver's message.
+        detail: String,
+    },
+    /// The database refused the user or password.
+    #[error("database authentication failed: {detail}")]
+    Authentication {
+        /// The server's message.
+        detail: String,
+    },
+    /// The store's schema could not be created or upgraded.
+    #[error("database migration failed: {detail}")]
+    Migration {
+        /// The migrator's message.
+        detail: String,
+    },
+    /// A store setting is not valid.
+    #[error("invalid store setting: {detail}")]
+    InvalidSetting {
+        /// Which, and why.
+        detail: String,
+    },
+    /// Another database error (a query failed).
+    #[error("database error: {detail}")]
+    Database {
+        /// The server's message.
+        detail: String,
+    },
 }

@@ -129,7 +129,7 @@ pub use emitter::{
     DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, TEST_EVENT,
 };
-pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError};
+pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError, StoreError};
 pub use signing::headers::{
     DEFAULT_HEADER_IDENTIFIER, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE,
     HEADER_WEBHOOK_TIMESTAMP, USER_AGENT_VALUE,
@@ -139,6 +139,6 @@ pub use signing::standard::{
     parse_standard_secret, sign_standard, MIN_STANDARD_KEY_BYTES, STANDARD_SECRET_PREFIX,
 };
 #[cfg(feature = "emitter")]
-pub use store::{Journal, JournalOptions, RecordChange, Store, StoreError};
+pub use store::{Journal, JournalOptions, RecordChange, Store};
 #[cfg(feature = "postgres")]
 pub use store::{PgOptions, PgStore};

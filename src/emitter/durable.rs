@@ -6,9 +6,9 @@ use tokio::sync::oneshot;
 
 use crate::emitter::registry::{DiscardOrphans, Emit, Orphans};
 use crate::emitter::WebhooksEmitter;
+use crate::error::StoreError;
 use crate::error::{ControlError, EmitError};
 use crate::model::RequestId;
-use crate::store::StoreError;
 
 impl WebhooksEmitter {
     /// Like [`emit`](Self::emit), but returns once the event is on disk at

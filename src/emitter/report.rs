@@ -79,7 +79,7 @@ pub enum Outcome {
     /// again until the store recovers, but a crash before then loses it.
     NotStored {
         /// What the store said.
-        error: crate::store::StoreError,
+        error: crate::error::StoreError,
     },
     /// The emitter paused itself; the report's event is the one that caused
     /// it, kept in the queue. `restart` resumes deliveries.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// Shared by the copies of one event at each emitter.
 #[derive(Debug, Clone)]

@@ -8,21 +8,20 @@
 //! - [`records`]: how an event and a dead letter are laid out in either.
 //! - [`durable`]: the acknowledgement `emit_durable` waits on.
 //! - [`thread`]: a store's own thread and the channel to it.
-//! - [`error`]: why a store failed.
 //!
 //! A store keeps, per emitter: its queued and started events with their
 //! attempts, its dead letters, and whether it is paused. Workers talk to it
 //! through their queue (`emitter::queue::EventQueue`); they never wait on it.
 
+use crate::error::StoreError;
+
 pub(crate) mod durable;
-mod error;
 pub(crate) mod journal;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod records;
 mod thread;
 
-pub use error::StoreError;
 pub use journal::{Journal, JournalOptions, RecordChange};
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore};

@@ -5,7 +5,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// Something operations can be handed to (a channel's sending side).
 pub(crate) trait Inbox<Op> {

@@ -14,8 +14,9 @@ use crate::emitter::shutdown::{EmitterDeadLetter, ShutdownReport, StoredEvents, 
 use crate::emitter::stats::EmitterStats;
 use crate::emitter::worker::{Drain, IsPaused, Stats, Stopped, Worker};
 use crate::error::ControlError;
+use crate::error::StoreError;
 use crate::store::journal::Op;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// A request for the worker of emitter `id`, answered by that worker. Passing
 /// through the registry, a missing emitter is always `UnknownEmitter`.

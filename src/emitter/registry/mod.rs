@@ -29,12 +29,13 @@ pub(crate) use supervision::SseLink;
 use crate::emitter::config::ValidatedConfig;
 use crate::emitter::report::{DeliveryReport, DropReason, Outcome, Reporter};
 use crate::emitter::worker::{Enqueue, Inheritance, Stop, Worker};
+use crate::error::StoreError;
 use crate::error::{AttachError, ControlError};
 use crate::model::Event;
 #[cfg(feature = "sse")]
 use crate::sse::Publish;
 use crate::store::durable::DurableAck;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// One attached emitter.
 struct Attached {

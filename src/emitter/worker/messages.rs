@@ -14,11 +14,11 @@ use crate::emitter::report::{AttemptAnswer, DropReason, Outcome, Reporter};
 use crate::emitter::stats::EmitterStats;
 use crate::emitter::test_delivery::{TestDelivery, TEST_EVENT};
 use crate::error::ControlError;
+use crate::error::StoreError;
 use crate::model::Failure;
 use crate::model::{DeadLetter, DeadLetterReason};
 use crate::model::{Event, RequestId};
 use crate::store::durable::DurableAck;
-use crate::store::StoreError;
 
 /// The result of one attempt, from the driver.
 #[derive(Message)]

@@ -9,10 +9,11 @@ use actix::prelude::*;
 
 use super::Worker;
 use crate::emitter::report::Outcome;
+use crate::error::StoreError;
 use crate::model::Event;
 use crate::store::journal::queue::{Consequence, JournalQueue};
 use crate::store::journal::Notice;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Longest `attach` waits for an emitter's stored state.
 const RECOVERY_WAIT: Duration = Duration::from_secs(10);

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use super::apply::{answer_after_commit, Reply};
 use super::tables::Tables;
 use super::{Journal, Op};
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// A namespace's records: (key, value), by key.
 pub type Records = Vec<(String, Vec<u8>)>;

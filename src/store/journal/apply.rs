@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 
 use super::tables::Tables;
 use super::{Notice, Op};
+use crate::error::StoreError;
 use crate::store::durable::DurableAck;
-use crate::store::StoreError;
 
 /// Answers a caller with the batch's outcome.
 pub(super) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;

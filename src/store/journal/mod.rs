@@ -8,6 +8,7 @@
 //!   what it owes once committed;
 //! - [`tables`]: what each operation does to the tables, and the reads;
 //! - [`app_records`]: an application's own records, beside the queues;
+//! - [`errors`]: I/O and redb errors as a `StoreError` that says what to do;
 //! - [`queue`]: the emitter's side: a window of events in memory, the rest on
 //!   disk, read back in order.
 
@@ -15,6 +16,7 @@ mod app_records;
 
 pub use app_records::RecordChange;
 mod apply;
+mod errors;
 pub(crate) mod queue;
 mod tables;
 
@@ -30,12 +32,12 @@ use std::time::Duration;
 use actix::{Message, Recipient};
 use tokio::sync::oneshot;
 
+use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
 use crate::store::thread::StoreThread;
-use crate::store::StoreError;
 
 /// Default time a batch of operations waits for more before it is committed.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(2);

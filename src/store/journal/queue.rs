@@ -19,11 +19,11 @@ use tokio::sync::oneshot;
 
 use super::{Journal, Notice, Op, Recovery, StoredCounters};
 use crate::emitter::queue::{Drained, EventQueue, Refused, Started, Ticket};
+use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
-use crate::store::StoreError;
 
 /// Events held in memory while the rest waits on disk.
 pub(crate) const DEFAULT_WINDOW: usize = 1024;

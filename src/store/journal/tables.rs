@@ -21,10 +21,10 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::Recovery;
+use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::records::{self, StoredEvent};
-use crate::store::StoreError;
 
 const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");

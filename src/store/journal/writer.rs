@@ -20,7 +20,7 @@ use redb::{Database, Durability};
 use super::apply::{apply, count, Effects};
 use super::tables::{self, Tables};
 use super::{JournalOptions, Notice, Op};
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// An operation, and whether its failure was already told.
 struct Pending {

@@ -1,7 +1,7 @@
 //! The driver's errors as [`StoreError`]s. The connection URL is never part of
 //! a message: it may hold a password.
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// Classifies an error from sqlx.
 pub(crate) fn from_sqlx(error: &sqlx::Error) -> StoreError {

@@ -45,12 +45,12 @@ use std::time::{Duration, Instant};
 use actix::{Message, Recipient};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
 use crate::store::thread::{Inbox, StoreThread};
-use crate::store::StoreError;
 
 /// Default lease expiry: a node that stops renewing loses its emitters to
 /// the other nodes this long after its last renewal.

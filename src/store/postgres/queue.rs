@@ -10,11 +10,11 @@ use actix::Recipient;
 
 use super::{Deadline, Fence, Member, Notice, Op, PgStore, State};
 use crate::emitter::queue::{Drained, EventQueue, Refused, Started, Ticket};
+use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
-use crate::store::StoreError;
 
 /// Events read back per load.
 const WINDOW: usize = 1024;

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::errors::{from_migrate, from_sqlx};
 use super::{leases, listen, writer, PgOptions, PgStore, Shared};
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// How long connecting may take before it fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -18,8 +18,8 @@ use super::errors::from_sqlx;
 use super::plan::{plan, Rows};
 use super::reads::{perform, LoadRequest, Reads};
 use super::{transaction, Notice, Op, Shared};
+use crate::error::StoreError;
 use crate::model::Event;
-use crate::store::StoreError;
 /// First and longest wait before a failed batch is tried again.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
