@@ -7,7 +7,6 @@
 //! - [`registry`]: the registry actor: ids → workers, event names → workers;
 //!   every emit and every per-emitter call passes through it.
 //! - [`worker`]: one actor per emitter: its state machine and messages.
-//! - [`queue`]: the queue boundary a store implements; the in-memory queue.
 //! - [`retry_policy`] and [`backoff`]: what follows a failed attempt.
 //! - [`dead_letter`], [`report`], [`stats`], [`shutdown`], [`test_delivery`]:
 //!   what the emitter tells its user.
@@ -21,7 +20,6 @@ pub(crate) mod config;
 pub(crate) mod dead_letters;
 mod durable;
 pub(crate) mod handle;
-pub(crate) mod queue;
 mod reconfigure;
 pub(crate) mod registry;
 pub(crate) mod report;

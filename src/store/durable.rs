@@ -39,6 +39,13 @@ impl DurableAck {
         }
     }
 
+    /// One copy is safe, if there is an acknowledgement to give.
+    pub(crate) fn settle(durable: Option<DurableAck>) {
+        if let Some(durable) = durable {
+            durable.done();
+        }
+    }
+
     /// One copy could not be stored: the caller hears it now.
     pub(crate) fn failed(&self, error: StoreError) {
         self.answer(Err(error));

@@ -1,6 +1,10 @@
 //! Where an emitter's queue lives: in memory (the default), or in a durable
-//! store that a restarted process resumes from.
+//! store that a restarted process resumes from. Stores import the model,
+//! never the emitter.
 //!
+//! - [`queue`]: the port every store implements (`EventQueue`), and the one
+//!   path by which a store tells a worker what changed.
+//! - [`memory`]: the in-memory queue.
 //! - [`journal`]: an embedded journal (redb): one file, one writer thread that
 //!   commits every operation of a short interval in one transaction.
 //! - [`postgres`] (feature `postgres`): PostgreSQL, shared by several nodes;
@@ -11,16 +15,18 @@
 //!
 //! A store keeps, per emitter: its queued and started events with their
 //! attempts, its dead letters, and whether it is paused. Workers talk to it
-//! through their queue (`emitter::queue::EventQueue`); they never wait on it.
+//! through their queue ([`queue::EventQueue`]); they never wait on it.
 
 use crate::error::StoreError;
 
 pub(crate) mod durable;
 pub(crate) mod journal;
+pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+pub(crate) mod queue;
 pub(crate) mod records;
-mod thread;
+pub(crate) mod thread;
 
 pub use journal::{Journal, JournalOptions, RecordChange};
 #[cfg(feature = "postgres")]

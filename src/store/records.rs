@@ -221,6 +221,14 @@ pub(crate) fn decode_dead_letter(id: u64, value: &[u8]) -> Option<DeadLetter> {
     })
 }
 
+/// An emitter's counters, kept across restarts: its stats start from them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredCounters {
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    pub dead_lettered: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

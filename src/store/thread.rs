@@ -1,8 +1,10 @@
-//! A store's own thread and the channel to it, as both stores keep them:
-//! operations go in without waiting; dropping the handle closes the channel,
-//! which lets the thread finish what it holds, and waits for it.
+//! A store's own thread and the channels to and from it, as both stores keep
+//! them: operations go in without waiting; dropping the handle closes the
+//! channel, which lets the thread finish what it holds, and waits for it.
+//! Notices come back to each emitter's worker through a [`NoticeSink`], a
+//! plain callback, so that a store does not depend on the actor system.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::error::StoreError;
@@ -11,6 +13,26 @@ use crate::error::StoreError;
 pub(crate) trait Inbox<Op> {
     /// Hands `op` over; fails once the thread has stopped.
     fn put(&self, op: Op) -> Result<(), StoreError>;
+}
+
+/// Where a store's thread tells one emitter's worker what changed (the
+/// worker turns it into a message to itself). Never blocks the thread.
+pub(crate) struct NoticeSink<N>(Arc<dyn Fn(N) + Send + Sync>);
+
+impl<N> NoticeSink<N> {
+    pub(crate) fn new(tell: impl Fn(N) + Send + Sync + 'static) -> Self {
+        NoticeSink(Arc::new(tell))
+    }
+
+    pub(crate) fn send(&self, notice: N) {
+        (self.0)(notice);
+    }
+}
+
+impl<N> Clone for NoticeSink<N> {
+    fn clone(&self) -> Self {
+        NoticeSink(self.0.clone())
+    }
 }
 
 /// The sending side and the thread; closed on drop.

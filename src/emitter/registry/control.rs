@@ -15,7 +15,7 @@ use crate::emitter::stats::EmitterStats;
 use crate::emitter::worker::{Drain, IsPaused, Stats, Stopped, Worker};
 use crate::error::ControlError;
 use crate::error::StoreError;
-use crate::store::journal::Op;
+use crate::store::journal::JournalOp;
 use crate::store::Store;
 
 /// A request for the worker of emitter `id`, answered by that worker. Passing
@@ -212,7 +212,7 @@ impl Handler<Orphans> for Registry {
         };
         let attached = self.emitters.keys().cloned().collect();
         let (reply, answer) = oneshot::channel();
-        let sent = journal.send(Op::Orphans { attached, reply });
+        let sent = journal.send(JournalOp::Orphans { attached, reply });
         Box::pin(async move {
             sent?;
             answer.await.unwrap_or(Err(StoreError::Closed))
@@ -240,7 +240,7 @@ impl Handler<DiscardOrphans> for Registry {
             return Box::pin(async { Ok(0) });
         };
         let (reply, answer) = oneshot::channel();
-        let sent = journal.send(Op::Discard { emitter: id, reply });
+        let sent = journal.send(JournalOp::Discard { emitter: id, reply });
         Box::pin(async move {
             sent?;
             Ok(answer.await.unwrap_or(Err(StoreError::Closed))?)

@@ -8,9 +8,9 @@ use actix::prelude::*;
 
 use super::{Inheritance, Worker};
 use crate::emitter::dead_letters::DeadLetters;
-use crate::emitter::queue::Drained;
 use crate::emitter::report::{DropReason, Outcome};
 use crate::error::ControlError;
+use crate::store::queue::Drained;
 
 /// A worker stopped without `Stop`: restart emitter `id`, generation
 /// `generation`, with what it left behind.

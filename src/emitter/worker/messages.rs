@@ -9,7 +9,6 @@ use tokio::sync::oneshot;
 
 use super::{Step, Worker};
 use crate::delivery::{envelope, request};
-use crate::emitter::queue::{Drained, Refused, Ticket};
 use crate::emitter::report::{AttemptAnswer, DropReason, Outcome, Reporter};
 use crate::emitter::stats::EmitterStats;
 use crate::emitter::test_delivery::{TestDelivery, TEST_EVENT};
@@ -19,6 +18,7 @@ use crate::model::Failure;
 use crate::model::{DeadLetter, DeadLetterReason};
 use crate::model::{Event, RequestId};
 use crate::store::durable::DurableAck;
+use crate::store::queue::{Drained, Refused, Ticket};
 
 /// The result of one attempt, from the driver.
 #[derive(Message)]

@@ -10,7 +10,6 @@
 //! [`RetryPolicy`](crate::emitter::retry_policy::RetryPolicy); the worker only
 //! carries it out.
 
-#[cfg(feature = "postgres")]
 mod cluster;
 mod crash;
 mod messages;
@@ -31,13 +30,14 @@ use tokio::sync::oneshot;
 use crate::delivery::{client, driver, envelope, request};
 use crate::emitter::config::ValidatedConfig;
 use crate::emitter::dead_letters::DeadLetters;
-use crate::emitter::queue::{EventQueue, MemoryQueue, Started, Ticket};
 use crate::emitter::report::{AttemptAnswer, Outcome, PauseReason, Reporter};
 use crate::emitter::retry_policy::{Decision, FailedAttempt};
 use crate::model::DeadLetterReason;
 use crate::model::Event;
 use crate::model::Failure;
 use crate::store::durable::DurableAck;
+use crate::store::memory::MemoryQueue;
+use crate::store::queue::{EventQueue, Started, Ticket};
 use crate::store::Store;
 
 pub(crate) use crash::{ArmRequestPanic, Crash, WorkerGone};
@@ -324,7 +324,6 @@ impl Worker {
             Ok(status) => self.delivered(ticket, status, answer),
             Err(failure) => self.failed(ticket, failure, answer, ctx),
         }
-        #[cfg(feature = "postgres")]
         self.release_when_idle(ctx);
         self.pump(ctx);
     }

@@ -1,6 +1,7 @@
 //! The worker's side of a durable store: opening its queue (journal or
-//! PostgreSQL), resuming the stored state, and what the journal's writer
-//! tells it (PostgreSQL's notices are in `cluster`).
+//! PostgreSQL), resuming the stored state, and the one path by which a store
+//! tells the worker what changed (the cluster's lease handling is in
+//! `cluster`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,9 @@ use super::Worker;
 use crate::emitter::report::Outcome;
 use crate::error::StoreError;
 use crate::model::Event;
-use crate::store::journal::queue::{Consequence, JournalQueue};
-use crate::store::journal::Notice;
+use crate::store::journal::queue::JournalQueue;
+use crate::store::queue::{QueueChange, StoreNotice, StoredState};
+use crate::store::thread::NoticeSink;
 use crate::store::Store;
 
 /// Longest `attach` waits for an emitter's stored state.
@@ -41,7 +43,7 @@ impl Worker {
                     journal.clone(),
                     self.reporter.emitter_id().clone(),
                     self.config.queue_capacity,
-                    ctx.address().recipient(),
+                    notices(ctx, StoreNotice::Journal),
                 ));
             }
             #[cfg(feature = "postgres")]
@@ -52,7 +54,7 @@ impl Worker {
                     self.config.fingerprint(),
                     self.config.queue_capacity,
                     self.config.dead_letter_capacity,
-                    ctx.address().recipient(),
+                    notices(ctx, StoreNotice::Cluster),
                 ));
             }
             Store::Memory => {}
@@ -60,38 +62,71 @@ impl Worker {
     }
 }
 
-impl Handler<Notice> for Worker {
+/// A store's notices of one kind, as messages to this worker.
+fn notices<N: 'static>(ctx: &Context<Worker>, wrap: fn(N) -> StoreNotice) -> NoticeSink<N> {
+    let worker = ctx.address();
+    NoticeSink::new(move |notice| worker.do_send(wrap(notice)))
+}
+
+impl Message for StoreNotice {
+    type Result = ();
+}
+
+impl Handler<StoreNotice> for Worker {
     type Result = ();
 
-    fn handle(&mut self, notice: Notice, ctx: &mut Context<Self>) {
-        let Some(queue) = self.queue.as_journal() else {
-            return;
-        };
-        match queue.notice(notice) {
-            Consequence::Nothing => {}
-            Consequence::Recovered {
-                paused,
-                dead_letters,
-                next_dead_letter,
-                counters,
-            } => {
-                // Stats go on from what was stored (nothing was delivered
-                // before the stored state came back).
-                self.counters.delivered += counters.delivered;
-                self.counters.failed_attempts += counters.failed_attempts;
-                self.counters.dead_lettered += counters.dead_lettered;
+    fn handle(&mut self, notice: StoreNotice, ctx: &mut Context<Self>) {
+        match self.queue.on_notice(notice) {
+            QueueChange::Nothing => {}
+            QueueChange::Recovered(state) => self.recovered(state),
+            QueueChange::ClusterState(state) => {
                 if !self.paused_by_call {
-                    self.paused = paused;
+                    self.paused = state.paused;
                 }
-                let kept = dead_letters.len();
-                let evicted = self.dead_letters.restore(dead_letters, next_dead_letter);
-                self.queue.evict_dead_letters(evicted);
-                tracing::info!(parent: &self.span, stored = self.queue.stored(), dead_letters = kept, paused = self.paused, "emitter resumed from the journal");
+                self.replace_dead_letters(state.dead_letters, state.next_dead_letter);
+                tracing::info!(parent: &self.span, paused = self.paused, dead_letters = self.dead_letters.len(), "emitter state read from PostgreSQL");
                 self.mark_recovered();
             }
-            Consequence::NotStored { events, error } => self.not_stored(&events, &error),
+            QueueChange::DeadLetters { letters, next_id } => {
+                self.replace_dead_letters(letters, next_id);
+            }
+            QueueChange::Paused(paused) => {
+                if paused != self.paused {
+                    self.paused = paused;
+                    tracing::info!(parent: &self.span, paused, "emitter paused state changed on another node");
+                    self.resume(ctx);
+                }
+            }
+            QueueChange::LeaseLost => {
+                tracing::warn!(parent: &self.span, "lease lost; another node delivers this emitter now");
+                self.drop_started(ctx);
+            }
+            QueueChange::Release => self.release_when_idle(ctx),
+            QueueChange::Renewed => self.resume(ctx),
+            QueueChange::NotStored { events, error } => self.not_stored(&events, &error),
         }
         self.pump(ctx);
+    }
+}
+
+impl Worker {
+    /// Resumes from the stored state read at attach: stats go on from the
+    /// stored counters (nothing was delivered before the state came back).
+    fn recovered(&mut self, state: StoredState) {
+        let counters = state.counters;
+        self.counters.delivered += counters.delivered;
+        self.counters.failed_attempts += counters.failed_attempts;
+        self.counters.dead_lettered += counters.dead_lettered;
+        if !self.paused_by_call {
+            self.paused = state.paused;
+        }
+        let kept = state.dead_letters.len();
+        let evicted = self
+            .dead_letters
+            .restore(state.dead_letters, state.next_dead_letter);
+        self.queue.evict_dead_letters(evicted);
+        tracing::info!(parent: &self.span, stored = self.queue.stored(), dead_letters = kept, paused = self.paused, "emitter resumed from the journal");
+        self.mark_recovered();
     }
 }
 

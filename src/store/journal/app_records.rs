@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use super::apply::{answer_after_commit, Reply};
 use super::tables::Tables;
-use super::{Journal, Op};
+use super::{Journal, JournalOp};
 use crate::error::StoreError;
 
 /// A namespace's records: (key, value), by key.
@@ -116,7 +116,7 @@ async fn ask<T>(
     op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> AppOp,
 ) -> Result<T, StoreError> {
     let (reply, answer) = oneshot::channel();
-    journal.send(Op::App(op(reply)))?;
+    journal.send(JournalOp::App(op(reply)))?;
     answer.await.unwrap_or(Err(StoreError::Closed))
 }
 

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix::Recipient;
 use tokio::sync::oneshot;
 
 use super::tables::Tables;
-use super::{Notice, Op};
+use super::{JournalNotice, JournalOp};
 use crate::error::StoreError;
 use crate::store::durable::DurableAck;
+use crate::store::thread::NoticeSink;
 
 /// Answers a caller with the batch's outcome.
 pub(super) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -21,7 +21,7 @@ pub(super) type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 pub(super) struct Effects {
     /// Per emitter, every append up to this sequence number is on disk.
     pub committed: HashMap<Arc<str>, u64>,
-    pub notices: Vec<(Arc<str>, Notice)>,
+    pub notices: Vec<(Arc<str>, JournalNotice)>,
     pub done: Vec<DurableAck>,
     pub replies: Vec<Reply>,
 }
@@ -52,10 +52,10 @@ pub(super) fn answer_after_commit<T: Send + 'static>(
 /// Counts a delivery or a failed attempt in the emitter's stored counters:
 /// for every such operation, applied or cancelled within its batch (dead
 /// letters count where they are stored).
-pub(super) fn count(tables: &mut Tables<'_>, op: &Op) -> Result<(), redb::Error> {
+pub(super) fn count(tables: &mut Tables<'_>, op: &JournalOp) -> Result<(), redb::Error> {
     match op {
-        Op::Ack { emitter, .. } => tables.count(emitter, |c| c.delivered += 1),
-        Op::Attempted { emitter, .. } => tables.count(emitter, |c| c.failed_attempts += 1),
+        JournalOp::Ack { emitter, .. } => tables.count(emitter, |c| c.delivered += 1),
+        JournalOp::Attempted { emitter, .. } => tables.count(emitter, |c| c.failed_attempts += 1),
         _ => Ok(()),
     }
 }
@@ -63,9 +63,9 @@ pub(super) fn count(tables: &mut Tables<'_>, op: &Op) -> Result<(), redb::Error>
 /// One operation's writes, and what it owes once committed. `workers` are
 /// the emitters' workers that recovered, for notices.
 pub(super) fn apply(
-    workers: &mut HashMap<Arc<str>, Recipient<Notice>>,
+    workers: &mut HashMap<Arc<str>, NoticeSink<JournalNotice>>,
     tables: &mut Tables<'_>,
-    op: &mut Op,
+    op: &mut JournalOp,
     effects: &mut Effects,
 ) -> Result<(), redb::Error> {
     count(tables, op)?;
@@ -73,7 +73,7 @@ pub(super) fn apply(
         return answer(workers, tables, op, &mut effects.replies);
     }
     match op {
-        Op::Recover {
+        JournalOp::Recover {
             emitter,
             window,
             worker,
@@ -82,9 +82,9 @@ pub(super) fn apply(
             let recovery = tables.recover(emitter, *window)?;
             effects
                 .notices
-                .push((emitter.clone(), Notice::Recovered(recovery)));
+                .push((emitter.clone(), JournalNotice::Recovered(recovery)));
         }
-        Op::Append {
+        JournalOp::Append {
             emitter,
             seq,
             event,
@@ -94,14 +94,14 @@ pub(super) fn apply(
             effects.committed_up_to(emitter, *seq);
             effects.done.extend(durable.clone());
         }
-        Op::Attempted {
+        JournalOp::Attempted {
             emitter,
             seq,
             attempts,
             retry_at,
         } => tables.attempted(emitter, *seq, *attempts, *retry_at)?,
-        Op::Ack { emitter, seq } => tables.ack(emitter, *seq),
-        Op::DeadLetter {
+        JournalOp::Ack { emitter, seq } => tables.ack(emitter, *seq),
+        JournalOp::DeadLetter {
             emitter,
             seq,
             letter,
@@ -113,12 +113,12 @@ pub(super) fn apply(
             tables.put_dead_letter(emitter, letter)?;
             effects.done.extend(durable.clone());
         }
-        Op::EvictDeadLetters { emitter, ids } => {
+        JournalOp::EvictDeadLetters { emitter, ids } => {
             for id in ids.iter() {
                 tables.remove_dead_letter(emitter, *id)?;
             }
         }
-        Op::Redeliver {
+        JournalOp::Redeliver {
             emitter,
             ids,
             appends,
@@ -131,8 +131,8 @@ pub(super) fn apply(
                 effects.committed_up_to(emitter, *seq);
             }
         }
-        Op::SetPaused { emitter, paused } => tables.set_paused(emitter, *paused)?,
-        Op::Load {
+        JournalOp::SetPaused { emitter, paused } => tables.set_paused(emitter, *paused)?,
+        JournalOp::Load {
             emitter,
             after,
             through,
@@ -141,42 +141,42 @@ pub(super) fn apply(
             let loaded = tables.load(emitter, *after, *through, *limit)?;
             effects
                 .notices
-                .push((emitter.clone(), Notice::Loaded(loaded)));
+                .push((emitter.clone(), JournalNotice::Loaded(loaded)));
         }
         // Those that answer a caller went to `answer` above.
-        Op::Drain { .. }
-        | Op::Orphans { .. }
-        | Op::Discard { .. }
-        | Op::App(_)
-        | Op::Flush { .. } => {}
+        JournalOp::Drain { .. }
+        | JournalOp::Orphans { .. }
+        | JournalOp::Discard { .. }
+        | JournalOp::App(_)
+        | JournalOp::Flush { .. } => {}
     }
     Ok(())
 }
 
 /// The operations that answer a caller: queries, deletions, flush.
 fn answer(
-    workers: &mut HashMap<Arc<str>, Recipient<Notice>>,
+    workers: &mut HashMap<Arc<str>, NoticeSink<JournalNotice>>,
     tables: &mut Tables<'_>,
-    op: &mut Op,
+    op: &mut JournalOp,
     replies: &mut Vec<Reply>,
 ) -> Result<(), redb::Error> {
     match op {
-        Op::Drain { emitter, reply } => {
+        JournalOp::Drain { emitter, reply } => {
             let events = tables.drain(emitter)?;
             workers.remove(emitter);
             answer_after_commit(replies, reply, events);
         }
-        Op::Orphans { attached, reply } => {
+        JournalOp::Orphans { attached, reply } => {
             let found = tables.orphans(attached)?;
             answer_after_commit(replies, reply, found);
         }
-        Op::Discard { emitter, reply } => {
+        JournalOp::Discard { emitter, reply } => {
             let emitter: Arc<str> = Arc::from(emitter.as_str());
             let removed = tables.delete(&emitter)?;
             answer_after_commit(replies, reply, removed);
         }
-        Op::App(op) => op.apply(tables, replies)?,
-        Op::Flush { reply } => answer_after_commit(replies, reply, ()),
+        JournalOp::App(op) => op.apply(tables, replies)?,
+        JournalOp::Flush { reply } => answer_after_commit(replies, reply, ()),
         _ => {}
     }
     Ok(())

@@ -20,7 +20,6 @@ mod errors;
 pub(crate) mod queue;
 mod tables;
 
-pub(crate) use tables::StoredCounters;
 mod writer;
 
 use std::fmt;
@@ -29,15 +28,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use actix::{Message, Recipient};
 use tokio::sync::oneshot;
 
 use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::durable::DurableAck;
-use crate::store::records::StoredEvent;
-use crate::store::thread::StoreThread;
+use crate::store::records::{StoredCounters, StoredEvent};
+use crate::store::thread::{NoticeSink, StoreThread};
 
 /// Default time a batch of operations waits for more before it is committed.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(2);
@@ -182,7 +180,7 @@ impl Journal {
     }
 
     /// Hands an operation to the writer; never waits.
-    pub(crate) fn send(&self, op: Op) -> Result<(), StoreError> {
+    pub(crate) fn send(&self, op: JournalOp) -> Result<(), StoreError> {
         self.inner.writer.send(op)
     }
 
@@ -218,13 +216,11 @@ pub(crate) struct Recovery {
     pub next_dead_letter: u64,
     pub paused: bool,
     /// Deliveries, failed attempts and dead letters so far.
-    pub counters: tables::StoredCounters,
+    pub counters: StoredCounters,
 }
 
 /// What the writer tells an emitter's worker.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) enum Notice {
+pub(crate) enum JournalNotice {
     Recovered(Recovery),
     /// Every append up to this sequence number is on disk.
     Committed {
@@ -241,12 +237,12 @@ pub(crate) enum Notice {
 
 /// One operation for the writer. Those of one emitter are applied in the
 /// order they were sent.
-pub(crate) enum Op {
-    /// Read an emitter's state; its worker gets `Notice`s from now on.
+pub(crate) enum JournalOp {
+    /// Read an emitter's state; its worker gets `JournalNotice`s from now on.
     Recover {
         emitter: Arc<str>,
         window: usize,
-        worker: Recipient<Notice>,
+        worker: NoticeSink<JournalNotice>,
     },
     Append {
         emitter: Arc<str>,
@@ -316,17 +312,17 @@ pub(crate) enum Op {
     },
 }
 
-impl Op {
+impl JournalOp {
     /// Whether a batch holding this operation must be fsynced before anyone
     /// is told: what a caller was promised is on disk.
     fn must_sync(&self) -> bool {
         match self {
-            Op::Ack { .. }
-            | Op::Attempted { .. }
-            | Op::Recover { .. }
-            | Op::Load { .. }
-            | Op::Orphans { .. } => false,
-            Op::App(op) => !op.reads_only(),
+            JournalOp::Ack { .. }
+            | JournalOp::Attempted { .. }
+            | JournalOp::Recover { .. }
+            | JournalOp::Load { .. }
+            | JournalOp::Orphans { .. } => false,
+            JournalOp::App(op) => !op.reads_only(),
             _ => true,
         }
     }
@@ -335,15 +331,15 @@ impl Op {
     /// state or its next events): its batch is committed within the commit
     /// interval. The others (acks, attempt counts) may wait longer.
     fn urgent(&self) -> bool {
-        !matches!(self, Op::Ack { .. } | Op::Attempted { .. })
+        !matches!(self, JournalOp::Ack { .. } | JournalOp::Attempted { .. })
     }
 
     /// The stored event an append, attempt or ack is about.
     fn event_key(&self) -> Option<(Arc<str>, u64)> {
         match self {
-            Op::Append { emitter, seq, .. }
-            | Op::Attempted { emitter, seq, .. }
-            | Op::Ack { emitter, seq } => Some((emitter.clone(), *seq)),
+            JournalOp::Append { emitter, seq, .. }
+            | JournalOp::Attempted { emitter, seq, .. }
+            | JournalOp::Ack { emitter, seq } => Some((emitter.clone(), *seq)),
             _ => None,
         }
     }
@@ -353,11 +349,11 @@ impl Op {
     fn answers(&self) -> bool {
         matches!(
             self,
-            Op::Drain { .. }
-                | Op::Orphans { .. }
-                | Op::Discard { .. }
-                | Op::Flush { .. }
-                | Op::App(_)
+            JournalOp::Drain { .. }
+                | JournalOp::Orphans { .. }
+                | JournalOp::Discard { .. }
+                | JournalOp::Flush { .. }
+                | JournalOp::App(_)
         )
     }
 }
@@ -365,6 +361,6 @@ impl Op {
 /// Waits until everything sent to `journal` before is on disk.
 pub(crate) async fn flush(journal: &Journal) -> Result<(), StoreError> {
     let (reply, answer) = oneshot::channel();
-    journal.send(Op::Flush { reply })?;
+    journal.send(JournalOp::Flush { reply })?;
     answer.await.unwrap_or(Err(StoreError::Closed))
 }

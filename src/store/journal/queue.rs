@@ -14,16 +14,17 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use actix::Recipient;
 use tokio::sync::oneshot;
 
-use super::{Journal, Notice, Op, Recovery, StoredCounters};
-use crate::emitter::queue::{Drained, EventQueue, Refused, Started, Ticket};
-use crate::error::StoreError;
+use super::{Journal, JournalNotice, JournalOp, Recovery};
 use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::durable::DurableAck;
+use crate::store::queue::{
+    Drained, EventQueue, GiveUp, QueueChange, Refused, Started, StoreNotice, StoredState, Ticket,
+};
 use crate::store::records::StoredEvent;
+use crate::store::thread::NoticeSink;
 
 /// Events held in memory while the rest waits on disk.
 pub(crate) const DEFAULT_WINDOW: usize = 1024;
@@ -34,23 +35,6 @@ struct Spilled {
     after: u64,
     through: u64,
     count: usize,
-}
-
-/// What a notice from the writer means for the worker.
-pub(crate) enum Consequence {
-    Nothing,
-    /// The emitter's stored state: resume it.
-    Recovered {
-        paused: bool,
-        dead_letters: Vec<DeadLetter>,
-        next_dead_letter: u64,
-        counters: StoredCounters,
-    },
-    /// These events could not be written; they stay in memory.
-    NotStored {
-        events: Vec<Arc<Event>>,
-        error: StoreError,
-    },
 }
 
 pub(crate) struct JournalQueue {
@@ -77,9 +61,9 @@ impl JournalQueue {
         journal: Journal,
         emitter: Arc<str>,
         capacity: usize,
-        worker: Recipient<Notice>,
+        worker: NoticeSink<JournalNotice>,
     ) -> Self {
-        let op = Op::Recover {
+        let op = JournalOp::Recover {
             emitter: emitter.clone(),
             window: DEFAULT_WINDOW,
             worker,
@@ -103,7 +87,7 @@ impl JournalQueue {
         }
     }
 
-    fn send(&self, op: Op) {
+    fn send(&self, op: JournalOp) {
         if let Err(error) = self.journal.send(op) {
             tracing::error!(emitter = %self.emitter, %error, "journal unavailable");
         }
@@ -122,7 +106,7 @@ impl JournalQueue {
             attempts: 0,
             retry_at: None,
         });
-        self.send(Op::Append {
+        self.send(JournalOp::Append {
             emitter: self.emitter.clone(),
             seq,
             event,
@@ -130,7 +114,7 @@ impl JournalQueue {
         });
     }
 
-    fn recovered(&mut self, recovery: Recovery) -> Consequence {
+    fn recovered(&mut self, recovery: Recovery) -> QueueChange {
         let loaded = recovery.head.len();
         self.head = recovery.head.into();
         let behind = recovery.stored.saturating_sub(loaded);
@@ -148,12 +132,12 @@ impl JournalQueue {
             self.append(event, durable);
         }
         self.settle();
-        Consequence::Recovered {
+        QueueChange::Recovered(StoredState {
             paused: recovery.paused,
             dead_letters: recovery.dead_letters,
             next_dead_letter: recovery.next_dead_letter,
             counters: recovery.counters,
-        }
+        })
     }
 
     /// Moves events from the tail to the head while nothing waits on disk
@@ -194,7 +178,7 @@ impl JournalQueue {
             return;
         };
         self.loading = true;
-        self.send(Op::Load {
+        self.send(JournalOp::Load {
             emitter: self.emitter.clone(),
             after: spilled.after,
             through: spilled.through,
@@ -222,15 +206,15 @@ impl JournalQueue {
     }
 
     /// Handles what the writer says.
-    pub(crate) fn notice(&mut self, notice: Notice) -> Consequence {
+    fn notice(&mut self, notice: JournalNotice) -> QueueChange {
         match notice {
-            Notice::Recovered(recovery) => return self.recovered(recovery),
-            Notice::Committed { up_to } => {
+            JournalNotice::Recovered(recovery) => return self.recovered(recovery),
+            JournalNotice::Committed { up_to } => {
                 self.committed = self.committed.max(up_to);
                 self.settle();
             }
-            Notice::Loaded(events) => self.loaded(events),
-            Notice::WriteFailed { error, seqs } => {
+            JournalNotice::Loaded(events) => self.loaded(events),
+            JournalNotice::WriteFailed { error, seqs } => {
                 let events = self
                     .tail
                     .iter()
@@ -238,10 +222,10 @@ impl JournalQueue {
                     .filter(|s| seqs.contains(&s.seq))
                     .map(|s| s.event.clone())
                     .collect();
-                return Consequence::NotStored { events, error };
+                return QueueChange::NotStored { events, error };
             }
         }
-        Consequence::Nothing
+        QueueChange::Nothing
     }
 }
 
@@ -279,7 +263,7 @@ impl EventQueue for JournalQueue {
     }
 
     fn attempted(&mut self, ticket: Ticket, attempts: u32, retry_at: SystemTime) {
-        self.send(Op::Attempted {
+        self.send(JournalOp::Attempted {
             emitter: self.emitter.clone(),
             seq: ticket,
             attempts,
@@ -289,7 +273,7 @@ impl EventQueue for JournalQueue {
 
     fn ack(&mut self, ticket: Ticket) {
         self.started = self.started.saturating_sub(1);
-        self.send(Op::Ack {
+        self.send(JournalOp::Ack {
             emitter: self.emitter.clone(),
             seq: ticket,
         });
@@ -304,28 +288,27 @@ impl EventQueue for JournalQueue {
         if ticket.is_some() {
             self.started = self.started.saturating_sub(1);
         }
-        match (letter, ticket) {
-            (Some(letter), _) => self.send(Op::DeadLetter {
+        match GiveUp::new(letter, ticket) {
+            GiveUp::Keep(letter, seq) => self.send(JournalOp::DeadLetter {
                 emitter: self.emitter.clone(),
-                seq: ticket,
+                seq,
                 letter: letter.clone(),
                 durable,
             }),
-            // Dead letters are not kept: the event just leaves the store.
-            (None, Some(seq)) => {
-                self.send(Op::Ack {
+            GiveUp::Remove(seq) => {
+                self.send(JournalOp::Ack {
                     emitter: self.emitter.clone(),
                     seq,
                 });
-                durable.into_iter().for_each(|d| d.done());
+                DurableAck::settle(durable);
             }
-            (None, None) => durable.into_iter().for_each(|d| d.done()),
+            GiveUp::Nothing => DurableAck::settle(durable),
         }
     }
 
     fn evict_dead_letters(&mut self, ids: Vec<u64>) {
         if !ids.is_empty() {
-            self.send(Op::EvictDeadLetters {
+            self.send(JournalOp::EvictDeadLetters {
                 emitter: self.emitter.clone(),
                 ids,
             });
@@ -346,7 +329,7 @@ impl EventQueue for JournalQueue {
             });
             appends.push((seq, letter.event));
         }
-        self.send(Op::Redeliver {
+        self.send(JournalOp::Redeliver {
             emitter: self.emitter.clone(),
             ids,
             appends,
@@ -354,7 +337,7 @@ impl EventQueue for JournalQueue {
     }
 
     fn set_paused(&mut self, paused: bool) {
-        self.send(Op::SetPaused {
+        self.send(JournalOp::SetPaused {
             emitter: self.emitter.clone(),
             paused,
         });
@@ -389,7 +372,7 @@ impl EventQueue for JournalQueue {
 
     fn drain(&mut self) -> Drained {
         let (reply, answer) = oneshot::channel();
-        self.send(Op::Drain {
+        self.send(JournalOp::Drain {
             emitter: self.emitter.clone(),
             reply,
         });
@@ -421,7 +404,11 @@ impl EventQueue for JournalQueue {
         true
     }
 
-    fn as_journal(&mut self) -> Option<&mut JournalQueue> {
-        Some(self)
+    fn on_notice(&mut self, notice: StoreNotice) -> QueueChange {
+        match notice {
+            StoreNotice::Journal(notice) => self.notice(notice),
+            #[cfg(feature = "postgres")]
+            StoreNotice::Cluster(_) => QueueChange::Nothing,
+        }
     }
 }

@@ -24,7 +24,7 @@ use super::Recovery;
 use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
-use crate::store::records::{self, StoredEvent};
+use crate::store::records::{self, StoredCounters, StoredEvent};
 
 const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
@@ -47,14 +47,6 @@ pub(super) struct Meta {
     /// written before they were kept: 0).
     #[serde(default)]
     pub counters: StoredCounters,
-}
-
-/// An emitter's counters, kept across restarts: its stats start from them.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StoredCounters {
-    pub delivered: u64,
-    pub failed_attempts: u64,
-    pub dead_lettered: u64,
 }
 
 /// Opens or creates the file and checks that it is a journal.

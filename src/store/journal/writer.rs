@@ -14,17 +14,17 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use actix::Recipient;
 use redb::{Database, Durability};
 
 use super::apply::{apply, count, Effects};
 use super::tables::{self, Tables};
-use super::{JournalOptions, Notice, Op};
+use super::{JournalNotice, JournalOp, JournalOptions};
 use crate::error::StoreError;
+use crate::store::thread::NoticeSink;
 
 /// An operation, and whether its failure was already told.
 struct Pending {
-    op: Op,
+    op: JournalOp,
     told: bool,
 }
 
@@ -43,18 +43,18 @@ struct Writer {
     /// When the last durable (fsynced) commit was.
     last_sync: Instant,
     /// The worker of each emitter that recovered, for notices.
-    workers: HashMap<Arc<str>, Recipient<Notice>>,
+    workers: HashMap<Arc<str>, NoticeSink<JournalNotice>>,
 }
 
 /// Where operations go: those someone waits on, and the rest (acks, attempt
 /// counts), which need not wake the writer.
 pub(super) struct Senders {
-    urgent: mpsc::Sender<Op>,
-    later: mpsc::Sender<Op>,
+    urgent: mpsc::Sender<JournalOp>,
+    later: mpsc::Sender<JournalOp>,
 }
 
-impl crate::store::thread::Inbox<Op> for Senders {
-    fn put(&self, op: Op) -> Result<(), StoreError> {
+impl crate::store::thread::Inbox<JournalOp> for Senders {
+    fn put(&self, op: JournalOp) -> Result<(), StoreError> {
         let channel = if op.urgent() {
             &self.urgent
         } else {
@@ -66,8 +66,8 @@ impl crate::store::thread::Inbox<Op> for Senders {
 
 /// The writer's side of [`Senders`].
 struct Inbox {
-    urgent: mpsc::Receiver<Op>,
-    later: mpsc::Receiver<Op>,
+    urgent: mpsc::Receiver<JournalOp>,
+    later: mpsc::Receiver<JournalOp>,
 }
 
 impl Inbox {
@@ -76,7 +76,7 @@ impl Inbox {
     /// taken too; in the batch, appends go first so that an event appended and
     /// delivered within it cancels out. Returns whether every handle is gone.
     fn drain(&self, batch: &mut Vec<Pending>) -> bool {
-        let later: Vec<Op> = self.later.try_iter().collect();
+        let later: Vec<JournalOp> = self.later.try_iter().collect();
         let mut closed = false;
         loop {
             match self.urgent.try_recv() {
@@ -273,11 +273,11 @@ impl Writer {
     fn skip(
         &mut self,
         tables: &mut Tables<'_>,
-        op: &Op,
+        op: &JournalOp,
         effects: &mut Effects,
     ) -> Result<(), redb::Error> {
         match op {
-            Op::Append {
+            JournalOp::Append {
                 emitter,
                 seq,
                 durable,
@@ -296,12 +296,12 @@ impl Writer {
     fn deliver(&self, effects: Effects) {
         for (emitter, up_to) in effects.committed {
             if let Some(worker) = self.workers.get(&emitter) {
-                worker.do_send(Notice::Committed { up_to });
+                worker.send(JournalNotice::Committed { up_to });
             }
         }
         for (emitter, notice) in effects.notices {
             if let Some(worker) = self.workers.get(&emitter) {
-                worker.do_send(notice);
+                worker.send(notice);
             }
         }
         for ack in effects.done {
@@ -322,7 +322,7 @@ impl Writer {
         for pending in batch.iter_mut().filter(|p| !p.told) {
             pending.told = true;
             match &pending.op {
-                Op::Append {
+                JournalOp::Append {
                     emitter,
                     seq,
                     durable,
@@ -336,7 +336,7 @@ impl Writer {
                         durable.failed(error.clone());
                     }
                 }
-                Op::DeadLetter {
+                JournalOp::DeadLetter {
                     durable: Some(durable),
                     ..
                 } => durable.failed(error.clone()),
@@ -345,7 +345,7 @@ impl Writer {
         }
         for (emitter, seqs) in failed_appends {
             if let Some(worker) = self.workers.get(&emitter) {
-                worker.do_send(Notice::WriteFailed {
+                worker.send(JournalNotice::WriteFailed {
                     error: error.clone(),
                     seqs,
                 });
@@ -378,10 +378,10 @@ fn delivered_within(batch: &[Pending]) -> HashSet<(Arc<str>, u64)> {
     let mut delivered = HashSet::new();
     for pending in batch {
         match &pending.op {
-            Op::Append { emitter, seq, .. } => {
+            JournalOp::Append { emitter, seq, .. } => {
                 appended.insert((emitter.clone(), *seq));
             }
-            Op::Ack { emitter, seq } => {
+            JournalOp::Ack { emitter, seq } => {
                 let key = (emitter.clone(), *seq);
                 if appended.contains(&key) {
                     delivered.insert(key);

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::reads::{self, unsigned};
-use super::{Notice, Shared};
+use super::{ClusterNotice, Shared};
 
 /// How often the keeper runs for a given expiry.
 pub(super) fn tick_for(expiry: Duration) -> Duration {
@@ -136,7 +136,7 @@ async fn renew(
         let lapsed = !member.deadline.valid();
         member.deadline.set(valid_until);
         if lapsed {
-            member.worker.do_send(Notice::Renewed);
+            member.worker.send(ClusterNotice::Renewed);
         }
     }
     Ok(())
@@ -236,7 +236,7 @@ fn give_up(shared: &Shared, emitter: &Arc<str>) {
     let mut members = shared.members();
     if let Some(member) = members.get_mut(emitter) {
         member.releasing = true;
-        member.worker.do_send(Notice::Release);
+        member.worker.send(ClusterNotice::Release);
         tracing::info!(emitter = %emitter, node = %shared.node(), "giving a lease back to spread them across nodes");
     }
 }
@@ -273,7 +273,7 @@ async fn grant(
     }
     let state = reads::state(pool, emitter).await?;
     tracing::info!(emitter, epoch, node = %shared.node(), queued_through = state.last_seq, "lease taken");
-    shared.tell(emitter, Notice::Granted { epoch, state });
+    shared.tell(emitter, ClusterNotice::Granted { epoch, state });
     Ok(())
 }
 
@@ -302,7 +302,7 @@ async fn poll(pool: &PgPool, shared: &Shared) -> Result<(), sqlx::Error> {
     for (emitter, (last_seq, paused)) in newest {
         shared.tell(
             &emitter,
-            Notice::Newest {
+            ClusterNotice::Newest {
                 last_seq,
                 paused: Some(paused),
             },

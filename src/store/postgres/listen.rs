@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc::WeakUnboundedSender;
 
 use super::transaction::CHANNEL;
-use super::{Notice, Op, Shared};
+use super::{ClusterNotice, ClusterOp, Shared};
 
 /// The longest wait before listening again after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -29,7 +29,7 @@ struct Wake {
 }
 
 /// Listens until aborted, reconnecting with backoff.
-pub(super) async fn listen(pool: PgPool, shared: Arc<Shared>, ops: WeakUnboundedSender<Op>) {
+pub(super) async fn listen(pool: PgPool, shared: Arc<Shared>, ops: WeakUnboundedSender<ClusterOp>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match session(&pool, &shared, &ops).await {
@@ -46,7 +46,7 @@ pub(super) async fn listen(pool: PgPool, shared: Arc<Shared>, ops: WeakUnbounded
 async fn session(
     pool: &PgPool,
     shared: &Shared,
-    ops: &WeakUnboundedSender<Op>,
+    ops: &WeakUnboundedSender<ClusterOp>,
 ) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
@@ -68,21 +68,21 @@ fn parse(payload: &str) -> Option<Wake> {
 }
 
 /// Tells this node's workers what another (or this) node committed.
-fn dispatch(shared: &Shared, ops: &WeakUnboundedSender<Op>, payload: &str) {
+fn dispatch(shared: &Shared, ops: &WeakUnboundedSender<ClusterOp>, payload: &str) {
     let Some(wake) = parse(payload) else {
         return;
     };
     for (emitter, last_seq) in wake.e {
         shared.tell(
             &emitter,
-            Notice::Newest {
+            ClusterNotice::Newest {
                 last_seq,
                 paused: None,
             },
         );
     }
     for (emitter, paused) in wake.p {
-        shared.tell(&emitter, Notice::Paused(paused));
+        shared.tell(&emitter, ClusterNotice::Paused(paused));
     }
     let Some(ops) = ops.upgrade() else {
         return;
@@ -93,7 +93,7 @@ fn dispatch(shared: &Shared, ops: &WeakUnboundedSender<Op>, payload: &str) {
             .get_key_value(emitter.as_str())
             .map(|(k, _)| k.clone());
         if let Some(emitter) = member {
-            let _ = ops.send(Op::ReadDeadLetters { emitter });
+            let _ = ops.send(ClusterOp::ReadDeadLetters { emitter });
         }
     }
 }

@@ -42,7 +42,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use actix::{Message, Recipient};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
@@ -50,7 +49,7 @@ use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
-use crate::store::thread::{Inbox, StoreThread};
+use crate::store::thread::{Inbox, NoticeSink, StoreThread};
 
 /// Default lease expiry: a node that stops renewing loses its emitters to
 /// the other nodes this long after its last renewal.
@@ -158,7 +157,7 @@ pub struct PgStore {
 struct Inner {
     /// Closing it (on drop) lets the thread commit what is left, give the
     /// leases back and stop.
-    thread: StoreThread<mpsc::UnboundedSender<Op>>,
+    thread: StoreThread<mpsc::UnboundedSender<ClusterOp>>,
     shared: Arc<Shared>,
 }
 
@@ -204,9 +203,9 @@ impl Shared {
     }
 
     /// Tells `emitter`'s worker, if it is attached here.
-    pub(crate) fn tell(&self, emitter: &str, notice: Notice) {
+    pub(crate) fn tell(&self, emitter: &str, notice: ClusterNotice) {
         if let Some(member) = self.members().get(emitter) {
-            member.worker.do_send(notice);
+            member.worker.send(notice);
         }
     }
 
@@ -222,13 +221,13 @@ impl Shared {
         member.epoch = None;
         member.releasing = false;
         member.deadline.clear();
-        member.worker.do_send(Notice::LeaseLost);
+        member.worker.send(ClusterNotice::LeaseLost);
     }
 }
 
 /// One of this node's emitters, as the store's thread sees it.
 pub(crate) struct Member {
-    pub worker: Recipient<Notice>,
+    pub worker: NoticeSink<ClusterNotice>,
     /// Which worker registered (a restarted one registers again).
     pub token: u64,
     /// Digest of this node's configuration, to warn about drift.
@@ -282,7 +281,7 @@ impl PgStore {
     }
 
     pub(crate) fn new(
-        ops: mpsc::UnboundedSender<Op>,
+        ops: mpsc::UnboundedSender<ClusterOp>,
         thread: std::thread::JoinHandle<()>,
         shared: Arc<Shared>,
     ) -> Self {
@@ -344,14 +343,14 @@ impl PgStore {
     }
 
     /// Hands an operation to the store's thread; never waits.
-    pub(crate) fn send(&self, op: Op) -> Result<(), StoreError> {
+    pub(crate) fn send(&self, op: ClusterOp) -> Result<(), StoreError> {
         self.inner.thread.send(op)
     }
 
     /// Waits until every operation sent before is committed.
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Op::Flush { reply })?;
+        self.send(ClusterOp::Flush { reply })?;
         answer.await.unwrap_or(Err(StoreError::Closed))
     }
 }
@@ -366,19 +365,19 @@ impl fmt::Debug for PgStore {
     }
 }
 
-impl Op {
+impl ClusterOp {
     /// The payload bytes the operation writes.
     pub(crate) fn bytes(&self) -> usize {
         match self {
-            Op::Append { event, .. } => event.payload().len(),
-            Op::DeadLetter { letter, .. } => letter.event.payload().len(),
+            ClusterOp::Append { event, .. } => event.payload().len(),
+            ClusterOp::DeadLetter { letter, .. } => letter.event.payload().len(),
             _ => 0,
         }
     }
 }
 
-impl Inbox<Op> for mpsc::UnboundedSender<Op> {
-    fn put(&self, op: Op) -> Result<(), StoreError> {
+impl Inbox<ClusterOp> for mpsc::UnboundedSender<ClusterOp> {
+    fn put(&self, op: ClusterOp) -> Result<(), StoreError> {
         self.send(op).map_err(|_| StoreError::Closed)
     }
 }
@@ -394,9 +393,7 @@ pub(crate) struct State {
 }
 
 /// What the store tells an emitter's worker.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) enum Notice {
+pub(crate) enum ClusterNotice {
     /// The worker is registered; the cluster's state of the emitter.
     Registered(State),
     /// This node now holds the lease at `epoch`.
@@ -444,7 +441,7 @@ pub(crate) struct Fence {
 
 /// One operation for the store's thread. Those of one emitter are applied in
 /// the order they were sent.
-pub(crate) enum Op {
+pub(crate) enum ClusterOp {
     /// A worker for `emitter` started on this node.
     /// `member` is `None` when only its state is to be read again.
     Register {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::reads::signed;
-use super::{Fence, Op, Shared};
+use super::{ClusterOp, Fence, Shared};
 use crate::model::DeadLetter;
 use crate::store::records;
 
@@ -32,11 +32,11 @@ pub(super) struct Plan {
 
 /// Registers members at once (their workers wait for nothing else) and
 /// gathers what the batch's writes need.
-pub(super) fn plan(shared: &Shared, batch: &mut [Op]) -> Plan {
+pub(super) fn plan(shared: &Shared, batch: &mut [ClusterOp]) -> Plan {
     let mut plan = Plan::default();
     for op in batch.iter_mut() {
         match op {
-            Op::Register { emitter, member } => {
+            ClusterOp::Register { emitter, member } => {
                 let mut members = shared.members();
                 // `None` once registered (a retried batch, or a read again).
                 let Some(mut member) = member.take() else {
@@ -55,7 +55,7 @@ pub(super) fn plan(shared: &Shared, batch: &mut [Op]) -> Plan {
                 plan.registers.push((emitter.to_string(), fingerprint));
                 members.insert(emitter.clone(), member);
             }
-            Op::Unregister { emitter, token } => {
+            ClusterOp::Unregister { emitter, token } => {
                 let members = shared.members();
                 let held = members
                     .get(emitter)
@@ -73,29 +73,29 @@ pub(super) fn plan(shared: &Shared, batch: &mut [Op]) -> Plan {
 }
 
 impl Plan {
-    fn add(&mut self, op: &Op) {
+    fn add(&mut self, op: &ClusterOp) {
         match op {
-            Op::Append { emitter, .. } => {
+            ClusterOp::Append { emitter, .. } => {
                 self.counters.insert(emitter.to_string());
             }
-            Op::Attempted { emitter, .. } | Op::Ack { emitter, .. } => {
+            ClusterOp::Attempted { emitter, .. } | ClusterOp::Ack { emitter, .. } => {
                 self.fenced.insert(emitter.to_string());
             }
-            Op::DeadLetter { emitter, fence, .. } => {
+            ClusterOp::DeadLetter { emitter, fence, .. } => {
                 self.counters.insert(emitter.to_string());
                 if fence.is_some() {
                     self.fenced.insert(emitter.to_string());
                 }
             }
-            Op::Redeliver { emitter, ids } => {
+            ClusterOp::Redeliver { emitter, ids } => {
                 self.counters.insert(emitter.to_string());
                 self.redeliver
                     .extend(ids.iter().map(|id| (emitter.to_string(), signed(*id))));
             }
-            Op::SetPaused { emitter, paused } => {
+            ClusterOp::SetPaused { emitter, paused } => {
                 self.paused.insert(emitter.to_string(), *paused);
             }
-            Op::Release { emitter, epoch } => {
+            ClusterOp::Release { emitter, epoch } => {
                 self.fenced.insert(emitter.to_string());
                 self.releases.push((emitter.to_string(), *epoch));
             }
@@ -240,15 +240,15 @@ impl Rows {
 }
 
 /// The rows `batch` writes, in the order its operations were sent.
-pub(super) fn arrange(plan: &Plan, batch: &[Op], mut read: Read) -> Rows {
+pub(super) fn arrange(plan: &Plan, batch: &[ClusterOp], mut read: Read) -> Rows {
     let mut rows = Rows {
         counters: std::mem::take(&mut read.counters),
         ..Rows::default()
     };
     for op in batch {
         match op {
-            Op::Append { emitter, event, .. } => rows.append(emitter, event),
-            Op::Redeliver { emitter, ids } => {
+            ClusterOp::Append { emitter, event, .. } => rows.append(emitter, event),
+            ClusterOp::Redeliver { emitter, ids } => {
                 rows.letters_changed.insert(emitter.to_string());
                 let mut ids = ids.clone();
                 ids.sort_unstable();
@@ -263,20 +263,20 @@ pub(super) fn arrange(plan: &Plan, batch: &[Op], mut read: Read) -> Rows {
                     }
                 }
             }
-            Op::Attempted {
+            ClusterOp::Attempted {
                 emitter,
                 fence,
                 attempts,
                 retry_at,
             } => rows.attempted(&read, emitter, *fence, *attempts, *retry_at),
-            Op::DeadLetter {
+            ClusterOp::DeadLetter {
                 emitter,
                 fence,
                 letter,
                 capacity,
                 ..
             } => rows.dead_letter(&read, emitter, *fence, letter, *capacity),
-            Op::Ack { emitter, fence } => {
+            ClusterOp::Ack { emitter, fence } => {
                 rows.done(&read, emitter, *fence);
             }
             _ => {}
@@ -321,16 +321,16 @@ mod tests {
         ))
     }
 
-    fn append(emitter: &str, n: u32) -> Op {
-        Op::Append {
+    fn append(emitter: &str, n: u32) -> ClusterOp {
+        ClusterOp::Append {
             emitter: Arc::from(emitter),
             event: event(n),
             durable: None,
         }
     }
 
-    fn ack(emitter: &str, epoch: i64, seq: u64) -> Op {
-        Op::Ack {
+    fn ack(emitter: &str, epoch: i64, seq: u64) -> ClusterOp {
+        ClusterOp::Ack {
             emitter: Arc::from(emitter),
             fence: Fence { epoch, seq },
         }
@@ -371,7 +371,7 @@ mod tests {
     #[test]
     fn attempts_keep_the_highest_count_and_need_the_lease() {
         let at = |ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-        let attempted = |epoch, attempts, due| Op::Attempted {
+        let attempted = |epoch, attempts, due| ClusterOp::Attempted {
             emitter: Arc::from("a"),
             fence: Fence { epoch, seq: 2 },
             attempts,

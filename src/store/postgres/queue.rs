@@ -6,41 +6,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use actix::Recipient;
-
-use super::{Deadline, Fence, Member, Notice, Op, PgStore, State};
-use crate::emitter::queue::{Drained, EventQueue, Refused, Started, Ticket};
-use crate::error::StoreError;
+use super::{ClusterNotice, ClusterOp, Deadline, Fence, Member, PgStore, State};
 use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::durable::DurableAck;
-use crate::store::records::StoredEvent;
+use crate::store::queue::StoredState;
+use crate::store::queue::{
+    Drained, EventQueue, GiveUp, QueueChange, Refused, Started, StoreNotice, Ticket,
+};
+use crate::store::records::{StoredCounters, StoredEvent};
+use crate::store::thread::NoticeSink;
 
 /// Events read back per load.
 const WINDOW: usize = 1024;
-
-/// What a notice means for the worker.
-pub(crate) enum Consequence {
-    Nothing,
-    /// The stored state (on registering, or with the lease): resume it.
-    State(State),
-    /// The lease is gone: drop the started events (stored, the new holder
-    /// sends them).
-    LeaseLost,
-    /// Give the lease back once nothing is in flight.
-    Release,
-    /// The lease is valid again: send what was held.
-    Renewed,
-    Paused(bool),
-    DeadLetters {
-        letters: Vec<DeadLetter>,
-        next_id: u64,
-    },
-    NotStored {
-        events: Vec<Arc<Event>>,
-        error: StoreError,
-    },
-}
 
 pub(crate) struct PgQueue {
     store: PgStore,
@@ -75,7 +53,7 @@ impl PgQueue {
         fingerprint: String,
         capacity: usize,
         dead_letter_capacity: usize,
-        worker: Recipient<Notice>,
+        worker: NoticeSink<ClusterNotice>,
     ) -> Self {
         static TOKENS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let token = TOKENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -106,14 +84,14 @@ impl PgQueue {
             next_ticket: 0,
             pending: 0,
         };
-        queue.send(Op::Register {
+        queue.send(ClusterOp::Register {
             emitter: queue.emitter.clone(),
             member: Some(member),
         });
         queue
     }
 
-    fn send(&self, op: Op) {
+    fn send(&self, op: ClusterOp) {
         if let Err(error) = self.store.send(op) {
             tracing::error!(emitter = %self.emitter, %error, "PostgreSQL store unavailable");
         }
@@ -128,7 +106,7 @@ impl PgQueue {
             return;
         }
         self.loading = true;
-        self.send(Op::Load {
+        self.send(ClusterOp::Load {
             emitter: self.emitter.clone(),
             epoch,
             after: self.read_through,
@@ -152,61 +130,61 @@ impl PgQueue {
     }
 
     /// Handles what the store says.
-    pub(crate) fn notice(&mut self, notice: Notice) -> Consequence {
+    fn notice(&mut self, notice: ClusterNotice) -> QueueChange {
         match notice {
-            Notice::Registered(state) => {
+            ClusterNotice::Registered(state) => {
                 self.registered = true;
                 self.newest = self.newest.max(state.last_seq);
-                return Consequence::State(state);
+                return QueueChange::ClusterState(state.into());
             }
-            Notice::Granted { epoch, state } => {
+            ClusterNotice::Granted { epoch, state } => {
                 if self.epoch == Some(epoch) {
                     // Told twice (a grant racing a registration): the same
                     // lease, and what is started stays started.
-                    return Consequence::Nothing;
+                    return QueueChange::Nothing;
                 }
                 self.reset();
                 self.epoch = Some(epoch);
                 self.newest = state.last_seq;
                 self.refill();
-                return Consequence::State(state);
+                return QueueChange::ClusterState(state.into());
             }
-            Notice::LeaseLost => {
+            ClusterNotice::LeaseLost => {
                 self.epoch = None;
                 self.reset();
-                return Consequence::LeaseLost;
+                return QueueChange::LeaseLost;
             }
-            Notice::Release => {
+            ClusterNotice::Release => {
                 if self.epoch.is_some() {
                     self.releasing = true;
-                    return Consequence::Release;
+                    return QueueChange::Release;
                 }
             }
-            Notice::Renewed => return Consequence::Renewed,
-            Notice::Committed { count, last_seq } => {
+            ClusterNotice::Renewed => return QueueChange::Renewed,
+            ClusterNotice::Committed { count, last_seq } => {
                 self.newest = self.newest.max(last_seq);
                 self.pending = self.pending.saturating_sub(count);
                 self.refill();
             }
-            Notice::NotStored { events, error } => {
+            ClusterNotice::NotStored { events, error } => {
                 self.pending = self.pending.saturating_sub(events.len());
-                return Consequence::NotStored { events, error };
+                return QueueChange::NotStored { events, error };
             }
-            Notice::Newest { last_seq, paused } => {
+            ClusterNotice::Newest { last_seq, paused } => {
                 self.newest = self.newest.max(last_seq);
                 self.refill();
                 if let Some(paused) = paused {
-                    return Consequence::Paused(paused);
+                    return QueueChange::Paused(paused);
                 }
             }
-            Notice::Loaded {
+            ClusterNotice::Loaded {
                 epoch,
                 events,
                 through,
                 complete,
             } => {
                 if self.epoch != Some(epoch) {
-                    return Consequence::Nothing;
+                    return QueueChange::Nothing;
                 }
                 self.loading = false;
                 for stored in events {
@@ -221,30 +199,12 @@ impl PgQueue {
                 }
                 self.refill();
             }
-            Notice::DeadLetters { letters, next_id } => {
-                return Consequence::DeadLetters { letters, next_id };
+            ClusterNotice::DeadLetters { letters, next_id } => {
+                return QueueChange::DeadLetters { letters, next_id };
             }
-            Notice::Paused(paused) => return Consequence::Paused(paused),
+            ClusterNotice::Paused(paused) => return QueueChange::Paused(paused),
         }
-        Consequence::Nothing
-    }
-
-    /// Gives the lease back (nothing is in flight): the next holder starts
-    /// where this one stopped.
-    pub(crate) fn release(&mut self) {
-        if let Some(epoch) = self.epoch.take() {
-            self.send(Op::Release {
-                emitter: self.emitter.clone(),
-                epoch,
-            });
-        }
-        self.deadline.clear();
-        self.reset();
-    }
-
-    /// Asked to give the lease back.
-    pub(crate) fn releasing(&self) -> bool {
-        self.releasing
+        QueueChange::Nothing
     }
 }
 
@@ -256,7 +216,7 @@ impl EventQueue for PgQueue {
             return Err(Refused { event, durable });
         }
         self.pending += 1;
-        self.send(Op::Append {
+        self.send(ClusterOp::Append {
             emitter: self.emitter.clone(),
             event,
             durable,
@@ -284,7 +244,7 @@ impl EventQueue for PgQueue {
 
     fn attempted(&mut self, ticket: Ticket, attempts: u32, retry_at: std::time::SystemTime) {
         if let Some(fence) = self.fence(ticket) {
-            self.send(Op::Attempted {
+            self.send(ClusterOp::Attempted {
                 emitter: self.emitter.clone(),
                 fence,
                 attempts,
@@ -295,7 +255,7 @@ impl EventQueue for PgQueue {
 
     fn ack(&mut self, ticket: Ticket) {
         if let Some(fence) = self.fence(ticket) {
-            self.send(Op::Ack {
+            self.send(ClusterOp::Ack {
                 emitter: self.emitter.clone(),
                 fence,
             });
@@ -314,38 +274,38 @@ impl EventQueue for PgQueue {
             self.started.remove(&ticket);
             if fence.is_none() {
                 // Started under a lease since lost: not this node's to write.
-                durable.into_iter().for_each(|d| d.done());
+                DurableAck::settle(durable);
                 return;
             }
         }
-        match (letter, fence) {
-            (Some(letter), _) => self.send(Op::DeadLetter {
+        match GiveUp::new(letter, fence) {
+            GiveUp::Keep(letter, fence) => self.send(ClusterOp::DeadLetter {
                 emitter: self.emitter.clone(),
                 fence,
                 letter: letter.clone(),
                 capacity: self.dead_letter_capacity,
                 durable,
             }),
-            (None, Some(fence)) => {
-                self.send(Op::Ack {
+            GiveUp::Remove(fence) => {
+                self.send(ClusterOp::Ack {
                     emitter: self.emitter.clone(),
                     fence,
                 });
-                durable.into_iter().for_each(|d| d.done());
+                DurableAck::settle(durable);
             }
-            (None, None) => durable.into_iter().for_each(|d| d.done()),
+            GiveUp::Nothing => DurableAck::settle(durable),
         }
     }
 
     fn redeliver(&mut self, letters: Vec<DeadLetter>) {
-        self.send(Op::Redeliver {
+        self.send(ClusterOp::Redeliver {
             emitter: self.emitter.clone(),
             ids: letters.iter().map(|l| l.id).collect(),
         });
     }
 
     fn set_paused(&mut self, paused: bool) {
-        self.send(Op::SetPaused {
+        self.send(ClusterOp::SetPaused {
             emitter: self.emitter.clone(),
             paused,
         });
@@ -395,7 +355,7 @@ impl EventQueue for PgQueue {
 
     fn stopping(&mut self) {
         self.deadline.clear();
-        self.send(Op::Unregister {
+        self.send(ClusterOp::Unregister {
             emitter: self.emitter.clone(),
             token: self.token,
         });
@@ -409,7 +369,39 @@ impl EventQueue for PgQueue {
         self.epoch.is_some() && !self.releasing && self.deadline.valid()
     }
 
-    fn as_cluster(&mut self) -> Option<&mut PgQueue> {
-        Some(self)
+    fn on_notice(&mut self, notice: StoreNotice) -> QueueChange {
+        match notice {
+            StoreNotice::Cluster(notice) => self.notice(notice),
+            StoreNotice::Journal(_) => QueueChange::Nothing,
+        }
+    }
+
+    fn releasing(&self) -> bool {
+        self.releasing
+    }
+
+    /// Gives the lease back (nothing is in flight): the next holder starts
+    /// where this one stopped.
+    fn release(&mut self) {
+        if let Some(epoch) = self.epoch.take() {
+            self.send(ClusterOp::Release {
+                emitter: self.emitter.clone(),
+                epoch,
+            });
+        }
+        self.deadline.clear();
+        self.reset();
+    }
+}
+
+impl From<State> for StoredState {
+    fn from(state: State) -> Self {
+        StoredState {
+            paused: state.paused,
+            dead_letters: state.dead_letters,
+            next_dead_letter: state.next_dead_letter,
+            // Not kept in the database yet: stats count from this process.
+            counters: StoredCounters::default(),
+        }
     }
 }

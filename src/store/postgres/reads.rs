@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sqlx::{PgPool, Row};
 
-use super::{Notice, Op, Shared, State};
+use super::{ClusterNotice, ClusterOp, Shared, State};
 use crate::model::DeadLetter;
 use crate::store::records::{self, StoredEvent};
 
@@ -140,15 +140,18 @@ pub(super) struct Reads {
 
 impl Reads {
     /// The reads again, as operations for the next batch.
-    pub(super) fn into_ops(self) -> Vec<Op> {
-        let registered = self.registered.into_iter().map(|emitter| Op::Register {
-            emitter,
-            member: None,
-        });
+    pub(super) fn into_ops(self) -> Vec<ClusterOp> {
+        let registered = self
+            .registered
+            .into_iter()
+            .map(|emitter| ClusterOp::Register {
+                emitter,
+                member: None,
+            });
         let loads = self
             .loads
             .into_iter()
-            .map(|(request, epoch, through)| Op::Load {
+            .map(|(request, epoch, through)| ClusterOp::Load {
                 emitter: request.emitter,
                 epoch,
                 after: request.after,
@@ -156,7 +159,7 @@ impl Reads {
                 limit: request.limit,
             });
         let letters =
-            (self.dead_letters.into_iter()).map(|emitter| Op::ReadDeadLetters { emitter });
+            (self.dead_letters.into_iter()).map(|emitter| ClusterOp::ReadDeadLetters { emitter });
         registered.chain(loads).chain(letters).collect()
     }
 }
@@ -171,12 +174,12 @@ pub(super) async fn perform(
     for emitter in &reads.registered {
         let registered = state(pool, emitter).await?;
         let epoch = shared.members().get(emitter).and_then(|m| m.epoch);
-        shared.tell(emitter, Notice::Registered(registered));
+        shared.tell(emitter, ClusterNotice::Registered(registered));
         if let Some(epoch) = epoch {
             let granted = state(pool, emitter).await?;
             shared.tell(
                 emitter,
-                Notice::Granted {
+                ClusterNotice::Granted {
                     epoch,
                     state: granted,
                 },
@@ -190,7 +193,7 @@ pub(super) async fn perform(
             let Some(loaded) = found.remove(&request.emitter) else {
                 continue;
             };
-            let notice = Notice::Loaded {
+            let notice = ClusterNotice::Loaded {
                 epoch: *epoch,
                 complete: loaded.rows < request.limit,
                 events: loaded.events,
@@ -201,7 +204,7 @@ pub(super) async fn perform(
     }
     for emitter in &reads.dead_letters {
         let (letters, next_id) = dead_letters(pool, emitter).await?;
-        shared.tell(emitter, Notice::DeadLetters { letters, next_id });
+        shared.tell(emitter, ClusterNotice::DeadLetters { letters, next_id });
     }
     Ok(())
 }

@@ -67,8 +67,8 @@ pub(super) async fn start(
 fn run(
     connect: PgConnectOptions,
     shared: Arc<Shared>,
-    ops: mpsc::UnboundedReceiver<super::Op>,
-    weak: mpsc::WeakUnboundedSender<super::Op>,
+    ops: mpsc::UnboundedReceiver<super::ClusterOp>,
+    weak: mpsc::WeakUnboundedSender<super::ClusterOp>,
     ready: oneshot::Sender<Result<(), StoreError>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::plan::{arrange, Plan, Read, Rows, Wake};
-use super::Op;
+use super::ClusterOp;
 
 /// The channel every node listens on.
 pub(super) const CHANNEL: &str = "webhooks_emitter";
@@ -24,7 +24,7 @@ pub(super) async fn write(
     tx: &mut Tx<'_>,
     node: &str,
     plan: &Plan,
-    batch: &[Op],
+    batch: &[ClusterOp],
 ) -> Result<Rows, sqlx::Error> {
     register(tx, node, plan).await?;
     let read = Read {

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::errors::from_sqlx;
 use super::plan::{plan, Rows};
 use super::reads::{perform, LoadRequest, Reads};
-use super::{transaction, Notice, Op, Shared};
+use super::{transaction, ClusterNotice, ClusterOp, Shared};
 use crate::error::StoreError;
 use crate::model::Event;
 /// First and longest wait before a failed batch is tried again.
@@ -30,9 +30,13 @@ const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs until the channel is closed and what it held is committed.
-pub(super) async fn run(pool: PgPool, shared: Arc<Shared>, mut ops: mpsc::UnboundedReceiver<Op>) {
+pub(super) async fn run(
+    pool: PgPool,
+    shared: Arc<Shared>,
+    mut ops: mpsc::UnboundedReceiver<ClusterOp>,
+) {
     let (interval, max_batch) = (shared.options.commit_interval, shared.options.max_batch);
-    let mut carried: Vec<Op> = Vec::new();
+    let mut carried: Vec<ClusterOp> = Vec::new();
     let mut backoff = FIRST_BACKOFF;
     let mut closed_at: Option<Instant> = None;
     loop {
@@ -65,7 +69,7 @@ pub(super) async fn run(pool: PgPool, shared: Arc<Shared>, mut ops: mpsc::Unboun
             }
         }
         let gather_until = Instant::now() + interval;
-        let mut bytes: usize = carried.iter().map(Op::bytes).sum();
+        let mut bytes: usize = carried.iter().map(ClusterOp::bytes).sum();
         while closed_at.is_none() && carried.len() < max_batch && bytes < MAX_BATCH_BYTES {
             match tokio::time::timeout_at(gather_until, ops.recv()).await {
                 Ok(Some(op)) => {
@@ -103,8 +107,8 @@ pub(super) async fn run(pool: PgPool, shared: Arc<Shared>, mut ops: mpsc::Unboun
 async fn commit(
     pool: &PgPool,
     shared: &Arc<Shared>,
-    mut batch: Vec<Op>,
-) -> Result<(), (StoreError, Vec<Op>)> {
+    mut batch: Vec<ClusterOp>,
+) -> Result<(), (StoreError, Vec<ClusterOp>)> {
     let plan = plan(shared, &mut batch);
     let result = async {
         let mut tx = pool.begin().await?;
@@ -129,12 +133,12 @@ async fn commit(
 }
 
 /// After a commit: callers and workers are told, members updated, reads done.
-fn settle(shared: &Arc<Shared>, batch: Vec<Op>, outcome: Rows) -> Reads {
+fn settle(shared: &Arc<Shared>, batch: Vec<ClusterOp>, outcome: Rows) -> Reads {
     let mut committed: HashMap<Arc<str>, usize> = HashMap::new();
     let mut reads = Reads::default();
     for op in batch {
         match op {
-            Op::Append {
+            ClusterOp::Append {
                 emitter, durable, ..
             } => {
                 if let Some(durable) = durable {
@@ -142,21 +146,21 @@ fn settle(shared: &Arc<Shared>, batch: Vec<Op>, outcome: Rows) -> Reads {
                 }
                 *committed.entry(emitter).or_default() += 1;
             }
-            Op::DeadLetter {
+            ClusterOp::DeadLetter {
                 durable: Some(durable),
                 ..
             } => durable.done(),
-            Op::Flush { reply } => {
+            ClusterOp::Flush { reply } => {
                 let _ = reply.send(Ok(()));
             }
-            Op::Register { emitter, .. } => reads.registered.push(emitter),
-            Op::Unregister { emitter, token } => {
+            ClusterOp::Register { emitter, .. } => reads.registered.push(emitter),
+            ClusterOp::Unregister { emitter, token } => {
                 let mut members = shared.members();
                 if members.get(&emitter).is_some_and(|m| m.token == token) {
                     members.remove(&emitter);
                 }
             }
-            Op::Release { emitter, epoch } => {
+            ClusterOp::Release { emitter, epoch } => {
                 let mut members = shared.members();
                 if let Some(member) = members.get_mut(&emitter) {
                     if member.epoch == Some(epoch) {
@@ -166,7 +170,7 @@ fn settle(shared: &Arc<Shared>, batch: Vec<Op>, outcome: Rows) -> Reads {
                     }
                 }
             }
-            Op::Load {
+            ClusterOp::Load {
                 emitter,
                 epoch,
                 after,
@@ -181,7 +185,7 @@ fn settle(shared: &Arc<Shared>, batch: Vec<Op>, outcome: Rows) -> Reads {
                 epoch,
                 through,
             )),
-            Op::ReadDeadLetters { emitter } => reads.dead_letters.push(emitter),
+            ClusterOp::ReadDeadLetters { emitter } => reads.dead_letters.push(emitter),
             _ => {}
         }
     }
@@ -189,7 +193,7 @@ fn settle(shared: &Arc<Shared>, batch: Vec<Op>, outcome: Rows) -> Reads {
         // With the count, the newest sequence number: the holder on this
         // node knows of the events before `flush` could find it idle.
         let last_seq = outcome.newest(&emitter).unwrap_or(0);
-        shared.tell(&emitter, Notice::Committed { count, last_seq });
+        shared.tell(&emitter, ClusterNotice::Committed { count, last_seq });
     }
     for (emitter, epoch) in outcome.fenced_off {
         tracing::warn!(emitter, epoch, node = %shared.node(), "write refused: this node no longer holds the lease");
@@ -201,12 +205,16 @@ fn settle(shared: &Arc<Shared>, batch: Vec<Op>, outcome: Rows) -> Reads {
 /// A batch that did not commit: the operations to try again. Callers who
 /// wait (durable appends, flushes) hear the error now; their appends are
 /// dropped, so that `Err` means "not stored".
-fn failed(shared: &Shared, error: StoreError, batch: Vec<Op>) -> (StoreError, Vec<Op>) {
+fn failed(
+    shared: &Shared,
+    error: StoreError,
+    batch: Vec<ClusterOp>,
+) -> (StoreError, Vec<ClusterOp>) {
     let mut retry = Vec::with_capacity(batch.len());
     let mut refused: HashMap<Arc<str>, Vec<Arc<Event>>> = HashMap::new();
     for op in batch {
         match op {
-            Op::Append {
+            ClusterOp::Append {
                 emitter,
                 event,
                 durable: Some(durable),
@@ -214,10 +222,10 @@ fn failed(shared: &Shared, error: StoreError, batch: Vec<Op>) -> (StoreError, Ve
                 durable.failed(error.clone());
                 refused.entry(emitter).or_default().push(event);
             }
-            Op::Flush { reply } => {
+            ClusterOp::Flush { reply } => {
                 let _ = reply.send(Err(error.clone()));
             }
-            Op::DeadLetter {
+            ClusterOp::DeadLetter {
                 emitter,
                 fence,
                 letter,
@@ -225,7 +233,7 @@ fn failed(shared: &Shared, error: StoreError, batch: Vec<Op>) -> (StoreError, Ve
                 durable: Some(durable),
             } => {
                 durable.failed(error.clone());
-                retry.push(Op::DeadLetter {
+                retry.push(ClusterOp::DeadLetter {
                     emitter,
                     fence,
                     letter,
@@ -238,7 +246,7 @@ fn failed(shared: &Shared, error: StoreError, batch: Vec<Op>) -> (StoreError, Ve
     }
     for (emitter, events) in refused {
         let error = error.clone();
-        shared.tell(&emitter, Notice::NotStored { events, error });
+        shared.tell(&emitter, ClusterNotice::NotStored { events, error });
     }
     (error, retry)
 }

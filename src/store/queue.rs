@@ -1,6 +1,9 @@
-//! The emitter's queue behind a small boundary (push, start, ack, fail), so
-//! that a durable store replaces the in-memory one without touching the
-//! worker's state machine.
+//! The queue port: an emitter's queue behind a small boundary (push, start,
+//! ack, fail), so that a durable store replaces the in-memory one without
+//! touching the worker's state machine. Each store implements it
+//! ([`memory`](super::memory), [`journal`](super::journal), `postgres`) and
+//! tells the worker what changed through one notice path:
+//! [`EventQueue::on_notice`] turns a [`StoreNotice`] into a [`QueueChange`].
 //!
 //! The queue owns the events waiting to start. Once started, an event belongs
 //! to the worker (which tracks its attempts and timers) until it is acked
@@ -8,16 +11,18 @@
 //! bound covers started events too, and a durable store keeps it stored until
 //! then: a crash between start and ack must not lose it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 
-use crate::model::DeadLetter;
-use crate::model::Event;
+use crate::error::StoreError;
+use crate::model::{DeadLetter, Event};
 use crate::store::durable::DurableAck;
-use crate::store::journal::queue::JournalQueue;
+use crate::store::journal::JournalNotice;
+#[cfg(feature = "postgres")]
+use crate::store::postgres::ClusterNotice;
+use crate::store::records::StoredCounters;
 
 /// Identifies a started event until it is acked or failed. Tickets increase in
 /// the order events are started, which is their emit order.
@@ -106,10 +111,6 @@ pub(crate) trait EventQueue {
     fn durable(&self) -> bool {
         false
     }
-    /// The journal's queue, for the writer's notices.
-    fn as_journal(&mut self) -> Option<&mut JournalQueue> {
-        None
-    }
     /// The worker is stopping (detach, shutdown): let go of the store.
     fn stopping(&mut self) {}
     /// Whether this node may send now (in a cluster: while it holds a valid
@@ -117,137 +118,86 @@ pub(crate) trait EventQueue {
     fn may_deliver(&self) -> bool {
         true
     }
-    /// The PostgreSQL queue, for the store's notices.
+    /// What a notice from this queue's store changes, for the worker to act
+    /// on (only the store that sent it gets it).
+    fn on_notice(&mut self, _notice: StoreNotice) -> QueueChange {
+        QueueChange::Nothing
+    }
+    /// Asked to give the lease back (a cluster spreading its leases): start
+    /// nothing more.
+    fn releasing(&self) -> bool {
+        false
+    }
+    /// Gives the lease back; the worker has dropped its started events.
+    fn release(&mut self) {}
+}
+
+/// What a store's thread tells an emitter's worker, for its queue.
+pub(crate) enum StoreNotice {
+    Journal(JournalNotice),
     #[cfg(feature = "postgres")]
-    fn as_cluster(&mut self) -> Option<&mut crate::store::postgres::queue::PgQueue> {
-        None
-    }
+    Cluster(ClusterNotice),
 }
 
-/// The in-memory queue: a bounded `VecDeque` of waiting events.
-#[derive(Debug)]
-pub(crate) struct MemoryQueue {
-    waiting: VecDeque<Arc<Event>>,
-    /// Started and not yet acked or failed.
-    started: usize,
-    next_ticket: Ticket,
-    capacity: usize,
+/// What a store's notice means for the worker.
+// The lease and cluster variants come from a shared store only.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) enum QueueChange {
+    Nothing,
+    /// The emitter's stored state, read when it was attached: resume from it
+    /// (what this process did before it came stays, the counters add up).
+    Recovered(StoredState),
+    /// The cluster's state of the emitter (on registering, or with the
+    /// lease): it replaces this node's copy.
+    ClusterState(StoredState),
+    /// The cluster's dead letters, oldest first: they replace this node's.
+    DeadLetters {
+        letters: Vec<DeadLetter>,
+        next_id: u64,
+    },
+    /// Paused or resumed on another node.
+    Paused(bool),
+    /// The lease is gone: drop the started events (stored, the new holder
+    /// sends them).
+    LeaseLost,
+    /// Give the lease back once nothing is in flight.
+    Release,
+    /// The lease is valid again: send what was held.
+    Renewed,
+    /// These events could not be written (their callers were told).
+    NotStored {
+        events: Vec<Arc<Event>>,
+        error: StoreError,
+    },
 }
 
-impl MemoryQueue {
-    pub(crate) fn new(capacity: usize) -> Self {
-        MemoryQueue {
-            waiting: VecDeque::new(),
-            started: 0,
-            next_ticket: 0,
-            capacity,
-        }
-    }
+/// An emitter's state as a store keeps it.
+#[derive(Debug, Default)]
+pub(crate) struct StoredState {
+    pub paused: bool,
+    pub dead_letters: Vec<DeadLetter>,
+    pub next_dead_letter: u64,
+    /// Deliveries, failed attempts and dead letters so far.
+    pub counters: StoredCounters,
 }
 
-impl EventQueue for MemoryQueue {
-    fn push(&mut self, event: Arc<Event>, durable: Option<DurableAck>) -> Result<(), Refused> {
-        if self.len() >= self.capacity {
-            return Err(Refused { event, durable });
-        }
-        self.waiting.push_back(event);
-        // In memory, queued is as safe as it gets.
-        if let Some(durable) = durable {
-            durable.done();
-        }
-        Ok(())
-    }
-
-    fn start_next(&mut self) -> Option<Started> {
-        let event = self.waiting.pop_front()?;
-        let ticket = self.next_ticket;
-        self.next_ticket = self.next_ticket.wrapping_add(1);
-        self.started += 1;
-        Some(Started {
-            ticket,
-            event,
-            attempts: 0,
-            retry_at: None,
-        })
-    }
-
-    fn ack(&mut self, _: Ticket) {
-        self.started = self.started.saturating_sub(1);
-    }
-
-    fn fail(
-        &mut self,
-        ticket: Option<Ticket>,
-        _: Option<&DeadLetter>,
-        durable: Option<DurableAck>,
-    ) {
-        if ticket.is_some() {
-            self.started = self.started.saturating_sub(1);
-        }
-        if let Some(durable) = durable {
-            durable.done();
-        }
-    }
-
-    fn redeliver(&mut self, letters: Vec<DeadLetter>) {
-        self.waiting.extend(letters.into_iter().map(|l| l.event));
-    }
-
-    fn set_capacity(&mut self, capacity: usize) {
-        self.capacity = capacity;
-    }
-
-    fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-
-    fn len(&self) -> usize {
-        self.waiting.len() + self.started
-    }
-
-    fn room(&self) -> usize {
-        self.capacity.saturating_sub(self.len())
-    }
-
-    fn drain(&mut self) -> Drained {
-        Drained::Waiting(self.waiting.drain(..).collect())
-    }
+/// What a store writes for an event given up (`EventQueue::fail`), the same
+/// for every store; `S` is where the event is stored, if it was.
+pub(crate) enum GiveUp<'a, S> {
+    /// Keep it as a dead letter, removing its stored event (if any).
+    Keep(&'a DeadLetter, Option<S>),
+    /// Dead letters are not kept: the stored event just leaves the store.
+    Remove(S),
+    /// Not kept and not stored: nothing to write.
+    Nothing,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::RequestId;
-
-    fn event(n: u8) -> Arc<Event> {
-        Arc::new(Event::new(
-            Arc::from("e"),
-            bytes::Bytes::from(vec![n]),
-            RequestId::generate(),
-        ))
-    }
-
-    #[test]
-    fn started_events_count_until_acked() {
-        let mut queue = MemoryQueue::new(3);
-        for n in 0..3 {
-            assert!(queue.push(event(n), None).is_ok());
+impl<'a, S> GiveUp<'a, S> {
+    pub(crate) fn new(letter: Option<&'a DeadLetter>, stored: Option<S>) -> Self {
+        match (letter, stored) {
+            (Some(letter), stored) => GiveUp::Keep(letter, stored),
+            (None, Some(stored)) => GiveUp::Remove(stored),
+            (None, None) => GiveUp::Nothing,
         }
-        assert!(
-            queue.push(event(9), None).is_err(),
-            "bounded, started ones included"
-        );
-        let first = queue.start_next().map(|s| s.ticket);
-        let second = queue.start_next().map(|s| s.ticket);
-        assert!(first < second, "tickets follow the emit order");
-        assert_eq!((queue.len(), queue.waiting()), (3, 1));
-        queue.ack(second.unwrap_or_default());
-        assert_eq!(queue.len(), 2);
-        assert!(queue.push(event(3), None).is_ok());
-        let Drained::Waiting(drained) = queue.drain() else {
-            unreachable!("memory queues drain at once")
-        };
-        let drained: Vec<u8> = drained.iter().map(|e| e.payload()[0]).collect();
-        assert_eq!(drained, [2, 3]);
     }
 }
