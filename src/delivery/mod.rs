@@ -7,7 +7,7 @@
 //! - [`request`]: build the signed request, send it, classify the answer.
 //! - [`envelope`]: the optional `{id, timestamp, event, data}` body.
 //! - [`retry_after`]: reading a `Retry-After` header.
-//! - [`failure`]: why an attempt failed.
+//! - [`template`]: what every request to one endpoint needs, prepared once.
 //! - [`driver`]: one task per thread drives every request on that thread.
 //! - [`tls`], [`ssrf`]: certificate verification, and refused targets.
 
@@ -19,6 +19,7 @@ mod interim;
 pub(crate) mod request;
 mod retry_after;
 mod ssrf;
+pub(crate) mod template;
 pub(crate) mod tls;
 
 pub use ssrf::SsrfGuard;

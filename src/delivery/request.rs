@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::delivery::retry_after::retry_after;
 use crate::delivery::ssrf::BlockedTarget;
-use crate::emitter::config::ValidatedConfig;
+use crate::delivery::template::RequestTemplate;
 use crate::model::Event;
 use crate::model::Failure;
 use crate::signing::headers::{
@@ -30,7 +30,7 @@ pub(crate) const KEPT_RESPONSE_BODY: usize = 4 * 1024;
 /// (empty without an answer).
 pub(crate) async fn attempt(
     client: &awc::Client,
-    config: &ValidatedConfig,
+    config: &RequestTemplate,
     event: &Event,
     body: Bytes,
 ) -> (Result<u16, Failure>, Bytes) {
@@ -71,7 +71,7 @@ pub(crate) async fn attempt(
 /// The POST with every header: wire format, signatures, credentials, extras.
 fn signed_request(
     client: &awc::Client,
-    config: &ValidatedConfig,
+    config: &RequestTemplate,
     event: &Event,
     body: &[u8],
 ) -> awc::ClientRequest {

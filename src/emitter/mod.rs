@@ -2,7 +2,7 @@
 //! they own.
 //!
 //! - [`handle`]: `WebhooksEmitter`, what apps call (also [`durable`],
-//!   [`reconfigure`]); [`builder`] its options;
+//!   [`reconfigure`], and `live`: live updates); [`builder`] its options;
 //!   [`background`] a `System` on a thread of its own.
 //! - [`registry`]: the registry actor: ids → workers, event names → workers;
 //!   every emit and every per-emitter call passes through it.
@@ -20,6 +20,8 @@ pub(crate) mod config;
 pub(crate) mod dead_letters;
 mod durable;
 pub(crate) mod handle;
+#[cfg(feature = "sse")]
+mod live;
 mod reconfigure;
 pub(crate) mod registry;
 pub(crate) mod report;

@@ -6,9 +6,8 @@
 //! slows the emitter or the others.
 
 mod broadcaster;
-mod endpoint;
+pub(crate) mod endpoint;
 mod frame;
-mod handle;
 mod kick;
 mod position;
 mod slot;
@@ -20,10 +19,13 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 
-pub(crate) use broadcaster::{BroadcasterGone, CrashBroadcaster, Publish, SseBroadcaster};
+pub(crate) use broadcaster::{
+    BroadcasterGone, ClientCounts, CrashBroadcaster, Publish, SseBroadcaster, StopBroadcaster,
+};
 pub use endpoint::SseRejection;
 use frame::breaks_framing;
 pub(crate) use slot::BroadcasterSlot;
+pub(crate) use ws::route as ws_route;
 
 /// The topic that receives every event of every topic, with ids of its own.
 pub const ALL_TOPICS: &str = "*";

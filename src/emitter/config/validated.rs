@@ -2,15 +2,14 @@
 //! header names and values, keys, the retry policy, the TLS configuration.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use awc::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
-use awc::http::Uri;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
 use super::url::{check_literal_target, parse, Target};
 use super::{Auth, Config, Defaults, DEFAULT_DURABLE_QUEUE_CAPACITY, DEFAULT_QUEUE_CAPACITY};
+use crate::delivery::template::{RequestTemplate, SenderHeaders};
 use crate::delivery::{tls, TargetPolicy};
 use crate::emitter::backoff::Backoff;
 use crate::emitter::retry_policy::{DeliveryOrder, RetryPolicy};
@@ -19,47 +18,15 @@ use crate::redact::Redacted;
 use crate::signing::headers::{LegacyHeaders, STANDARD_HEADERS};
 use crate::signing::standard::parse_standard_secret;
 
-/// A signing key.
-pub(crate) type Key = Redacted<Arc<[u8]>>;
-
 /// Headers a config may never set: HTTP framing.
 const FRAMING_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
-
-/// The `x-<identifier>-*` headers, as header names.
-#[derive(Debug, Clone)]
-pub(crate) struct SenderHeaders {
-    pub event: HeaderName,
-    pub delivery: HeaderName,
-    pub signature: HeaderName,
-    pub timestamp: HeaderName,
-}
 
 /// A configuration `attach` has accepted.
 #[derive(Debug)]
 pub(crate) struct ValidatedConfig {
-    /// What awc requests: `http://host:port/…` (TLS is below awc).
-    pub url: Uri,
-    /// For https targets: the `Host` header (awc would derive `host:443`).
-    pub host_header: Option<HeaderValue>,
-    /// The URL with credentials redacted, for logs.
-    pub display_url: String,
-    pub secret: Option<Key>,
-    pub headers: SenderHeaders,
-    pub request_timeout: Duration,
+    /// What every request needs, prepared once.
+    pub request: RequestTemplate,
     pub retry: RetryPolicy,
-    /// Values marked sensitive: they are often credentials.
-    pub additional_headers: Vec<(HeaderName, HeaderValue)>,
-    /// Standard Webhooks keys; each signs every request.
-    pub standard_keys: Vec<Key>,
-    /// `x-<identifier>-timestamp`, when the legacy signature is timestamped.
-    pub timestamp_header: Option<HeaderName>,
-    /// The `authorization` value from `bearer_token` or `basic_auth`.
-    pub authorization: Option<HeaderValue>,
-    pub envelope: bool,
-    /// Set when an SSRF guard applies.
-    pub target_policy: Option<TargetPolicy>,
-    /// Set for https targets.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub queue_capacity: usize,
     pub dead_letter_capacity: usize,
 }
@@ -75,24 +42,25 @@ impl ValidatedConfig {
             digest.update((part.len() as u64).to_le_bytes());
             digest.update(part);
         };
-        text(self.url.to_string().as_bytes());
-        for key in self.secret.iter().chain(&self.standard_keys) {
+        let request = &self.request;
+        text(request.url.to_string().as_bytes());
+        for key in request.secret.iter().chain(&request.standard_keys) {
             text(key.expose());
         }
-        for (name, value) in &self.additional_headers {
+        for (name, value) in &request.additional_headers {
             text(name.as_str().as_bytes());
             text(value.as_bytes());
         }
-        if let Some(authorization) = &self.authorization {
+        if let Some(authorization) = &request.authorization {
             text(authorization.as_bytes());
         }
         let settings = format!(
             "{:?} {:?} {:?} {:?} {} {} {}",
-            self.headers,
-            self.timestamp_header,
-            self.request_timeout,
+            request.headers,
+            request.timestamp_header,
+            request.request_timeout,
             self.retry,
-            self.envelope,
+            request.envelope,
             self.queue_capacity,
             self.dead_letter_capacity
         );
@@ -146,20 +114,22 @@ impl Config {
             _ => None,
         };
         Ok(ValidatedConfig {
-            url: route.target.uri,
-            host_header: route.host_header,
-            display_url: route.target.display,
-            secret,
-            headers,
-            request_timeout: self.request_timeout,
+            request: RequestTemplate {
+                url: route.target.uri,
+                host_header: route.host_header,
+                display_url: route.target.display,
+                secret,
+                headers,
+                request_timeout: self.request_timeout,
+                additional_headers,
+                standard_keys,
+                timestamp_header,
+                authorization,
+                envelope: self.envelope,
+                target_policy: route.policy,
+                tls: route.tls,
+            },
             retry: self.retry_policy(),
-            additional_headers,
-            standard_keys,
-            timestamp_header,
-            authorization,
-            envelope: self.envelope,
-            target_policy: route.policy,
-            tls: route.tls,
             queue_capacity: self.queue_capacity.unwrap_or(if defaults.durable {
                 DEFAULT_DURABLE_QUEUE_CAPACITY
             } else {
@@ -323,6 +293,7 @@ impl Reserved<'_> {
 mod tests {
     use super::*;
     use crate::delivery::SsrfGuard;
+    use std::time::Duration;
 
     fn refusal(config: Config) -> ConfigError {
         match config.validate(&Defaults::default()) {
@@ -506,14 +477,14 @@ mod tests {
         };
         let config = Config::new("/api/hooks").validate(&defaults);
         assert_eq!(
-            config.map(|c| c.url.to_string()).ok().as_deref(),
+            config.map(|c| c.request.url.to_string()).ok().as_deref(),
             Some("http://internal:8080/v1/api/hooks")
         );
         let https = Config::new("https://example.com/in").validate(&Defaults::default());
         let https = https.unwrap_or_else(|e| panic!("{e}"));
-        assert!(https.tls.is_some());
+        assert!(https.request.tls.is_some());
         assert_eq!(
-            https.host_header.as_ref().map(|h| h.as_bytes()),
+            https.request.host_header.as_ref().map(|h| h.as_bytes()),
             Some(&b"example.com"[..])
         );
     }
@@ -533,7 +504,7 @@ mod proptests {
         fn any_additional_header_is_checked(name in ".{0,20}", value in ".{0,40}") {
             let config = Config::new("http://127.0.0.1:1/").additional_header(name, value);
             if let Ok(valid) = config.validate(&Defaults::default()) {
-                for (_, value) in &valid.additional_headers {
+                for (_, value) in &valid.request.additional_headers {
                     prop_assert!(!value.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0)));
                 }
             }

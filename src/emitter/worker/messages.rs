@@ -341,9 +341,11 @@ impl Handler<SendTest> for Worker {
         let (client, config) = (self.client.clone(), self.config.clone());
         let send = async move {
             let started = Instant::now();
-            let outcome = match (client, envelope::body_for(config.envelope, &event)) {
+            let outcome = match (client, envelope::body_for(config.request.envelope, &event)) {
                 (Some(client), Ok(body)) => {
-                    request::attempt(&client, &config, &event, body).await.0
+                    request::attempt(&client, &config.request, &event, body)
+                        .await
+                        .0
                 }
                 (None, _) => Err(Failure::Request("emitter not started".into())),
                 (_, Err(e)) => Err(Failure::Request(e.to_string())),

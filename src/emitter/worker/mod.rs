@@ -222,7 +222,7 @@ impl Worker {
             attempts,
             retry_at,
         } = started;
-        let body = match envelope::body_for(self.config.envelope, &event) {
+        let body = match envelope::body_for(self.config.request.envelope, &event) {
             Ok(body) => body,
             Err(error) => {
                 // Only a payload that is not JSON gets here (a damaged stored
@@ -286,7 +286,7 @@ impl Worker {
                 if panic_now {
                     panic!("test hook: a request future panics");
                 }
-                request::attempt(&client, &config, &event, body).await
+                request::attempt(&client, &config.request, &event, body).await
             };
             // A panic in one request fails that attempt only: the worker gets
             // its result like any other, and the driver goes on.
@@ -386,7 +386,7 @@ impl Worker {
                 let now = SystemTime::now();
                 let due = now.checked_add(after).unwrap_or(now);
                 self.queue.attempted(ticket, attempts, due);
-                tracing::warn!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempt = attempts, %failure, retry_in = ?after, "attempt failed; will retry");
+                tracing::warn!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.request.display_url, attempt = attempts, %failure, retry_in = ?after, "attempt failed; will retry");
                 let outcome = Outcome::AttemptFailed {
                     attempt: attempts,
                     failure,
@@ -398,7 +398,7 @@ impl Worker {
             }
             Decision::DeadLetter { reason, pause } => {
                 self.active.remove(&ticket);
-                tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.display_url, attempts, %failure, "event dead-lettered");
+                tracing::error!(parent: &self.span, event = event.name(), request_id = %event.request_id(), url = %self.config.request.display_url, attempts, %failure, "event dead-lettered");
                 self.streak.dead_letters = self.streak.dead_letters.saturating_add(1);
                 self.dead_letter(
                     Some(ticket),
@@ -452,7 +452,7 @@ impl Worker {
     fn pause_self(&mut self, event: &Arc<Event>, reason: PauseReason) {
         self.paused = true;
         self.queue.set_paused(true);
-        tracing::warn!(parent: &self.span, url = %self.config.display_url, ?reason, "emitter paused itself; restart it to resume");
+        tracing::warn!(parent: &self.span, url = %self.config.request.display_url, ?reason, "emitter paused itself; restart it to resume");
         self.reporter
             .report(event, Outcome::EmitterPaused { reason });
     }
@@ -476,9 +476,9 @@ impl Actor for Worker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.client = Some(client::build_client(&self.config));
+        self.client = Some(client::build_client(&self.config.request));
         self.open_store(ctx);
-        tracing::info!(parent: &self.span, url = %self.config.display_url, "emitter started");
+        tracing::info!(parent: &self.span, url = %self.config.request.display_url, "emitter started");
         self.pump(ctx);
         #[cfg(feature = "metrics")]
         {

@@ -29,8 +29,8 @@ impl Handler<Reconfigure> for Worker {
         }
         self.config = config;
         // The client carries the timeout and the TLS settings.
-        self.client = Some(client::build_client(&self.config));
-        tracing::info!(parent: &self.span, url = %self.config.display_url, "emitter reconfigured");
+        self.client = Some(client::build_client(&self.config.request));
+        tracing::info!(parent: &self.span, url = %self.config.request.display_url, "emitter reconfigured");
         // A higher `max_in_flight` may start more events now.
         self.pump(ctx);
     }

@@ -1,5 +1,5 @@
-//! The SSE side of the handle: publish on topics of your own, mount the
-//! endpoint, count clients.
+//! The live-updates side of the handle (feature `sse`): publish on topics of
+//! your own, mount the SSE and WebSocket endpoints, count clients.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,11 +7,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::broadcaster::{ClientCounts, Publish, StopBroadcaster};
-use super::{endpoint, validate_topic, ALL_TOPICS};
 use crate::emitter::WebhooksEmitter;
 use crate::error::EmitError;
 use crate::model::validate_event_name;
+use crate::sse::{endpoint, validate_topic, ClientCounts, Publish, StopBroadcaster, ALL_TOPICS};
 
 impl WebhooksEmitter {
     /// Publishes `payload` (as JSON) to the SSE clients of `topic` (and of `*`)
@@ -102,7 +101,7 @@ impl WebhooksEmitter {
     /// # }
     /// ```
     pub fn ws_route(&self) -> actix_web::Route {
-        super::ws::route(self.endpoint())
+        crate::sse::ws_route(self.endpoint())
     }
 
     /// Connected live clients per topic (SSE streams and WebSocket
