@@ -1,7 +1,6 @@
 //! `WebhooksEmitterBuilder`: options shared by every emitter of one handle, and
 //! where the actors are started.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -10,7 +9,7 @@ use tokio::sync::broadcast;
 use crate::delivery::SsrfGuard;
 use crate::emitter::background::BackgroundSystem;
 use crate::emitter::config::Defaults;
-use crate::emitter::handle::{Inner, WebhooksEmitter};
+use crate::emitter::handle::{Actors, Inner, WebhooksEmitter};
 use crate::emitter::registry::Registry;
 #[cfg(feature = "sse")]
 use crate::emitter::registry::SseLink;
@@ -54,13 +53,6 @@ impl Default for WebhooksEmitterBuilder {
             sse: SseOptions::default(),
         }
     }
-}
-
-/// The actors of one handle.
-pub(crate) struct Actors {
-    pub registry: Addr<Registry>,
-    #[cfg(feature = "sse")]
-    pub sse: BroadcasterSlot,
 }
 
 impl WebhooksEmitterBuilder {
@@ -193,18 +185,18 @@ impl WebhooksEmitterBuilder {
         reports: broadcast::Sender<DeliveryReport>,
         background: Option<BackgroundSystem>,
     ) -> WebhooksEmitter {
+        let inner = Inner::new(
+            actors,
+            reports,
+            background,
+            self.max_payload_bytes,
+            self.defaults,
+            self.store,
+            #[cfg(feature = "sse")]
+            self.sse,
+        );
         WebhooksEmitter {
-            inner: Arc::new(Inner {
-                actors,
-                #[cfg(feature = "sse")]
-                sse_options: self.sse,
-                reports,
-                accepting: AtomicBool::new(true),
-                max_payload_bytes: self.max_payload_bytes,
-                defaults: self.defaults,
-                store: self.store,
-                background,
-            }),
+            inner: Arc::new(inner),
         }
     }
 }

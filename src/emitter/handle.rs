@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::emitter::background::BackgroundSystem;
-use crate::emitter::builder::{Actors, WebhooksEmitterBuilder};
+use crate::emitter::builder::WebhooksEmitterBuilder;
 use crate::emitter::config::{Config, Defaults};
 use crate::emitter::registry::{
     Attach, Detach, Emit, Flush, Forward, ListRunning, Registry, Shutdown, StatsAll,
@@ -52,6 +52,14 @@ pub struct WebhooksEmitter {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The actors of one handle.
+pub(crate) struct Actors {
+    pub registry: actix::Addr<Registry>,
+    #[cfg(feature = "sse")]
+    pub sse: crate::sse::BroadcasterSlot,
+}
+
+/// What every clone of a handle shares.
 pub(crate) struct Inner {
     pub actors: Actors,
     #[cfg(feature = "sse")]
@@ -63,6 +71,31 @@ pub(crate) struct Inner {
     pub store: Store,
     /// Present when the actors run on the crate's own thread; stopped on drop.
     pub background: Option<BackgroundSystem>,
+}
+
+impl Inner {
+    /// A handle's state around actors already started.
+    pub(crate) fn new(
+        actors: Actors,
+        reports: broadcast::Sender<DeliveryReport>,
+        background: Option<BackgroundSystem>,
+        max_payload_bytes: usize,
+        defaults: Defaults,
+        store: Store,
+        #[cfg(feature = "sse")] sse_options: crate::sse::SseOptions,
+    ) -> Self {
+        Inner {
+            actors,
+            #[cfg(feature = "sse")]
+            sse_options,
+            reports,
+            accepting: AtomicBool::new(true),
+            max_payload_bytes,
+            defaults,
+            store,
+            background,
+        }
+    }
 }
 
 impl Drop for Inner {

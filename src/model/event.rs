@@ -137,7 +137,6 @@ impl Event {
     }
 
     /// The name, cheap to clone.
-    #[cfg(feature = "sse")]
     pub(crate) fn shared_name(&self) -> Arc<str> {
         self.name.clone()
     }

@@ -8,12 +8,13 @@ use tokio::sync::oneshot;
 
 use crate::error::StoreError;
 
-/// Shared by the copies of one event at each emitter.
+/// AckState by the copies of one event at each emitter.
 #[derive(Debug, Clone)]
-pub(crate) struct DurableAck(Arc<Shared>);
+pub(crate) struct DurableAck(Arc<AckState>);
 
+/// How many copies are still to be confirmed, and whom to answer.
 #[derive(Debug)]
-struct Shared {
+struct AckState {
     remaining: AtomicUsize,
     answer: Mutex<Option<oneshot::Sender<Result<(), StoreError>>>>,
 }
@@ -22,7 +23,7 @@ impl DurableAck {
     /// An acknowledgement answering `answer` after `copies` confirmations;
     /// with none, at once.
     pub(crate) fn new(copies: usize, answer: oneshot::Sender<Result<(), StoreError>>) -> Self {
-        let ack = DurableAck(Arc::new(Shared {
+        let ack = DurableAck(Arc::new(AckState {
             remaining: AtomicUsize::new(copies),
             answer: Mutex::new(Some(answer)),
         }));

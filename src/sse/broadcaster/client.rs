@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::fanout::Cursor;
+use super::fanout::{Cursor, Disconnect};
 use crate::sse::kick::Kick;
 
 /// The topics of a multi-topic stream, in the order requested: its ids give
@@ -34,7 +34,7 @@ pub(crate) enum Audience {
 
 /// What a client shares across the topics it follows.
 #[derive(Debug)]
-pub(super) struct Shared {
+pub(super) struct ClientInfo {
     pub id: u64,
     pub audience: Audience,
     pub last_write: Cell<Instant>,
@@ -47,7 +47,7 @@ pub(super) struct Shared {
 #[derive(Debug)]
 pub(super) struct Client {
     pub delivery: Delivery,
-    pub shared: Rc<Shared>,
+    pub shared: Rc<ClientInfo>,
 }
 
 /// How frames reach a client.
@@ -77,18 +77,11 @@ impl Delivery {
     }
 }
 
-/// Why a client is disconnected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Disconnect {
-    Closed,
-    TooSlow,
-}
-
 /// Queues `frame` on a client's own channel without waiting; the error says
 /// why the client must go.
 pub(super) fn send(
     sender: &mpsc::Sender<Frame>,
-    shared: &Shared,
+    shared: &ClientInfo,
     frame: Frame,
     now: Instant,
 ) -> Result<(), Disconnect> {

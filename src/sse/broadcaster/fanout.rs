@@ -19,7 +19,12 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use futures_util::Stream;
 
-use super::client::Disconnect;
+/// Why a client is disconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Disconnect {
+    Closed,
+    TooSlow,
+}
 
 /// The shared frames of one topic.
 #[derive(Debug)]

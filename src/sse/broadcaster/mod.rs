@@ -29,8 +29,9 @@ use std::time::Instant;
 use actix::prelude::*;
 use bytes::Bytes;
 
-use client::{log_drop, Delivery, Disconnect, Shared};
+use client::{log_drop, ClientInfo, Delivery};
 pub(crate) use client::{Audience, Frame, TopicSet};
+use fanout::Disconnect;
 pub(crate) use subscribe::{Join, Leave, LeaveAll, Subscribe, SubscribeMany};
 use topic::{Record, Topic};
 
@@ -46,7 +47,7 @@ pub(crate) struct SseBroadcaster {
     /// Publish order across topics.
     next_seq: u64,
     /// Every client, with the topics it follows.
-    clients: HashMap<u64, (Rc<Shared>, Vec<Arc<str>>)>,
+    clients: HashMap<u64, (Rc<ClientInfo>, Vec<Arc<str>>)>,
     all: Arc<str>,
     /// Told if this actor stops without being asked to (a panic).
     registry: Option<Recipient<BroadcasterGone>>,
@@ -219,7 +220,7 @@ impl SseBroadcaster {
     }
 
     /// Registers a client in `topic`, its frames going by `delivery`.
-    fn register(&mut self, shared: Rc<Shared>, topic: &Arc<str>, delivery: Delivery) {
+    fn register(&mut self, shared: Rc<ClientInfo>, topic: &Arc<str>, delivery: Delivery) {
         let entry = self.topics.entry(topic.clone()).or_default();
         if matches!(shared.audience, Audience::SseMulti(_)) {
             entry.multi_clients += 1;

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::client::{self, Delivery, Disconnect, Frame, Shared};
+use super::client::{self, ClientInfo, Delivery, Frame};
+use super::fanout::Disconnect;
 use super::fanout::Fanout;
 use super::topic::Topic;
 
@@ -26,7 +27,7 @@ impl Topic {
         &mut self,
         now: Instant,
         shared_frame: impl FnOnce() -> Option<Bytes>,
-        mut own_frame: impl FnMut(&Shared) -> Option<Frame>,
+        mut own_frame: impl FnMut(&ClientInfo) -> Option<Frame>,
     ) -> Vec<(u64, Disconnect)> {
         let mut gone = Vec::new();
         let mut shared_frame = Some(shared_frame);

@@ -11,7 +11,8 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::client::{Audience, Delivery, Disconnect, Frame, Shared, TopicSet};
+use super::client::{Audience, ClientInfo, Delivery, Frame, TopicSet};
+use super::fanout::Disconnect;
 use super::fanout::FanoutStream;
 use super::render;
 use super::topic::{Record, Resume};
@@ -25,12 +26,12 @@ impl SseBroadcaster {
         id: Option<u64>,
         audience: Audience,
         kick: Option<Arc<Kick>>,
-    ) -> Rc<Shared> {
+    ) -> Rc<ClientInfo> {
         let id = id.unwrap_or_else(|| {
             self.next_client += 1;
             self.next_client
         });
-        Rc::new(Shared {
+        Rc::new(ClientInfo {
             id,
             audience,
             last_write: Cell::new(Instant::now()),

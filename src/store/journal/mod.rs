@@ -139,7 +139,7 @@ impl Journal {
         let commits = Arc::new(AtomicU64::new(0));
         let (ops, thread) = writer::spawn(
             database,
-            writer::Shared {
+            writer::WriterState {
                 path: path.to_path_buf(),
                 options: options.clone(),
                 failure: failure.clone(),

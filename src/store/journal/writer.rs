@@ -29,7 +29,7 @@ struct Pending {
 }
 
 /// What the writer shares with the journal's handles.
-pub(super) struct Shared {
+pub(super) struct WriterState {
     pub path: PathBuf,
     pub options: JournalOptions,
     pub failure: Arc<Mutex<Option<StoreError>>>,
@@ -39,7 +39,7 @@ pub(super) struct Shared {
 
 struct Writer {
     database: Option<Database>,
-    shared: Shared,
+    shared: WriterState,
     /// When the last durable (fsynced) commit was.
     last_sync: Instant,
     /// The worker of each emitter that recovered, for notices.
@@ -96,7 +96,7 @@ impl Inbox {
 /// Starts the writer thread on `database`; returns where to send operations.
 pub(super) fn spawn(
     database: Database,
-    shared: Shared,
+    shared: WriterState,
 ) -> Result<(Senders, std::thread::JoinHandle<()>), StoreError> {
     let (urgent, urgent_inbox) = mpsc::channel();
     let (later, later_inbox) = mpsc::channel();

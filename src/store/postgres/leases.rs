@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::reads::{self, unsigned};
-use super::{ClusterNotice, Shared};
+use super::{ClusterNotice, NodeState};
 
 /// How often the keeper runs for a given expiry.
 pub(super) fn tick_for(expiry: Duration) -> Duration {
@@ -28,7 +28,7 @@ pub(super) fn tick_for(expiry: Duration) -> Duration {
 }
 
 /// Runs until `stop`, then gives every lease back.
-pub(super) async fn keep(pool: PgPool, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+pub(super) async fn keep(pool: PgPool, shared: Arc<NodeState>, mut stop: oneshot::Receiver<()>) {
     let mut ticks = tokio::time::interval(tick_for(shared.options.lease_expiry));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing = false;
@@ -64,7 +64,7 @@ fn interval(duration: Duration) -> PgInterval {
     }
 }
 
-async fn tick(pool: &PgPool, shared: &Shared) -> Result<(), sqlx::Error> {
+async fn tick(pool: &PgPool, shared: &NodeState) -> Result<(), sqlx::Error> {
     let (registered, held) = {
         let members = shared.members();
         let registered: Vec<String> = members.keys().map(|id| id.to_string()).collect();
@@ -96,7 +96,7 @@ async fn tick(pool: &PgPool, shared: &Shared) -> Result<(), sqlx::Error> {
 
 async fn renew(
     pool: &PgPool,
-    shared: &Shared,
+    shared: &NodeState,
     held: &[(String, i64)],
     valid_until: std::time::Instant,
 ) -> Result<(), sqlx::Error> {
@@ -145,7 +145,7 @@ async fn renew(
 /// Claims up to this node's share, or gives back what is above it.
 async fn spread(
     pool: &PgPool,
-    shared: &Shared,
+    shared: &NodeState,
     registered: &[String],
     valid_until: std::time::Instant,
 ) -> Result<(), sqlx::Error> {
@@ -232,7 +232,7 @@ async fn spread(
 }
 
 /// Asks the holder's worker to give the lease back once nothing is in flight.
-fn give_up(shared: &Shared, emitter: &Arc<str>) {
+fn give_up(shared: &NodeState, emitter: &Arc<str>) {
     let mut members = shared.members();
     if let Some(member) = members.get_mut(emitter) {
         member.releasing = true;
@@ -244,7 +244,7 @@ fn give_up(shared: &Shared, emitter: &Arc<str>) {
 /// This node holds `emitter`'s lease at `epoch`: its worker gets the state.
 async fn grant(
     pool: &PgPool,
-    shared: &Shared,
+    shared: &NodeState,
     emitter: &str,
     epoch: i64,
     valid_until: std::time::Instant,
@@ -278,7 +278,7 @@ async fn grant(
 }
 
 /// Tells each holder the newest sequence number and the paused state.
-async fn poll(pool: &PgPool, shared: &Shared) -> Result<(), sqlx::Error> {
+async fn poll(pool: &PgPool, shared: &NodeState) -> Result<(), sqlx::Error> {
     let held: Vec<String> = shared
         .members()
         .iter()
@@ -312,7 +312,7 @@ async fn poll(pool: &PgPool, shared: &Shared) -> Result<(), sqlx::Error> {
 }
 
 /// At close: every lease back, and this node no longer counted as live.
-async fn give_back(pool: &PgPool, shared: &Shared) -> Result<(), sqlx::Error> {
+async fn give_back(pool: &PgPool, shared: &NodeState) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE webhooks_emitter_leases SET owner = NULL, expires_at = now() WHERE owner = $1",
     )

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc::WeakUnboundedSender;
 
 use super::transaction::CHANNEL;
-use super::{ClusterNotice, ClusterOp, Shared};
+use super::{ClusterNotice, ClusterOp, NodeState};
 
 /// The longest wait before listening again after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -29,7 +29,11 @@ struct Wake {
 }
 
 /// Listens until aborted, reconnecting with backoff.
-pub(super) async fn listen(pool: PgPool, shared: Arc<Shared>, ops: WeakUnboundedSender<ClusterOp>) {
+pub(super) async fn listen(
+    pool: PgPool,
+    shared: Arc<NodeState>,
+    ops: WeakUnboundedSender<ClusterOp>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match session(&pool, &shared, &ops).await {
@@ -45,7 +49,7 @@ pub(super) async fn listen(pool: PgPool, shared: Arc<Shared>, ops: WeakUnbounded
 
 async fn session(
     pool: &PgPool,
-    shared: &Shared,
+    shared: &NodeState,
     ops: &WeakUnboundedSender<ClusterOp>,
 ) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
@@ -68,7 +72,7 @@ fn parse(payload: &str) -> Option<Wake> {
 }
 
 /// Tells this node's workers what another (or this) node committed.
-fn dispatch(shared: &Shared, ops: &WeakUnboundedSender<ClusterOp>, payload: &str) {
+fn dispatch(shared: &NodeState, ops: &WeakUnboundedSender<ClusterOp>, payload: &str) {
     let Some(wake) = parse(payload) else {
         return;
     };

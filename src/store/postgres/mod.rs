@@ -158,11 +158,11 @@ struct Inner {
     /// Closing it (on drop) lets the thread commit what is left, give the
     /// leases back and stop.
     thread: StoreThread<mpsc::UnboundedSender<ClusterOp>>,
-    shared: Arc<Shared>,
+    shared: Arc<NodeState>,
 }
 
 /// What the store's thread and the handles share.
-pub(crate) struct Shared {
+pub(crate) struct NodeState {
     /// This node's name: set before any emitter registers, then fixed.
     pub node: Mutex<String>,
     pub options: PgOptions,
@@ -174,7 +174,7 @@ pub(crate) struct Shared {
     pub commits: AtomicU64,
 }
 
-impl Shared {
+impl NodeState {
     pub(crate) fn node(&self) -> String {
         self.node
             .lock()
@@ -283,7 +283,7 @@ impl PgStore {
     pub(crate) fn new(
         ops: mpsc::UnboundedSender<ClusterOp>,
         thread: std::thread::JoinHandle<()>,
-        shared: Arc<Shared>,
+        shared: Arc<NodeState>,
     ) -> Self {
         PgStore {
             inner: Arc::new(Inner {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::reads::signed;
-use super::{ClusterOp, Fence, Shared};
+use super::{ClusterOp, Fence, NodeState};
 use crate::model::DeadLetter;
 use crate::store::records;
 
@@ -32,7 +32,7 @@ pub(super) struct Plan {
 
 /// Registers members at once (their workers wait for nothing else) and
 /// gathers what the batch's writes need.
-pub(super) fn plan(shared: &Shared, batch: &mut [ClusterOp]) -> Plan {
+pub(super) fn plan(shared: &NodeState, batch: &mut [ClusterOp]) -> Plan {
     let mut plan = Plan::default();
     for op in batch.iter_mut() {
         match op {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sqlx::{PgPool, Row};
 
-use super::{ClusterNotice, ClusterOp, Shared, State};
+use super::{ClusterNotice, ClusterOp, NodeState, State};
 use crate::model::DeadLetter;
 use crate::store::records::{self, StoredEvent};
 
@@ -168,7 +168,7 @@ impl Reads {
 /// while this node holds the emitter's lease (it restarted) is granted it.
 pub(super) async fn perform(
     pool: &PgPool,
-    shared: &Shared,
+    shared: &NodeState,
     reads: &Reads,
 ) -> Result<(), sqlx::Error> {
     for emitter in &reads.registered {

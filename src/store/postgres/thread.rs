@@ -11,7 +11,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::errors::{from_migrate, from_sqlx};
-use super::{leases, listen, writer, PgOptions, PgStore, Shared};
+use super::{leases, listen, writer, NodeState, PgOptions, PgStore};
 use crate::error::StoreError;
 
 /// How long connecting may take before it fails.
@@ -32,7 +32,7 @@ pub(super) async fn start(
         });
     }
     let connect: PgConnectOptions = url.parse().map_err(|e| from_sqlx(&e))?;
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(NodeState {
         node: Mutex::new(node),
         options,
         members: Mutex::new(HashMap::new()),
@@ -66,7 +66,7 @@ pub(super) async fn start(
 
 fn run(
     connect: PgConnectOptions,
-    shared: Arc<Shared>,
+    shared: Arc<NodeState>,
     ops: mpsc::UnboundedReceiver<super::ClusterOp>,
     weak: mpsc::WeakUnboundedSender<super::ClusterOp>,
     ready: oneshot::Sender<Result<(), StoreError>>,

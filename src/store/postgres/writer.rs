@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::errors::from_sqlx;
 use super::plan::{plan, Rows};
 use super::reads::{perform, LoadRequest, Reads};
-use super::{transaction, ClusterNotice, ClusterOp, Shared};
+use super::{transaction, ClusterNotice, ClusterOp, NodeState};
 use crate::error::StoreError;
 use crate::model::Event;
 /// First and longest wait before a failed batch is tried again.
@@ -32,7 +32,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// Runs until the channel is closed and what it held is committed.
 pub(super) async fn run(
     pool: PgPool,
-    shared: Arc<Shared>,
+    shared: Arc<NodeState>,
     mut ops: mpsc::UnboundedReceiver<ClusterOp>,
 ) {
     let (interval, max_batch) = (shared.options.commit_interval, shared.options.max_batch);
@@ -106,7 +106,7 @@ pub(super) async fn run(
 
 async fn commit(
     pool: &PgPool,
-    shared: &Arc<Shared>,
+    shared: &Arc<NodeState>,
     mut batch: Vec<ClusterOp>,
 ) -> Result<(), (StoreError, Vec<ClusterOp>)> {
     let plan = plan(shared, &mut batch);
@@ -133,7 +133,7 @@ async fn commit(
 }
 
 /// After a commit: callers and workers are told, members updated, reads done.
-fn settle(shared: &Arc<Shared>, batch: Vec<ClusterOp>, outcome: Rows) -> Reads {
+fn settle(shared: &Arc<NodeState>, batch: Vec<ClusterOp>, outcome: Rows) -> Reads {
     let mut committed: HashMap<Arc<str>, usize> = HashMap::new();
     let mut reads = Reads::default();
     for op in batch {
@@ -206,7 +206,7 @@ fn settle(shared: &Arc<Shared>, batch: Vec<ClusterOp>, outcome: Rows) -> Reads {
 /// wait (durable appends, flushes) hear the error now; their appends are
 /// dropped, so that `Err` means "not stored".
 fn failed(
-    shared: &Shared,
+    shared: &NodeState,
     error: StoreError,
     batch: Vec<ClusterOp>,
 ) -> (StoreError, Vec<ClusterOp>) {
