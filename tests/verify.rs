@@ -1,19 +1,14 @@
-//! Receiving side: verifiers, the idempotency store and the actix-web extractor.
+//! Receiving side: verifiers, the idempotency store and the actix-web extractor
+//! (feature `verify-actix`).
 #![cfg(feature = "verify")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
-use serde_json::Value;
-use tokio::sync::mpsc;
 use webhooks_emitter::verify::{
-    IdempotencyStore, LegacyVerifier, StandardVerifier, VerifiedWebhook, Verifier, VerifyError,
-    WebhookVerification,
+    IdempotencyStore, LegacyVerifier, StandardVerifier, Verifier, VerifyError,
 };
 use webhooks_emitter::{parse_standard_secret, sign, sign_standard, sign_timestamped};
 
@@ -227,153 +222,189 @@ fn idempotency_store_is_bounded_and_time_limited() {
     );
 }
 
-struct Handled(mpsc::UnboundedSender<(String, Value)>);
-
-async fn hook(
-    mut webhook: VerifiedWebhook<Value>,
-    handled: web::Data<Handled>,
-    failed_once: web::Data<AtomicBool>,
-) -> HttpResponse {
-    if webhook["fail_once"] == true && !failed_once.swap(true, Ordering::SeqCst) {
-        // No `done`: the claim is released and the retry must be processed.
-        return HttpResponse::InternalServerError().finish();
+/// axum and hyper hand the verifiers the `http` crate's header map as is
+/// (feature `verify-http`), with no actix in the build.
+#[cfg(feature = "verify-http")]
+#[test]
+fn the_http_crates_header_map_serves_the_verifiers() {
+    let body = br#"{"order":42}"#;
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in legacy_headers("shared", None, body) {
+        let name = http::HeaderName::from_bytes(name.to_uppercase().as_bytes()).unwrap();
+        headers.insert(name, value.parse().unwrap());
     }
-    let _ = handled
-        .0
-        .send((webhook.delivery().id.clone(), webhook.payload().clone()));
-    webhook.done();
-    HttpResponse::NoContent().finish()
+    let delivery = LegacyVerifier::new("shared")
+        .verify(&headers, body)
+        .unwrap();
+    assert_eq!(delivery.id, "req-1", "read from X-WEBHOOKS-DELIVERY");
+    assert!(matches!(
+        LegacyVerifier::new("other").verify(&headers, body),
+        Err(VerifyError::BadSignature)
+    ));
 }
 
-/// A receiving app on loopback using the extractor; returns its URL.
-fn start_app(
-    verification: WebhookVerification,
-) -> (String, mpsc::UnboundedReceiver<(String, Value)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let handled = web::Data::new(Handled(tx));
-    let failed_once = web::Data::from(Arc::new(AtomicBool::new(false)));
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(verification.clone())
-            .app_data(handled.clone())
-            .app_data(failed_once.clone())
-            .route("/hooks", web::post().to(hook))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let url = format!("http://{}/hooks", server.addrs()[0]);
-    actix_web::rt::spawn(server.run());
-    (url, rx)
-}
+/// The actix-web extractor (feature `verify-actix`).
+#[cfg(feature = "verify-actix")]
+mod extractor {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
-#[cfg(feature = "emitter")]
-#[actix_web::test]
-async fn extractor_round_trip_dedupes_and_processes_retries() {
-    use serde_json::json;
-    use support::{fast_config, next_final};
-    use webhooks_emitter::{Outcome, WebhooksEmitter};
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    use serde_json::Value;
+    use tokio::sync::mpsc;
+    use webhooks_emitter::verify::{VerifiedWebhook, WebhookVerification};
 
-    let verification = WebhookVerification::new(LegacyVerifier::new("shared").require_timestamp())
-        .idempotency(IdempotencyStore::new(1000, Duration::from_secs(3600)));
-    let (url, mut handled) = start_app(verification);
-    let emitter = WebhooksEmitter::start();
-    let mut reports = emitter.reports();
-    let config = fast_config(url).secret("shared").timestamped_signature();
-    emitter
-        .attach("app", "order.created", config)
-        .await
+    use super::*;
+
+    struct Handled(mpsc::UnboundedSender<(String, Value)>);
+
+    async fn hook(
+        mut webhook: VerifiedWebhook<Value>,
+        handled: web::Data<Handled>,
+        failed_once: web::Data<AtomicBool>,
+    ) -> HttpResponse {
+        if webhook["fail_once"] == true && !failed_once.swap(true, Ordering::SeqCst) {
+            // No `done`: the claim is released and the retry must be processed.
+            return HttpResponse::InternalServerError().finish();
+        }
+        let _ = handled
+            .0
+            .send((webhook.delivery().id.clone(), webhook.payload().clone()));
+        webhook.done();
+        HttpResponse::NoContent().finish()
+    }
+
+    /// A receiving app on loopback using the extractor; returns its URL.
+    fn start_app(
+        verification: WebhookVerification,
+    ) -> (String, mpsc::UnboundedReceiver<(String, Value)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handled = web::Data::new(Handled(tx));
+        let failed_once = web::Data::from(Arc::new(AtomicBool::new(false)));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(verification.clone())
+                .app_data(handled.clone())
+                .app_data(failed_once.clone())
+                .route("/hooks", web::post().to(hook))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
         .unwrap();
+        let url = format!("http://{}/hooks", server.addrs()[0]);
+        actix_web::rt::spawn(server.run());
+        (url, rx)
+    }
 
-    emitter
-        .emit("order.created", &json!({"n": 1}), Some("order-1".into()))
-        .unwrap();
-    assert_eq!(
-        handled.recv().await.unwrap(),
-        ("order-1".to_string(), json!({"n": 1}))
-    );
-    assert!(matches!(
-        next_final(&mut reports).await.outcome,
-        Outcome::Delivered { status: 204, .. }
-    ));
+    #[cfg(feature = "emitter")]
+    #[actix_web::test]
+    async fn extractor_round_trip_dedupes_and_processes_retries() {
+        use serde_json::json;
+        use support::{fast_config, next_final};
+        use webhooks_emitter::{Outcome, WebhooksEmitter};
 
-    // The sender's retry of a delivery whose response was lost: answered 200, not handled again.
-    emitter
-        .emit("order.created", &json!({"n": 1}), Some("order-1".into()))
-        .unwrap();
-    assert!(matches!(
-        next_final(&mut reports).await.outcome,
-        Outcome::Delivered { status: 200, .. }
-    ));
+        let verification =
+            WebhookVerification::new(LegacyVerifier::new("shared").require_timestamp())
+                .idempotency(IdempotencyStore::new(1000, Duration::from_secs(3600)));
+        let (url, mut handled) = start_app(verification);
+        let emitter = WebhooksEmitter::start();
+        let mut reports = emitter.reports();
+        let config = fast_config(url).secret("shared").timestamped_signature();
+        emitter
+            .attach("app", "order.created", config)
+            .await
+            .unwrap();
 
-    // A handler failure releases the id: the retry is processed.
-    emitter
-        .emit(
-            "order.created",
-            &json!({"n": 2, "fail_once": true}),
-            Some("order-2".into()),
-        )
-        .unwrap();
-    let report = next_final(&mut reports).await;
-    assert!(
-        matches!(
-            report.outcome,
-            Outcome::Delivered {
-                status: 204,
-                attempts: 2,
-                ..
+        emitter
+            .emit("order.created", &json!({"n": 1}), Some("order-1".into()))
+            .unwrap();
+        assert_eq!(
+            handled.recv().await.unwrap(),
+            ("order-1".to_string(), json!({"n": 1}))
+        );
+        assert!(matches!(
+            next_final(&mut reports).await.outcome,
+            Outcome::Delivered { status: 204, .. }
+        ));
+
+        // The sender's retry of a delivery whose response was lost: answered 200, not handled again.
+        emitter
+            .emit("order.created", &json!({"n": 1}), Some("order-1".into()))
+            .unwrap();
+        assert!(matches!(
+            next_final(&mut reports).await.outcome,
+            Outcome::Delivered { status: 200, .. }
+        ));
+
+        // A handler failure releases the id: the retry is processed.
+        emitter
+            .emit(
+                "order.created",
+                &json!({"n": 2, "fail_once": true}),
+                Some("order-2".into()),
+            )
+            .unwrap();
+        let report = next_final(&mut reports).await;
+        assert!(
+            matches!(
+                report.outcome,
+                Outcome::Delivered {
+                    status: 204,
+                    attempts: 2,
+                    ..
+                }
+            ),
+            "{report:?}"
+        );
+        let (id, payload) = handled.recv().await.unwrap();
+        assert_eq!(
+            (id.as_str(), payload["n"].as_i64()),
+            ("order-2", Some(2)),
+            "order-1 was not handled twice"
+        );
+    }
+
+    #[actix_web::test]
+    async fn extractor_answers_clear_errors() {
+        let verification =
+            WebhookVerification::new(StandardVerifier::new(KEY).unwrap()).max_body_bytes(64);
+        let (url, _handled) = start_app(verification);
+        let client = awc::Client::default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+
+        let send = |headers: Vec<(String, String)>, body: &'static [u8]| {
+            let mut request = client.post(&url);
+            for (name, value) in headers {
+                request = request.insert_header((name, value));
             }
-        ),
-        "{report:?}"
-    );
-    let (id, payload) = handled.recv().await.unwrap();
-    assert_eq!(
-        (id.as_str(), payload["n"].as_i64()),
-        ("order-2", Some(2)),
-        "order-1 was not handled twice"
-    );
-}
-
-#[actix_web::test]
-async fn extractor_answers_clear_errors() {
-    let verification =
-        WebhookVerification::new(StandardVerifier::new(KEY).unwrap()).max_body_bytes(64);
-    let (url, _handled) = start_app(verification);
-    let client = awc::Client::default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-
-    let send = |headers: Vec<(String, String)>, body: &'static [u8]| {
-        let mut request = client.post(&url);
-        for (name, value) in headers {
-            request = request.insert_header((name, value));
-        }
-        async move {
-            let mut response = request.send_body(body).await.unwrap();
-            let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
-            (response.status().as_u16(), text)
-        }
-    };
-    let (status, text) = send(standard_headers(KEY, "m1", now, BODY), BODY).await;
-    assert_eq!(status, 204, "{text}");
-    let (status, text) = send(standard_headers(OTHER_KEY, "m2", now, BODY), BODY).await;
-    assert_eq!(
-        (status, text.as_str()),
-        (401, "webhook verification failed: signature does not match")
-    );
-    let (status, text) = send(standard_headers(KEY, "m3", now - 3600, BODY), BODY).await;
-    assert_eq!(status, 401);
-    assert!(text.contains("old"), "{text}");
-    let (status, text) = send(vec![], BODY).await;
-    assert_eq!(status, 401);
-    assert!(text.contains("missing header `webhook-id`"), "{text}");
-    let not_json: &[u8] = b"not json";
-    let (status, text) = send(standard_headers(KEY, "m4", now, not_json), not_json).await;
-    assert_eq!(status, 400);
-    assert!(text.contains("not the expected JSON"), "{text}");
-    let big: &[u8] = &[b' '; 100];
-    let (status, _) = send(standard_headers(KEY, "m5", now, big), big).await;
-    assert_eq!(status, 413);
+            async move {
+                let mut response = request.send_body(body).await.unwrap();
+                let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+                (response.status().as_u16(), text)
+            }
+        };
+        let (status, text) = send(standard_headers(KEY, "m1", now, BODY), BODY).await;
+        assert_eq!(status, 204, "{text}");
+        let (status, text) = send(standard_headers(OTHER_KEY, "m2", now, BODY), BODY).await;
+        assert_eq!(
+            (status, text.as_str()),
+            (401, "webhook verification failed: signature does not match")
+        );
+        let (status, text) = send(standard_headers(KEY, "m3", now - 3600, BODY), BODY).await;
+        assert_eq!(status, 401);
+        assert!(text.contains("old"), "{text}");
+        let (status, text) = send(vec![], BODY).await;
+        assert_eq!(status, 401);
+        assert!(text.contains("missing header `webhook-id`"), "{text}");
+        let not_json: &[u8] = b"not json";
+        let (status, text) = send(standard_headers(KEY, "m4", now, not_json), not_json).await;
+        assert_eq!(status, 400);
+        assert!(text.contains("not the expected JSON"), "{text}");
+        let big: &[u8] = &[b' '; 100];
+        let (status, _) = send(standard_headers(KEY, "m5", now, big), big).await;
+        assert_eq!(status, 413);
+    }
 }

@@ -6,7 +6,13 @@
 //! - [`StandardVerifier`]: Standard Webhooks (`webhook-id`, `webhook-timestamp`,
 //!   `webhook-signature`), several keys for rotation.
 //! - [`IdempotencyStore`]: a bounded, time-limited record of delivery ids.
-//! - [`VerifiedWebhook`]: an actix-web extractor that does all three.
+//! - `VerifiedWebhook` (feature `verify-actix`): an actix-web extractor that
+//!   does all three.
+//!
+//! Headers come through [`HeaderLookup`]: implemented for name-value pairs,
+//! actix-web's header map (feature `verify-actix`) and the `http` crate's
+//! (feature `verify-http`: axum, hyper), so that a receiver on any server
+//! needs only this module.
 //!
 //! Signatures are compared in constant time (`hmac`'s `verify_slice`).
 //!
@@ -26,6 +32,7 @@
 //! ```
 
 mod error;
+#[cfg(feature = "verify-actix")]
 mod extractor;
 mod idempotency;
 mod legacy;
@@ -34,6 +41,7 @@ mod standard;
 use std::time::Duration;
 
 pub use error::VerifyError;
+#[cfg(feature = "verify-actix")]
 pub use extractor::{
     VerifiedWebhook, WebhookRejection, WebhookVerification, DEFAULT_MAX_BODY_BYTES,
 };
@@ -50,7 +58,16 @@ pub trait HeaderLookup {
     fn header(&self, name: &str) -> Option<&str>;
 }
 
+#[cfg(feature = "verify-actix")]
 impl HeaderLookup for actix_web::http::header::HeaderMap {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The header map of axum, hyper and reqwest.
+#[cfg(feature = "verify-http")]
+impl HeaderLookup for http::HeaderMap {
     fn header(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| v.to_str().ok())
     }
