@@ -117,7 +117,7 @@ pub(crate) fn proptest_config() -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
-#[cfg(feature = "emitter")]
+#[cfg(all(feature = "emitter", feature = "test-util"))]
 #[doc(hidden)]
 pub use emitter::test_hooks as __test_hooks;
 #[cfg(feature = "emitter")]

@@ -29,6 +29,7 @@ pub(crate) mod retry_policy;
 pub(crate) mod shutdown;
 pub(crate) mod stats;
 pub(crate) mod test_delivery;
+#[cfg(feature = "test-util")]
 pub mod test_hooks;
 pub(crate) mod worker;
 

@@ -19,8 +19,10 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 
+#[cfg(feature = "test-util")]
+pub(crate) use broadcaster::CrashBroadcaster;
 pub(crate) use broadcaster::{
-    BroadcasterGone, ClientCounts, CrashBroadcaster, Publish, SseBroadcaster, StopBroadcaster,
+    BroadcasterGone, ClientCounts, Publish, SseBroadcaster, StopBroadcaster,
 };
 pub use endpoint::SseRejection;
 use frame::breaks_framing;

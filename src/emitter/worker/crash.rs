@@ -9,6 +9,7 @@ use actix::prelude::*;
 use super::{Inheritance, Worker};
 use crate::emitter::dead_letters::DeadLetters;
 use crate::emitter::report::{DropReason, Outcome};
+#[cfg(feature = "test-util")]
 use crate::error::ControlError;
 use crate::store::queue::Drained;
 
@@ -72,10 +73,12 @@ impl Drop for Worker {
 }
 
 /// Test hook: make the worker panic, as a bug would.
+#[cfg(feature = "test-util")]
 #[derive(Message)]
 #[rtype(result = "Result<(), ControlError>")]
 pub(crate) struct Crash;
 
+#[cfg(feature = "test-util")]
 impl Handler<Crash> for Worker {
     type Result = Result<(), ControlError>;
 
@@ -85,10 +88,12 @@ impl Handler<Crash> for Worker {
 }
 
 /// Test hook: make the next request future panic.
+#[cfg(feature = "test-util")]
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct ArmRequestPanic;
 
+#[cfg(feature = "test-util")]
 impl Handler<ArmRequestPanic> for Worker {
     type Result = ();
 

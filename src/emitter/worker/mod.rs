@@ -40,7 +40,9 @@ use crate::store::memory::MemoryQueue;
 use crate::store::queue::{EventQueue, Started, Ticket};
 use crate::store::Store;
 
-pub(crate) use crash::{ArmRequestPanic, Crash, WorkerGone};
+pub(crate) use crash::WorkerGone;
+#[cfg(feature = "test-util")]
+pub(crate) use crash::{ArmRequestPanic, Crash};
 pub(crate) use messages::{
     Drain, Enqueue, IsPaused, ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, Stop,
     Stopped, WhenRecovered,
@@ -112,6 +114,7 @@ pub(crate) struct Worker {
     /// Set by `Stop`: the actor is going away on purpose.
     stopping: bool,
     /// Test hook: the next request future panics.
+    #[cfg(feature = "test-util")]
     panic_next_attempt: bool,
     /// Where the queue lives; a journal's queue is made in `started`.
     store: Store,
@@ -157,6 +160,7 @@ impl Worker {
             registry,
             generation,
             stopping: false,
+            #[cfg(feature = "test-util")]
             panic_next_attempt: false,
             store,
             paused_by_call: false,
@@ -279,7 +283,10 @@ impl Worker {
             active.body.clone(),
         );
         let worker = ctx.address();
+        #[cfg(feature = "test-util")]
         let panic_now = std::mem::take(&mut self.panic_next_attempt);
+        #[cfg(not(feature = "test-util"))]
+        let panic_now = false;
         driver::submit(Box::pin(async move {
             let started = Instant::now();
             let attempt = async {

@@ -369,10 +369,12 @@ impl Drop for SseBroadcaster {
 }
 
 /// Test hook: make the broadcaster panic, as a bug would.
+#[cfg(feature = "test-util")]
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct CrashBroadcaster;
 
+#[cfg(feature = "test-util")]
 impl Handler<CrashBroadcaster> for SseBroadcaster {
     type Result = ();
 

@@ -24,7 +24,9 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+#[cfg(feature = "test-util")]
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -115,6 +117,7 @@ struct Inner {
     /// The last write failure, until a commit succeeds again.
     failure: Arc<Mutex<Option<StoreError>>>,
     /// Test hook: the next commits fail as if the disk were full.
+    #[cfg(feature = "test-util")]
     fail_commits: Arc<AtomicU32>,
     /// Transactions committed (each one fsync).
     commits: Arc<AtomicU64>,
@@ -135,6 +138,7 @@ impl Journal {
     fn open_with(path: &Path, options: JournalOptions) -> Result<Journal, StoreError> {
         let database = tables::open(path, options.cache_bytes)?;
         let failure = Arc::new(Mutex::new(None));
+        #[cfg(feature = "test-util")]
         let fail_commits = Arc::new(AtomicU32::new(0));
         let commits = Arc::new(AtomicU64::new(0));
         let (ops, thread) = writer::spawn(
@@ -143,6 +147,7 @@ impl Journal {
                 path: path.to_path_buf(),
                 options: options.clone(),
                 failure: failure.clone(),
+                #[cfg(feature = "test-util")]
                 fail_commits: fail_commits.clone(),
                 commits: commits.clone(),
             },
@@ -152,6 +157,7 @@ impl Journal {
                 path: path.to_path_buf(),
                 writer: StoreThread::new(ops, thread, format!("journal {}", path.display())),
                 failure,
+                #[cfg(feature = "test-util")]
                 fail_commits,
                 commits,
                 options,
@@ -185,6 +191,7 @@ impl Journal {
     }
 
     /// Test hook: the next `n` commits fail as if the disk were full.
+    #[cfg(feature = "test-util")]
     #[doc(hidden)]
     pub fn fail_next_commits(&self, n: u32) {
         self.inner.fail_commits.store(n, Ordering::SeqCst);

@@ -10,7 +10,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+#[cfg(feature = "test-util")]
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,8 @@ pub(super) struct WriterState {
     pub path: PathBuf,
     pub options: JournalOptions,
     pub failure: Arc<Mutex<Option<StoreError>>>,
+    /// Commits still to fail on purpose (a test hook).
+    #[cfg(feature = "test-util")]
     pub fail_commits: Arc<AtomicU32>,
     pub commits: Arc<AtomicU64>,
 }
@@ -252,6 +256,7 @@ impl Writer {
             }
             tables.finish().map_err(fail)?;
         }
+        #[cfg(feature = "test-util")]
         if self.shared.fail_commits.load(Ordering::SeqCst) > 0 {
             self.shared.fail_commits.fetch_sub(1, Ordering::SeqCst);
             return Err(StoreError::DiskFull {
