@@ -10,6 +10,7 @@
 //! - [`postgres`] (feature `postgres`): PostgreSQL, shared by several nodes;
 //!   one node at a time delivers an emitter (its lease holder).
 //! - [`records`]: how an event and a dead letter are laid out in either.
+//! - [`batch`]: how a store's thread groups operations into one commit.
 //! - [`durable`]: the acknowledgement `emit_durable` waits on.
 //! - [`thread`]: a store's own thread and the channel to it.
 //!
@@ -19,6 +20,7 @@
 
 use crate::error::StoreError;
 
+mod batch;
 pub(crate) mod durable;
 pub(crate) mod journal;
 pub(crate) mod memory;

@@ -69,21 +69,24 @@ pub(super) fn apply(
     effects: &mut Effects,
 ) -> Result<(), redb::Error> {
     count(tables, op)?;
-    if op.answers() {
-        return answer(workers, tables, op, &mut effects.replies);
-    }
     match op {
-        JournalOp::Recover {
-            emitter,
-            window,
-            worker,
-        } => {
-            workers.insert(emitter.clone(), worker.clone());
-            let recovery = tables.recover(emitter, *window)?;
-            effects
-                .notices
-                .push((emitter.clone(), JournalNotice::Recovered(recovery)));
+        _ if op.answers() => answer(workers, tables, op, &mut effects.replies),
+        JournalOp::Recover { .. } | JournalOp::Load { .. } => read(workers, tables, op, effects),
+        JournalOp::EvictDeadLetters { .. } | JournalOp::Redeliver { .. } => {
+            change_dead_letters(tables, op, effects)
         }
+        _ => write_queue(tables, op, effects),
+    }
+}
+
+/// An event's way through the queue: appended, attempted, delivered, given
+/// up; and the paused state.
+fn write_queue(
+    tables: &mut Tables<'_>,
+    op: &mut JournalOp,
+    effects: &mut Effects,
+) -> Result<(), redb::Error> {
+    match op {
         JournalOp::Append {
             emitter,
             seq,
@@ -113,6 +116,19 @@ pub(super) fn apply(
             tables.put_dead_letter(emitter, letter)?;
             effects.done.extend(durable.clone());
         }
+        JournalOp::SetPaused { emitter, paused } => tables.set_paused(emitter, *paused)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Dead letters evicted, or sent back to the queue.
+fn change_dead_letters(
+    tables: &mut Tables<'_>,
+    op: &mut JournalOp,
+    effects: &mut Effects,
+) -> Result<(), redb::Error> {
+    match op {
         JournalOp::EvictDeadLetters { emitter, ids } => {
             for id in ids.iter() {
                 tables.remove_dead_letter(emitter, *id)?;
@@ -131,7 +147,31 @@ pub(super) fn apply(
                 effects.committed_up_to(emitter, *seq);
             }
         }
-        JournalOp::SetPaused { emitter, paused } => tables.set_paused(emitter, *paused)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Reads for a worker: its stored state when it starts (from then on it
+/// gets notices), and events read back for its window.
+fn read(
+    workers: &mut HashMap<Arc<str>, NoticeSink<JournalNotice>>,
+    tables: &mut Tables<'_>,
+    op: &mut JournalOp,
+    effects: &mut Effects,
+) -> Result<(), redb::Error> {
+    match op {
+        JournalOp::Recover {
+            emitter,
+            window,
+            worker,
+        } => {
+            workers.insert(emitter.clone(), worker.clone());
+            let recovery = tables.recover(emitter, *window)?;
+            effects
+                .notices
+                .push((emitter.clone(), JournalNotice::Recovered(recovery)));
+        }
         JournalOp::Load {
             emitter,
             after,
@@ -143,12 +183,7 @@ pub(super) fn apply(
                 .notices
                 .push((emitter.clone(), JournalNotice::Loaded(loaded)));
         }
-        // Those that answer a caller went to `answer` above.
-        JournalOp::Drain { .. }
-        | JournalOp::Orphans { .. }
-        | JournalOp::Discard { .. }
-        | JournalOp::App(_)
-        | JournalOp::Flush { .. } => {}
+        _ => {}
     }
     Ok(())
 }

@@ -35,30 +35,25 @@ use tokio::sync::oneshot;
 use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
+use crate::store::batch::BatchOptions;
 use crate::store::durable::DurableAck;
 use crate::store::records::{StoredCounters, StoredEvent};
 use crate::store::thread::{NoticeSink, StoreThread};
 
-/// Default time a batch of operations waits for more before it is committed.
-pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(2);
-/// Default largest batch: more operations are committed in the next one.
-pub const DEFAULT_MAX_BATCH: usize = 4096;
 /// Default cache of the database file, in bytes.
 pub const DEFAULT_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Settings of a [`Journal`]; `Journal::open` uses the defaults.
 #[derive(Debug, Clone)]
 pub struct JournalOptions {
-    commit_interval: Duration,
-    max_batch: usize,
+    pub(crate) batch: BatchOptions,
     cache_bytes: usize,
 }
 
 impl Default for JournalOptions {
     fn default() -> Self {
         JournalOptions {
-            commit_interval: DEFAULT_COMMIT_INTERVAL,
-            max_batch: DEFAULT_MAX_BATCH,
+            batch: BatchOptions::default(),
             cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
@@ -69,13 +64,13 @@ impl JournalOptions {
     /// (default 2 ms). A plain `emit` is on disk within about this long; a
     /// crash inside that window can lose it (`emit_durable` waits for it).
     pub fn commit_interval(mut self, interval: Duration) -> Self {
-        self.commit_interval = interval.min(Duration::from_secs(1));
+        self.batch = self.batch.with_commit_interval(interval);
         self
     }
 
     /// Most operations in one transaction (default 4096, at least 1).
     pub fn max_batch(mut self, operations: usize) -> Self {
-        self.max_batch = operations.max(1);
+        self.batch = self.batch.with_max_batch(operations);
         self
     }
 

@@ -183,7 +183,7 @@ impl Writer {
     /// the worker's thread and a context switch here), tens of thousands a
     /// second under load.
     fn gather(&self, batch: &mut Vec<Pending>, inbox: &Inbox, closing: &mut bool) {
-        let interval = self.shared.options.commit_interval;
+        let interval = self.shared.options.batch.commit_interval;
         let started = Instant::now();
         let mut urgent = batch.iter().any(|p| p.op.urgent());
         let mut deadline = started
@@ -200,7 +200,7 @@ impl Writer {
                 deadline = deadline.min(Instant::now() + interval);
             }
             let now = Instant::now();
-            if *closing || batch.len() >= self.shared.options.max_batch || now >= deadline {
+            if *closing || batch.len() >= self.shared.options.batch.max_batch || now >= deadline {
                 return;
             }
             if urgent {

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::reads::{self, unsigned};
-use super::{ClusterNotice, NodeState};
+use super::{ClusterNotice, Member, NodeState};
 
 /// How often the keeper runs for a given expiry.
 pub(super) fn tick_for(expiry: Duration) -> Duration {
@@ -149,26 +149,57 @@ async fn spread(
     registered: &[String],
     valid_until: std::time::Instant,
 ) -> Result<(), sqlx::Error> {
-    let expiry = interval(shared.options.lease_expiry);
+    let share = share(pool, shared).await?;
+    let plan = Spread::plan(&shared.members(), registered, share);
+    for emitter in &plan.excess {
+        give_up(shared, emitter);
+    }
+    if plan.candidates.is_empty() {
+        return Ok(());
+    }
+    let room = i64::try_from(share.saturating_sub(plan.held)).unwrap_or(0);
+    for (emitter, epoch) in claim(pool, shared, &plan.candidates, room).await? {
+        grant(pool, shared, &emitter, epoch, valid_until).await?;
+    }
+    Ok(())
+}
+
+/// This node's share of the leases: the emitters attached on live nodes
+/// divided by the live nodes, rounded up.
+async fn share(pool: &PgPool, shared: &NodeState) -> Result<usize, sqlx::Error> {
     let row = sqlx::query(
         "SELECT \
            (SELECT count(*) FROM webhooks_emitter_nodes WHERE seen_at > now() - $1), \
            (SELECT count(DISTINCT c.emitter) FROM webhooks_emitter_configs c \
               JOIN webhooks_emitter_nodes n ON n.name = c.node WHERE n.seen_at > now() - $1)",
     )
-    .bind(expiry)
+    .bind(interval(shared.options.lease_expiry))
     .fetch_one(pool)
     .await?;
     let live = row.try_get::<i64, _>(0)?.max(1);
-    let total = row.try_get::<i64, _>(1)?;
-    let share = usize::try_from((total + live - 1) / live).unwrap_or(usize::MAX);
-    let (held, candidates, excess) = {
-        let members = shared.members();
+    let total = row.try_get::<i64, _>(1)?.max(0);
+    Ok(usize::try_from((total + live - 1) / live).unwrap_or(usize::MAX))
+}
+
+/// What this node does with its leases at one tick, given its share.
+#[derive(Debug, PartialEq, Eq)]
+struct Spread {
+    /// Leases held now.
+    held: usize,
+    /// Attached here without the lease: to claim, room permitting.
+    candidates: Vec<String>,
+    /// Held above the share (less those already being given back): to give
+    /// back, the first by id so that nodes agree.
+    excess: Vec<Arc<str>>,
+}
+
+impl Spread {
+    fn plan(members: &HashMap<Arc<str>, Member>, registered: &[String], share: usize) -> Self {
         let held = members.values().filter(|m| m.epoch.is_some()).count();
-        let candidates: Vec<&str> = registered
+        let candidates = registered
             .iter()
-            .map(String::as_str)
-            .filter(|id| members.get(*id).is_some_and(|m| m.epoch.is_none()))
+            .filter(|id| members.get(id.as_str()).is_some_and(|m| m.epoch.is_none()))
+            .cloned()
             .collect();
         let mut holding: Vec<&Arc<str>> = members
             .iter()
@@ -178,26 +209,25 @@ async fn spread(
         holding.sort();
         let releasing = members.values().filter(|m| m.releasing).count();
         let over = held.saturating_sub(share).saturating_sub(releasing);
-        let excess: Vec<Arc<str>> = holding.into_iter().take(over).cloned().collect();
-        (
+        let excess = holding.into_iter().take(over).cloned().collect();
+        Spread {
             held,
-            candidates
-                .into_iter()
-                .map(str::to_owned)
-                .collect::<Vec<_>>(),
+            candidates,
             excess,
-        )
-    };
-    for emitter in excess {
-        give_up(shared, &emitter);
+        }
     }
-    if candidates.is_empty() {
-        return Ok(());
-    }
-    let room = i64::try_from(share.saturating_sub(held)).unwrap_or(0);
-    // Free (or expired) leases up to the share; then any lease free for
-    // longer than the expiry, whatever the share.
-    let mut rows = Vec::new();
+}
+
+/// Claims free (or expired) leases among `candidates` up to `room`; then any
+/// lease free for longer than the expiry, whatever the share. The claimed
+/// emitters and their new epochs.
+async fn claim(
+    pool: &PgPool,
+    shared: &NodeState,
+    candidates: &[String],
+    room: i64,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let mut claimed = Vec::new();
     for (condition, limit) in [
         ("(owner IS NULL OR expires_at < now())", room),
         ("expires_at < now() - $3", i64::MAX),
@@ -213,22 +243,18 @@ async fn spread(
                    ORDER BY random() LIMIT $4 FOR UPDATE SKIP LOCKED) AS c \
              WHERE l.emitter = c.emitter RETURNING l.emitter, l.epoch"
         );
-        rows.extend(
-            sqlx::query(&claim)
-                .bind(&candidates)
-                .bind(shared.node())
-                .bind(expiry)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?,
-        );
+        let rows = sqlx::query(&claim)
+            .bind(candidates)
+            .bind(shared.node())
+            .bind(interval(shared.options.lease_expiry))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+        for row in rows {
+            claimed.push((row.try_get(0)?, row.try_get(1)?));
+        }
     }
-    for row in rows {
-        let emitter: String = row.try_get(0)?;
-        let epoch: i64 = row.try_get(1)?;
-        grant(pool, shared, &emitter, epoch, valid_until).await?;
-    }
-    Ok(())
+    Ok(claimed)
 }
 
 /// Asks the holder's worker to give the lease back once nothing is in flight.
@@ -328,4 +354,69 @@ async fn give_back(pool: &PgPool, shared: &NodeState) -> Result<(), sqlx::Error>
         member.deadline.clear();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::thread::NoticeSink;
+
+    fn member(epoch: Option<i64>, releasing: bool) -> Member {
+        Member {
+            worker: NoticeSink::new(|_| {}),
+            token: 0,
+            fingerprint: String::new(),
+            epoch,
+            releasing,
+            deadline: Arc::default(),
+        }
+    }
+
+    fn members(list: &[(&str, Option<i64>, bool)]) -> HashMap<Arc<str>, Member> {
+        list.iter()
+            .map(|(id, epoch, releasing)| (Arc::from(*id), member(*epoch, *releasing)))
+            .collect()
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|id| id.to_string()).collect()
+    }
+
+    #[test]
+    fn a_node_within_its_share_claims_what_it_lacks_and_gives_nothing_back() {
+        let members = members(&[
+            ("a", Some(1), false),
+            ("b", None, false),
+            ("c", None, false),
+        ]);
+        let plan = Spread::plan(&members, &ids(&["a", "b", "c"]), 2);
+        assert_eq!(plan.held, 1);
+        let mut candidates = plan.candidates;
+        candidates.sort();
+        assert_eq!(candidates, ids(&["b", "c"]));
+        assert!(plan.excess.is_empty());
+    }
+
+    #[test]
+    fn a_node_above_its_share_gives_back_the_first_by_id_less_those_going() {
+        let members = members(&[
+            ("d", Some(1), false),
+            ("b", Some(1), false),
+            ("a", Some(1), true),
+            ("c", Some(1), false),
+        ]);
+        // 4 held, share 1: 3 too many, one of them already going back.
+        let plan = Spread::plan(&members, &ids(&["a", "b", "c", "d"]), 1);
+        assert_eq!(plan.held, 4);
+        assert!(plan.candidates.is_empty());
+        let excess: Vec<&str> = plan.excess.iter().map(|id| &**id).collect();
+        assert_eq!(excess, ["b", "c"]);
+    }
+
+    #[test]
+    fn an_id_registered_but_no_longer_a_member_is_not_a_candidate() {
+        let members = members(&[("a", None, false)]);
+        let plan = Spread::plan(&members, &ids(&["a", "gone"]), 5);
+        assert_eq!(plan.candidates, ids(&["a"]));
+    }
 }

@@ -47,6 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
+use crate::store::batch::BatchOptions;
 use crate::store::durable::DurableAck;
 use crate::store::records::StoredEvent;
 use crate::store::thread::{Inbox, NoticeSink, StoreThread};
@@ -59,8 +60,7 @@ pub const DEFAULT_LEASE_EXPIRY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PgOptions {
     lease_expiry: Duration,
-    commit_interval: Duration,
-    max_batch: usize,
+    pub(crate) batch: BatchOptions,
     max_connections: u32,
     node_name: Option<String>,
 }
@@ -69,8 +69,7 @@ impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {
             lease_expiry: DEFAULT_LEASE_EXPIRY,
-            commit_interval: Duration::from_millis(2),
-            max_batch: 4096,
+            batch: BatchOptions::default(),
             max_connections: 8,
             node_name: None,
         }
@@ -90,13 +89,13 @@ impl PgOptions {
     /// How long a batch of writes waits for more before it is committed
     /// (default 2 ms, at most 1 s).
     pub fn commit_interval(mut self, interval: Duration) -> Self {
-        self.commit_interval = interval.min(Duration::from_secs(1));
+        self.batch = self.batch.with_commit_interval(interval);
         self
     }
 
     /// Most operations in one transaction (default 4096, at least 1).
     pub fn max_batch(mut self, operations: usize) -> Self {
-        self.max_batch = operations.max(1);
+        self.batch = self.batch.with_max_batch(operations);
         self
     }
 
@@ -206,6 +205,26 @@ impl NodeState {
     pub(crate) fn tell(&self, emitter: &str, notice: ClusterNotice) {
         if let Some(member) = self.members().get(emitter) {
             member.worker.send(notice);
+        }
+    }
+
+    /// The worker `token` of `emitter` stopped: it is no longer a member
+    /// (unless a newer worker registered since).
+    pub(crate) fn unregistered(&self, emitter: &str, token: u64) {
+        let mut members = self.members();
+        if members.get(emitter).is_some_and(|m| m.token == token) {
+            members.remove(emitter);
+        }
+    }
+
+    /// The lease of `emitter` at `epoch` was given back.
+    pub(crate) fn released(&self, emitter: &str, epoch: i64) {
+        if let Some(member) = self.members().get_mut(emitter) {
+            if member.epoch == Some(epoch) {
+                member.epoch = None;
+                member.releasing = false;
+                member.deadline.clear();
+            }
         }
     }
 

@@ -237,6 +237,43 @@ impl Rows {
             .insert(emitter.to_owned(), id.saturating_sub(keep));
         self.letters_changed.insert(emitter.to_owned());
     }
+
+    /// Dead letters back at the tail of their emitter's queue, in id order
+    /// (those still there when read).
+    fn redeliver(&mut self, read: &mut Read, emitter: &str, ids: &[u64]) {
+        self.letters_changed.insert(emitter.to_owned());
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        for id in ids {
+            let key = (emitter.to_owned(), signed(id));
+            let letter = read
+                .redelivered
+                .remove(&key)
+                .and_then(|record| records::decode_dead_letter(id, &record));
+            if let Some(letter) = letter {
+                self.append(emitter, &letter.event);
+            }
+        }
+    }
+
+    /// Whom the batch wakes: emitters with new events (and their newest
+    /// sequence number), with changed dead letters, paused or resumed.
+    fn wake(&mut self, plan: &Plan) -> Wake {
+        let woken = std::mem::take(&mut self.woken);
+        Wake {
+            e: woken
+                .into_iter()
+                .filter_map(|id| {
+                    let (next, _) = self.counters.get(&id)?;
+                    Some((id, u64::try_from(next - 1).unwrap_or(0)))
+                })
+                .collect(),
+            d: std::mem::take(&mut self.letters_changed)
+                .into_iter()
+                .collect(),
+            p: plan.paused.clone().into_iter().collect(),
+        }
+    }
 }
 
 /// The rows `batch` writes, in the order its operations were sent.
@@ -248,21 +285,7 @@ pub(super) fn arrange(plan: &Plan, batch: &[ClusterOp], mut read: Read) -> Rows 
     for op in batch {
         match op {
             ClusterOp::Append { emitter, event, .. } => rows.append(emitter, event),
-            ClusterOp::Redeliver { emitter, ids } => {
-                rows.letters_changed.insert(emitter.to_string());
-                let mut ids = ids.clone();
-                ids.sort_unstable();
-                for id in ids {
-                    let key = (emitter.to_string(), signed(id));
-                    let letter = read
-                        .redelivered
-                        .remove(&key)
-                        .and_then(|record| records::decode_dead_letter(id, &record));
-                    if let Some(letter) = letter {
-                        rows.append(emitter, &letter.event);
-                    }
-                }
-            }
+            ClusterOp::Redeliver { emitter, ids } => rows.redeliver(&mut read, emitter, ids),
             ClusterOp::Attempted {
                 emitter,
                 fence,
@@ -287,20 +310,7 @@ pub(super) fn arrange(plan: &Plan, batch: &[ClusterOp], mut read: Read) -> Rows 
             rows.releases.push((emitter.clone(), *epoch));
         }
     }
-    let woken = std::mem::take(&mut rows.woken);
-    rows.wake = Wake {
-        e: woken
-            .into_iter()
-            .filter_map(|id| {
-                let (next, _) = rows.counters.get(&id)?;
-                Some((id, u64::try_from(next - 1).unwrap_or(0)))
-            })
-            .collect(),
-        d: std::mem::take(&mut rows.letters_changed)
-            .into_iter()
-            .collect(),
-        p: plan.paused.clone().into_iter().collect(),
-    };
+    rows.wake = rows.wake(plan);
     rows
 }
 

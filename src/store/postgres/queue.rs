@@ -135,47 +135,34 @@ impl PgQueue {
             ClusterNotice::Registered(state) => {
                 self.registered = true;
                 self.newest = self.newest.max(state.last_seq);
-                return QueueChange::ClusterState(state.into());
+                QueueChange::ClusterState(state.into())
             }
-            ClusterNotice::Granted { epoch, state } => {
-                if self.epoch == Some(epoch) {
-                    // Told twice (a grant racing a registration): the same
-                    // lease, and what is started stays started.
-                    return QueueChange::Nothing;
-                }
-                self.reset();
-                self.epoch = Some(epoch);
-                self.newest = state.last_seq;
-                self.refill();
-                return QueueChange::ClusterState(state.into());
-            }
+            ClusterNotice::Granted { epoch, state } => self.granted(epoch, state),
             ClusterNotice::LeaseLost => {
                 self.epoch = None;
                 self.reset();
-                return QueueChange::LeaseLost;
+                QueueChange::LeaseLost
             }
-            ClusterNotice::Release => {
-                if self.epoch.is_some() {
-                    self.releasing = true;
-                    return QueueChange::Release;
-                }
+            ClusterNotice::Release if self.epoch.is_some() => {
+                self.releasing = true;
+                QueueChange::Release
             }
-            ClusterNotice::Renewed => return QueueChange::Renewed,
+            ClusterNotice::Release => QueueChange::Nothing,
+            ClusterNotice::Renewed => QueueChange::Renewed,
             ClusterNotice::Committed { count, last_seq } => {
                 self.newest = self.newest.max(last_seq);
                 self.pending = self.pending.saturating_sub(count);
                 self.refill();
+                QueueChange::Nothing
             }
             ClusterNotice::NotStored { events, error } => {
                 self.pending = self.pending.saturating_sub(events.len());
-                return QueueChange::NotStored { events, error };
+                QueueChange::NotStored { events, error }
             }
             ClusterNotice::Newest { last_seq, paused } => {
                 self.newest = self.newest.max(last_seq);
                 self.refill();
-                if let Some(paused) = paused {
-                    return QueueChange::Paused(paused);
-                }
+                paused.map_or(QueueChange::Nothing, QueueChange::Paused)
             }
             ClusterNotice::Loaded {
                 epoch,
@@ -183,28 +170,48 @@ impl PgQueue {
                 through,
                 complete,
             } => {
-                if self.epoch != Some(epoch) {
-                    return QueueChange::Nothing;
-                }
-                self.loading = false;
-                for stored in events {
-                    if stored.seq > self.read_through {
-                        self.read_through = stored.seq;
-                        self.head.push_back(stored);
-                    }
-                }
-                if complete {
-                    // Nothing else was stored up to `through` when read.
-                    self.read_through = self.read_through.max(through);
-                }
-                self.refill();
+                self.loaded(epoch, events, through, complete);
+                QueueChange::Nothing
             }
             ClusterNotice::DeadLetters { letters, next_id } => {
-                return QueueChange::DeadLetters { letters, next_id };
+                QueueChange::DeadLetters { letters, next_id }
             }
-            ClusterNotice::Paused(paused) => return QueueChange::Paused(paused),
+            ClusterNotice::Paused(paused) => QueueChange::Paused(paused),
         }
-        QueueChange::Nothing
+    }
+
+    /// This node holds the lease at `epoch` now: read from where the
+    /// cluster's queue starts.
+    fn granted(&mut self, epoch: i64, state: State) -> QueueChange {
+        if self.epoch == Some(epoch) {
+            // Told twice (a grant racing a registration): the same lease,
+            // and what is started stays started.
+            return QueueChange::Nothing;
+        }
+        self.reset();
+        self.epoch = Some(epoch);
+        self.newest = state.last_seq;
+        self.refill();
+        QueueChange::ClusterState(state.into())
+    }
+
+    /// Events read back for the holder at `epoch`, in order; `complete` if
+    /// nothing more was stored up to `through` when they were read.
+    fn loaded(&mut self, epoch: i64, events: Vec<StoredEvent>, through: u64, complete: bool) {
+        if self.epoch != Some(epoch) {
+            return; // read for a lease since lost
+        }
+        self.loading = false;
+        for stored in events {
+            if stored.seq > self.read_through {
+                self.read_through = stored.seq;
+                self.head.push_back(stored);
+            }
+        }
+        if complete {
+            self.read_through = self.read_through.max(through);
+        }
+        self.refill();
     }
 }
 

@@ -20,6 +20,7 @@ use super::reads::{perform, LoadRequest, Reads};
 use super::{transaction, ClusterNotice, ClusterOp, NodeState};
 use crate::error::StoreError;
 use crate::model::Event;
+use crate::store::batch::BatchOptions;
 /// First and longest wait before a failed batch is tried again.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -33,54 +34,23 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 pub(super) async fn run(
     pool: PgPool,
     shared: Arc<NodeState>,
-    mut ops: mpsc::UnboundedReceiver<ClusterOp>,
+    ops: mpsc::UnboundedReceiver<ClusterOp>,
 ) {
-    let (interval, max_batch) = (shared.options.commit_interval, shared.options.max_batch);
-    let mut carried: Vec<ClusterOp> = Vec::new();
+    let mut intake = Intake {
+        ops,
+        carried: Vec::new(),
+        closed_at: None,
+    };
     let mut backoff = FIRST_BACKOFF;
-    let mut closed_at: Option<Instant> = None;
     loop {
-        if carried.is_empty() {
-            if closed_at.is_some() {
-                return;
-            }
-            if shared.failing() {
-                // Emits are refused while failing, so no batch may come to
-                // prove the database is back: look, backing off.
-                match tokio::time::timeout(backoff, ops.recv()).await {
-                    Ok(Some(op)) => carried.push(op),
-                    Ok(None) => return,
-                    Err(_) => {
-                        if sqlx::query("SELECT 1").execute(&pool).await.is_ok() {
-                            tracing::info!("PostgreSQL store reaches the database again");
-                            shared.set_failure(None);
-                            backoff = FIRST_BACKOFF;
-                        } else {
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                        }
-                        continue;
-                    }
-                }
-            } else {
-                match ops.recv().await {
-                    Some(op) => carried.push(op),
-                    None => return,
-                }
-            }
+        if intake.carried.is_empty()
+            && (intake.closed_at.is_some()
+                || !intake.wait_first(&pool, &shared, &mut backoff).await)
+        {
+            return;
         }
-        let gather_until = Instant::now() + interval;
-        let mut bytes: usize = carried.iter().map(ClusterOp::bytes).sum();
-        while closed_at.is_none() && carried.len() < max_batch && bytes < MAX_BATCH_BYTES {
-            match tokio::time::timeout_at(gather_until, ops.recv()).await {
-                Ok(Some(op)) => {
-                    bytes += op.bytes();
-                    carried.push(op);
-                }
-                Ok(None) => closed_at = Some(Instant::now()),
-                Err(_) => break,
-            }
-        }
-        let batch = std::mem::take(&mut carried);
+        intake.gather(shared.options.batch).await;
+        let batch = std::mem::take(&mut intake.carried);
         match commit(&pool, &shared, batch).await {
             Ok(()) => {
                 if shared.failing() {
@@ -92,13 +62,81 @@ pub(super) async fn run(
             Err((error, retry)) => {
                 tracing::error!(%error, retry_in = ?backoff, "PostgreSQL store: batch not committed; retrying");
                 shared.set_failure(Some(error));
-                carried = retry;
-                if closed_at.is_some_and(|at| at.elapsed() > CLOSE_GRACE) {
-                    tracing::error!(dropped = carried.len(), "PostgreSQL store closing with the database unavailable; pending writes dropped (stored events stay)");
+                intake.carried = retry;
+                if intake
+                    .closed_at
+                    .is_some_and(|at| at.elapsed() > CLOSE_GRACE)
+                {
+                    tracing::error!(dropped = intake.carried.len(), "PostgreSQL store closing with the database unavailable; pending writes dropped (stored events stay)");
                     return;
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Where a batch's operations come from: the channel, and those carried
+/// over from a batch that did not commit.
+struct Intake {
+    ops: mpsc::UnboundedReceiver<ClusterOp>,
+    carried: Vec<ClusterOp>,
+    /// When the channel closed (the store is closing).
+    closed_at: Option<Instant>,
+}
+
+impl Intake {
+    /// Waits for the first operation of a batch; false once the channel is
+    /// closed. While the store is failing, emits are refused, so no batch may
+    /// come to prove the database is back: it looks, backing off.
+    async fn wait_first(
+        &mut self,
+        pool: &PgPool,
+        shared: &NodeState,
+        backoff: &mut Duration,
+    ) -> bool {
+        loop {
+            let next = if shared.failing() {
+                match tokio::time::timeout(*backoff, self.ops.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        if sqlx::query("SELECT 1").execute(pool).await.is_ok() {
+                            tracing::info!("PostgreSQL store reaches the database again");
+                            shared.set_failure(None);
+                            *backoff = FIRST_BACKOFF;
+                        } else {
+                            *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                self.ops.recv().await
+            };
+            return match next {
+                Some(op) => {
+                    self.carried.push(op);
+                    true
+                }
+                None => false,
+            };
+        }
+    }
+
+    /// Adds what arrives within `interval`, up to the batch's bounds.
+    async fn gather(&mut self, batch: BatchOptions) {
+        let (gather_until, max_batch) = (Instant::now() + batch.commit_interval, batch.max_batch);
+        let mut bytes: usize = self.carried.iter().map(ClusterOp::bytes).sum();
+        while self.closed_at.is_none() && self.carried.len() < max_batch && bytes < MAX_BATCH_BYTES
+        {
+            match tokio::time::timeout_at(gather_until, self.ops.recv()).await {
+                Ok(Some(op)) => {
+                    bytes += op.bytes();
+                    self.carried.push(op);
+                }
+                Ok(None) => self.closed_at = Some(Instant::now()),
+                Err(_) => break,
             }
         }
     }
@@ -154,22 +192,8 @@ fn settle(shared: &Arc<NodeState>, batch: Vec<ClusterOp>, outcome: Rows) -> Read
                 let _ = reply.send(Ok(()));
             }
             ClusterOp::Register { emitter, .. } => reads.registered.push(emitter),
-            ClusterOp::Unregister { emitter, token } => {
-                let mut members = shared.members();
-                if members.get(&emitter).is_some_and(|m| m.token == token) {
-                    members.remove(&emitter);
-                }
-            }
-            ClusterOp::Release { emitter, epoch } => {
-                let mut members = shared.members();
-                if let Some(member) = members.get_mut(&emitter) {
-                    if member.epoch == Some(epoch) {
-                        member.epoch = None;
-                        member.releasing = false;
-                        member.deadline.clear();
-                    }
-                }
-            }
+            ClusterOp::Unregister { emitter, token } => shared.unregistered(&emitter, token),
+            ClusterOp::Release { emitter, epoch } => shared.released(&emitter, epoch),
             ClusterOp::Load {
                 emitter,
                 epoch,
@@ -189,6 +213,13 @@ fn settle(shared: &Arc<NodeState>, batch: Vec<ClusterOp>, outcome: Rows) -> Read
             _ => {}
         }
     }
+    tell_workers(shared, committed, outcome);
+    reads
+}
+
+/// Tells the workers of this node what the batch wrote for them, and those
+/// whose writes were fenced off that their lease is gone.
+fn tell_workers(shared: &NodeState, committed: HashMap<Arc<str>, usize>, outcome: Rows) {
     for (emitter, count) in committed {
         // With the count, the newest sequence number: the holder on this
         // node knows of the events before `flush` could find it idle.
@@ -199,7 +230,6 @@ fn settle(shared: &Arc<NodeState>, batch: Vec<ClusterOp>, outcome: Rows) -> Read
         tracing::warn!(emitter, epoch, node = %shared.node(), "write refused: this node no longer holds the lease");
         shared.lost(&emitter, Some(epoch));
     }
-    reads
 }
 
 /// A batch that did not commit: the operations to try again. Callers who
