@@ -38,45 +38,54 @@
 //!
 //! # Layout
 //!
-//! Each folder is one part of the architecture; everything public is
-//! re-exported here, flat.
+//! Each folder is one part of the architecture, listed from the top down:
+//! a folder imports only those below it
+//! (`bin → emitter → {sse, delivery, store} → {model, signing} → {error,
+//! redact}`). Everything public is re-exported here, flat.
 //!
 //! ```text
 //! src/
-//! ├── lib.rs           this map
-//! ├── error.rs         typed errors, one enum per concern
-//! ├── redact.rs        Redacted<T>: the one type that holds secrets
-//! ├── signing/         the wire format, shared by sender and receiver:
-//! │                    header names, legacy and Standard Webhooks signatures
-//! ├── emitter/         the sender (feature `emitter`):
-//! │   ├── handle.rs    WebhooksEmitter, what applications call
+//! ├── bin/webhooks-emitter-server/   the server (feature `server`): REST API with
+//! │                    its OpenAPI document, metrics, web console; on this
+//! │                    crate's public API only
+//! ├── emitter/         the sender (feature `emitter`), on top:
+//! │   ├── handle.rs    WebhooksEmitter, what applications call (durable.rs,
+//! │   │                reconfigure.rs, live.rs: its other methods)
 //! │   ├── builder.rs   options shared by all emitters; starts the actors
-//! │   ├── registry.rs  actor: ids and event names → workers
-//! │   ├── worker/      actor per emitter: state machine, messages
-//! │   ├── queue.rs     the queue boundary a store implements
+//! │   ├── registry/    actor: ids and event names → workers; supervision
+//! │   ├── worker/      actor per emitter: state machine, messages, the store's
+//! │   │                notices (store.rs), the cluster's lease (cluster.rs)
 //! │   ├── retry_policy.rs, backoff.rs   what follows a failed attempt
 //! │   ├── config/      per-emitter Config, its validation, URLs
-//! │   └── event.rs, dead_letter.rs, report.rs, stats.rs, shutdown.rs, …
-//! ├── delivery/        one HTTP attempt: client, signed request, envelope,
-//! │                    Retry-After, per-thread driver, TLS, SSRF guard
-//! ├── store/           durable stores behind the queue boundary: the
-//! │                    embedded journal (redb), its writer thread; the
-//! │                    PostgreSQL store (feature `postgres`): group commit,
-//! │                    leases, LISTEN/NOTIFY, on a thread of its own
-//! ├── telemetry.rs     metrics through the `metrics` facade (feature `metrics`)
+//! │   └── dead_letters.rs, report.rs, stats.rs, shutdown.rs, …
 //! ├── sse/             live updates (feature `sse`): the broadcaster actor,
 //! │                    the SSE endpoint and frames, WebSocket rooms (`ws/`)
+//! ├── delivery/        one HTTP attempt: the request template, client, signed
+//! │                    request, envelope, Retry-After, per-thread driver, TLS,
+//! │                    SSRF guard
+//! ├── store/           where queues live; imports the model, never the emitter:
+//! │   ├── queue.rs     the port (EventQueue) and the one notice path
+//! │   ├── memory.rs    the in-memory queue
+//! │   ├── journal/     the embedded journal (redb) and its writer thread
+//! │   ├── postgres/    PostgreSQL (feature `postgres`): group commit, leases,
+//! │   │                LISTEN/NOTIFY, on a thread of its own
+//! │   └── records.rs, batch.rs, durable.rs, thread.rs
+//! ├── telemetry.rs     metrics through the `metrics` facade (feature `metrics`)
 //! ├── verify/          the receiving side (feature `verify`): verifiers,
-//! │                    idempotency store, actix-web extractor
-//! └── bin/webhooks-emitter-server/   the server (feature `server`): REST API,
-//!                      metrics, web console, on this crate's public API only
+//! │                    idempotency store; actix-web extractor (`verify-actix`)
+//! ├── model/           the nouns every layer shares: Event, RequestId and the
+//! │                    event-name rules, DeadLetter, Failure
+//! ├── signing/         the wire format, shared by sender and receiver:
+//! │                    header names, legacy and Standard Webhooks signatures
+//! ├── error.rs         typed errors, one enum per concern (StoreError too)
+//! └── redact.rs        Redacted<T>: the one type that holds secrets
 //! ```
 //!
-//! Cargo features: `emitter`, `sse` and `verify`, all on by default, and
-//! `metrics`, `postgres` (several nodes on PostgreSQL) and `server` (the
-//! binary), off by default. A receiver-only build
-//! (`default-features = false, features = ["verify"]`) compiles without awc,
-//! rustls or the actors.
+//! Cargo features: `emitter`, `sse`, `verify` and `verify-actix`, on by
+//! default; `metrics`, `postgres` (several nodes on PostgreSQL), `server`
+//! (the binary), `verify-http` and `test-util`, off by default. A
+//! receiver-only build (`default-features = false, features = ["verify"]`)
+//! pulls no actix crate, awc or rustls.
 
 #[cfg(feature = "emitter")]
 mod delivery;

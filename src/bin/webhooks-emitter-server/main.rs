@@ -192,22 +192,31 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
     let server = server.run();
     let handle = server.handle();
     let serving = actix_web::rt::spawn(server);
-
     let signal = stop_signal().await?;
-    tracing::info!(%signal, drain = ?cli.drain_timeout, "stopping: no new requests; draining deliveries");
-    state.draining.store(true, Ordering::Relaxed);
-    // The listener stays open during the drain, so that `/ready` says 503
-    // (and new events get 503) until the deliveries are done.
-    let report = drain(&emitter, cli.drain_timeout).await;
-    handle.stop(true).await;
+    stop(&state, signal, cli.drain_timeout, handle).await;
     let _ = serving.await;
+    Ok(())
+}
+
+/// After SIGTERM or SIGINT: drains the deliveries while the listener stays
+/// open (so that `/ready` says 503 and new events get 503 until they are
+/// done), then stops the HTTP server.
+async fn stop(
+    state: &web::Data<AppState>,
+    signal: &str,
+    drain_timeout: Duration,
+    server: actix_web::dev::ServerHandle,
+) {
+    tracing::info!(%signal, drain = ?drain_timeout, "stopping: no new requests; draining deliveries");
+    state.draining.store(true, Ordering::Relaxed);
+    let report = drain(&state.emitter, drain_timeout).await;
+    server.stop(true).await;
     let stored: usize = report.stored.iter().map(|s| s.events).sum();
     tracing::info!(
         undelivered = report.undelivered.len(),
         left_in_journal = stored,
         "stopped"
     );
-    Ok(())
 }
 
 /// Creates the journal file readable by its owner only, if it does not exist
