@@ -332,6 +332,14 @@ pub enum StoreError {
         /// Which, and why.
         detail: String,
     },
+    /// Another live node uses this node name (it was seen within the lease
+    /// expiry): two processes with one name would both think they hold its
+    /// leases. Pick another name, or wait for the other process to stop.
+    #[error("node name `{name}` is in use by a live node; each node needs a name of its own")]
+    NodeNameInUse {
+        /// The name asked for.
+        name: String,
+    },
     /// Another database error (a query failed).
     #[error("database error: {detail}")]
     Database {

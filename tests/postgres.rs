@@ -262,3 +262,61 @@ async fn the_next_holder_resumes_with_the_same_request_id_attempt_count_and_back
         }
     }
 }
+
+/// Two processes with one name would both think they hold that node's
+/// leases: a name a live node uses is refused at connect, with the name in
+/// the error; once that node has closed, the name is free again.
+#[tokio::test]
+async fn a_node_name_in_use_by_a_live_node_is_refused() {
+    let db = Postgres::start();
+    let connect = || {
+        PgStore::options()
+            .lease_expiry(Duration::from_secs(2))
+            .node_name("twin")
+            .connect(db.url())
+    };
+    let first = connect().await.unwrap();
+    let error = connect().await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::NodeNameInUse { name } if name == "twin"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("`twin`"), "{error}");
+    drop(first); // closes: its row in the node table goes
+    let again = connect().await.unwrap();
+    assert_eq!(again.node_name(), "twin");
+}
+
+/// Stats are the cluster's, kept in the database by the batches that do
+/// what they count: a node that attaches the emitter later (here after the
+/// first node has gone) starts from them.
+#[tokio::test]
+async fn stats_are_kept_in_the_database_across_nodes() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let (store, first) = db.node("counting").await;
+    let config = fast_config(receiver.url("/c")).max_retries(2);
+    first.attach("c", "count", config.clone()).await.unwrap();
+    until("the lease", || store.held_leases() == ["c"]).await;
+    // The 2nd event fails twice: a dead letter; 1 retry of the 3rd.
+    receiver.script_statuses([200, 500, 500, 503, 200, 200]);
+    for n in 0..4 {
+        first
+            .emit_durable("count", &json!({ "n": n }), None)
+            .await
+            .unwrap();
+    }
+    receiver.take(6).await;
+    assert!(first.flush(DEADLINE).await);
+    let counted =
+        |s: &webhooks_emitter::EmitterStats| (s.delivered, s.failed_attempts, s.dead_lettered);
+    eventually("the first node's stats", || async {
+        counted(&first.stats("c").await.unwrap()) == (3, 3, 1)
+    })
+    .await;
+    let _ = first.shutdown(DEADLINE).await;
+    drop(store);
+    let (_store, second) = db.node("counting-later").await;
+    second.attach("c", "count", config).await.unwrap();
+    assert_eq!(counted(&second.stats("c").await.unwrap()), (3, 3, 1));
+}

@@ -96,7 +96,9 @@ impl WebhooksEmitterBuilder {
 
     /// This node's name in a cluster (the PostgreSQL store's lease table);
     /// default: the name given to [`PgOptions`](crate::PgOptions), else host
-    /// name and process id. Two live processes must not share a name.
+    /// name and process id. Two live processes must not share a name; prefer
+    /// [`PgOptions::node_name`](crate::PgOptions::node_name), which `connect`
+    /// checks against the live nodes.
     #[cfg(feature = "postgres")]
     pub fn node_name(mut self, name: impl Into<String>) -> Self {
         self.node_name = Some(name.into());

@@ -148,7 +148,7 @@ pub(crate) enum QueueChange {
     /// (what this process did before it came stays, the counters add up).
     Recovered(StoredState),
     /// The cluster's state of the emitter (on registering, or with the
-    /// lease): it replaces this node's copy.
+    /// lease), counters included: it replaces this node's copy.
     ClusterState(StoredState),
     /// The cluster's dead letters, oldest first: they replace this node's.
     DeadLetters {

@@ -83,6 +83,14 @@ impl Handler<StoreNotice> for Worker {
                 if !self.paused_by_call {
                     self.paused = state.paused;
                 }
+                // The cluster's counters count what is committed, this
+                // node's what it did since: both only grow, so the larger
+                // is the newer (a state read before this node's last
+                // deliveries committed must not undo them).
+                let (ours, stored) = (&mut self.counters, state.counters);
+                ours.delivered = ours.delivered.max(stored.delivered);
+                ours.failed_attempts = ours.failed_attempts.max(stored.failed_attempts);
+                ours.dead_lettered = ours.dead_lettered.max(stored.dead_lettered);
                 self.replace_dead_letters(state.dead_letters, state.next_dead_letter);
                 tracing::info!(parent: &self.span, paused = self.paused, dead_letters = self.dead_letters.len(), "emitter state read from PostgreSQL");
                 self.mark_recovered();

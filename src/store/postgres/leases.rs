@@ -56,7 +56,7 @@ pub(super) async fn keep(pool: PgPool, shared: Arc<NodeState>, mut stop: oneshot
     }
 }
 
-fn interval(duration: Duration) -> PgInterval {
+pub(super) fn interval(duration: Duration) -> PgInterval {
     PgInterval {
         months: 0,
         days: 0,

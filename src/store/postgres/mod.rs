@@ -49,7 +49,7 @@ use crate::model::DeadLetter;
 use crate::model::Event;
 use crate::store::batch::BatchOptions;
 use crate::store::durable::DurableAck;
-use crate::store::records::StoredEvent;
+use crate::store::records::{StoredCounters, StoredEvent};
 use crate::store::thread::{Inbox, NoticeSink, StoreThread};
 
 /// Default lease expiry: a node that stops renewing loses its emitters to
@@ -106,7 +106,8 @@ impl PgOptions {
     }
 
     /// This node's name in the lease table (default: host name and process
-    /// id). Two live processes must not share a name.
+    /// id). Two live processes must not share a name: `connect` refuses one
+    /// that a live node uses ([`StoreError::NodeNameInUse`]).
     pub fn node_name(mut self, name: impl Into<String>) -> Self {
         self.node_name = Some(name.into());
         self
@@ -125,15 +126,21 @@ impl PgOptions {
     }
 }
 
-/// `host-pid`: unique among live processes, readable in the lease table.
+/// `host-pid` (`host-pid-2`, … for more stores in one process): unique among
+/// live processes, readable in the lease table.
 fn default_node_name() -> String {
+    static STORES: AtomicU64 = AtomicU64::new(0);
+    let nth = STORES.fetch_add(1, Ordering::Relaxed);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".to_owned());
-    format!("{host}-{}", std::process::id())
+    match nth {
+        0 => format!("{host}-{}", std::process::id()),
+        n => format!("{host}-{}-{}", std::process::id(), n + 1),
+    }
 }
 
 /// A durable store on PostgreSQL, shared by every node that connects to the
@@ -409,6 +416,8 @@ pub(crate) struct State {
     pub next_dead_letter: u64,
     /// The newest sequence number given (0 if none).
     pub last_seq: u64,
+    /// Deliveries, failed attempts and dead letters so far, cluster-wide.
+    pub counters: StoredCounters,
 }
 
 /// What the store tells an emitter's worker.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::reads::signed;
 use super::{ClusterOp, Fence, NodeState};
 use crate::model::DeadLetter;
-use crate::store::records;
+use crate::store::records::{self, StoredCounters};
 
 /// What the transaction must read and lock first.
 #[derive(Debug, Default)]
@@ -22,7 +22,8 @@ pub(super) struct Plan {
     pub fenced: HashSet<String>,
     /// Dead letters to move back to the queue.
     pub redeliver: Vec<(String, i64)>,
-    /// Emitters whose counters change (appends, dead letters).
+    /// Emitters whose counters change (appends, dead letters, deliveries,
+    /// attempts): their rows are locked in one order on every node.
     pub counters: HashSet<String>,
     /// The last paused state set per emitter.
     pub paused: BTreeMap<String, bool>,
@@ -80,6 +81,7 @@ impl Plan {
             }
             ClusterOp::Attempted { emitter, .. } | ClusterOp::Ack { emitter, .. } => {
                 self.fenced.insert(emitter.to_string());
+                self.counters.insert(emitter.to_string());
             }
             ClusterOp::DeadLetter { emitter, fence, .. } => {
                 self.counters.insert(emitter.to_string());
@@ -133,6 +135,8 @@ pub(super) struct Rows {
     pub releases: Vec<(String, i64)>,
     /// The counters after the batch.
     pub counters: HashMap<String, (i64, i64)>,
+    /// What the batch adds to each emitter's stored stats.
+    pub tallies: BTreeMap<String, StoredCounters>,
     /// Fenced writes refused: the lease moved on.
     pub fenced_off: HashSet<(String, i64)>,
     pub wake: Wake,
@@ -163,6 +167,10 @@ impl Rows {
             .iter()
             .find(|(id, _)| id == emitter)
             .map(|(_, last)| *last)
+    }
+
+    fn tally(&mut self, emitter: &str) -> &mut StoredCounters {
+        self.tallies.entry(emitter.to_owned()).or_default()
     }
 
     fn holds(&mut self, read: &Read, emitter: &str, epoch: i64) -> bool {
@@ -205,6 +213,7 @@ impl Rows {
         if !self.holds(read, emitter, fence.epoch) {
             return;
         }
+        self.tally(emitter).failed_attempts += 1;
         let count = i32::try_from(attempts).unwrap_or(i32::MAX);
         let due = i64::try_from(records::millis(Some(retry_at))).unwrap_or(i64::MAX);
         let key = (emitter.to_owned(), signed(fence.seq));
@@ -236,6 +245,12 @@ impl Rows {
         self.trims
             .insert(emitter.to_owned(), id.saturating_sub(keep));
         self.letters_changed.insert(emitter.to_owned());
+        let tally = self.tally(emitter);
+        tally.dead_lettered += 1;
+        // Its last attempt failed too (a queue-full letter had none).
+        if letter.attempts > 0 {
+            tally.failed_attempts += 1;
+        }
     }
 
     /// Dead letters back at the tail of their emitter's queue, in id order
@@ -299,8 +314,8 @@ pub(super) fn arrange(plan: &Plan, batch: &[ClusterOp], mut read: Read) -> Rows 
                 capacity,
                 ..
             } => rows.dead_letter(&read, emitter, *fence, letter, *capacity),
-            ClusterOp::Ack { emitter, fence } => {
-                rows.done(&read, emitter, *fence);
+            ClusterOp::Ack { emitter, fence } if rows.done(&read, emitter, *fence) => {
+                rows.tally(emitter).delivered += 1;
             }
             _ => {}
         }

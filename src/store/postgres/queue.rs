@@ -14,7 +14,7 @@ use crate::store::queue::StoredState;
 use crate::store::queue::{
     Drained, EventQueue, GiveUp, QueueChange, Refused, Started, StoreNotice, Ticket,
 };
-use crate::store::records::{StoredCounters, StoredEvent};
+use crate::store::records::StoredEvent;
 use crate::store::thread::NoticeSink;
 
 /// Events read back per load.
@@ -407,8 +407,7 @@ impl From<State> for StoredState {
             paused: state.paused,
             dead_letters: state.dead_letters,
             next_dead_letter: state.next_dead_letter,
-            // Not kept in the database yet: stats count from this process.
-            counters: StoredCounters::default(),
+            counters: state.counters,
         }
     }
 }

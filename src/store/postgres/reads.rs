@@ -9,7 +9,7 @@ use sqlx::{PgPool, Row};
 
 use super::{ClusterNotice, ClusterOp, NodeState, State};
 use crate::model::DeadLetter;
-use crate::store::records::{self, StoredEvent};
+use crate::store::records::{self, StoredCounters, StoredEvent};
 
 /// Sequence numbers and counters are `BIGINT`; ours are never negative.
 pub(super) fn unsigned(value: i64) -> u64 {
@@ -22,14 +22,24 @@ pub(super) fn signed(value: u64) -> i64 {
 
 /// The emitter's paused state, dead letters and counters.
 pub(super) async fn state(pool: &PgPool, emitter: &str) -> Result<State, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT next_seq, paused FROM webhooks_emitter_emitters WHERE emitter = $1")
-            .bind(emitter)
-            .fetch_optional(pool)
-            .await?;
-    let (next_seq, paused) = match row {
-        Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<bool, _>(1)?),
-        None => (1, false),
+    let row = sqlx::query(
+        "SELECT next_seq, paused, delivered, failed_attempts, dead_lettered \
+         FROM webhooks_emitter_emitters WHERE emitter = $1",
+    )
+    .bind(emitter)
+    .fetch_optional(pool)
+    .await?;
+    let (next_seq, paused, counters) = match row {
+        Some(row) => (
+            row.try_get::<i64, _>(0)?,
+            row.try_get::<bool, _>(1)?,
+            StoredCounters {
+                delivered: unsigned(row.try_get(2)?),
+                failed_attempts: unsigned(row.try_get(3)?),
+                dead_lettered: unsigned(row.try_get(4)?),
+            },
+        ),
+        None => (1, false, StoredCounters::default()),
     };
     let (dead_letters, next_dead_letter) = dead_letters(pool, emitter).await?;
     Ok(State {
@@ -37,6 +47,7 @@ pub(super) async fn state(pool: &PgPool, emitter: &str) -> Result<State, sqlx::E
         dead_letters,
         next_dead_letter,
         last_seq: unsigned(next_seq).saturating_sub(1),
+        counters,
     })
 }
 

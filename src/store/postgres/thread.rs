@@ -84,7 +84,7 @@ fn run(
         }
     };
     runtime.block_on(async move {
-        let pool = match open(connect, &shared.options).await {
+        let pool = match open(connect, &shared).await {
             Ok(pool) => pool,
             Err(error) => {
                 let _ = ready.send(Err(error));
@@ -105,8 +105,9 @@ fn run(
     });
 }
 
-/// Connects and brings the schema up to date.
-async fn open(connect: PgConnectOptions, options: &PgOptions) -> Result<PgPool, StoreError> {
+/// Connects, brings the schema up to date and takes the node's name.
+async fn open(connect: PgConnectOptions, shared: &NodeState) -> Result<PgPool, StoreError> {
+    let options = &shared.options;
     // One connection first: a refused port or a wrong password is said at
     // once, with its cause (a pool would retry until its timeout).
     let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&connect))
@@ -126,5 +127,27 @@ async fn open(connect: PgConnectOptions, options: &PgOptions) -> Result<PgPool, 
         .run(&pool)
         .await
         .map_err(|e| from_migrate(&e))?;
+    claim_name(&pool, shared).await?;
     Ok(pool)
+}
+
+/// Takes this node's name in the table of live nodes, unless a live node
+/// has it: one seen within the lease expiry (a process that stopped cleanly
+/// removed its row; one that was killed is taken over once it is stale).
+async fn claim_name(pool: &PgPool, shared: &NodeState) -> Result<(), StoreError> {
+    let name = shared.node();
+    let taken = sqlx::query(
+        "INSERT INTO webhooks_emitter_nodes (name, seen_at) VALUES ($1, now()) \
+         ON CONFLICT (name) DO UPDATE SET seen_at = now() \
+         WHERE webhooks_emitter_nodes.seen_at < now() - $2 RETURNING name",
+    )
+    .bind(&name)
+    .bind(leases::interval(shared.options.lease_expiry))
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| from_sqlx(&e))?;
+    match taken {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NodeNameInUse { name }),
+    }
 }

@@ -34,6 +34,7 @@ pub(super) async fn write(
     };
     let rows = arrange(plan, batch, read);
     save_counters(tx, &rows).await?;
+    save_tallies(tx, &rows).await?;
     insert_events(tx, &rows).await?;
     update_attempts(tx, &rows).await?;
     insert_dead_letters(tx, &rows).await?;
@@ -177,6 +178,35 @@ async fn save_counters(tx: &mut Tx<'_>, rows: &Rows) -> Result<(), sqlx::Error> 
     .bind(&ids)
     .bind(&seqs)
     .bind(&letters)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds the batch's deliveries, failed attempts and dead letters to the
+/// emitters' stored stats (their rows are locked already).
+async fn save_tallies(tx: &mut Tx<'_>, rows: &Rows) -> Result<(), sqlx::Error> {
+    if rows.tallies.is_empty() {
+        return Ok(());
+    }
+    let mut columns: (Vec<&str>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
+    for (emitter, tally) in &rows.tallies {
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        columns.0.push(emitter.as_str());
+        columns.1.push(signed(tally.delivered));
+        columns.2.push(signed(tally.failed_attempts));
+        columns.3.push(signed(tally.dead_lettered));
+    }
+    sqlx::query(
+        "UPDATE webhooks_emitter_emitters AS e SET delivered = e.delivered + v.a, \
+         failed_attempts = e.failed_attempts + v.f, dead_lettered = e.dead_lettered + v.d \
+         FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[]) AS v(emitter, a, f, d) \
+         WHERE e.emitter = v.emitter",
+    )
+    .bind(&columns.0)
+    .bind(&columns.1)
+    .bind(&columns.2)
+    .bind(&columns.3)
     .execute(&mut **tx)
     .await?;
     Ok(())
