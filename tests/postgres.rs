@@ -320,3 +320,70 @@ async fn stats_are_kept_in_the_database_across_nodes() {
     second.attach("c", "count", config).await.unwrap();
     assert_eq!(counted(&second.stats("c").await.unwrap()), (3, 3, 1));
 }
+
+/// Application records (the server keeps its endpoints and idempotency keys
+/// there) have the journal's API on PostgreSQL, shared by the nodes: what
+/// one node writes another reads, of racing inserts of one key on two nodes
+/// exactly one stores, and a change of several records is all or nothing.
+#[tokio::test]
+async fn application_records_are_shared_by_the_nodes() {
+    use webhooks_emitter::RecordChange;
+    let db = Postgres::start();
+    let (a, _) = db.node("records-a").await;
+    let (b, _) = db.node("records-b").await;
+    a.put_record("endpoints", "b", b"2".to_vec()).await.unwrap();
+    a.put_record("endpoints", "a", b"1".to_vec()).await.unwrap();
+    b.put_record("endpoints", "a", b"1bis".to_vec())
+        .await
+        .unwrap();
+    a.put_record("endpointsx", "z", b"9".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        b.records("endpoints").await.unwrap(),
+        [("a".into(), b"1bis".to_vec()), ("b".into(), b"2".to_vec())]
+    );
+    for _ in 0..20 {
+        let key = format!("race-{}", round_key());
+        let (one, two) = tokio::join!(
+            a.insert_record("keys", &key, b"from a".to_vec()),
+            b.insert_record("keys", &key, b"from b".to_vec())
+        );
+        assert!(
+            one.unwrap() ^ two.unwrap(),
+            "exactly one insert of {key} stores"
+        );
+    }
+    assert!(b.delete_record("endpointsx", "z").await.unwrap());
+    assert!(!a.delete_record("endpointsx", "z").await.unwrap());
+    // A change with a value PostgreSQL refuses (a NUL in a text key) fails
+    // whole: the put before it is not kept.
+    let error = a
+        .change_records(vec![
+            RecordChange::Put {
+                namespace: "endpoints".into(),
+                key: "c".into(),
+                value: b"3".to_vec(),
+            },
+            RecordChange::Put {
+                namespace: "endpoints".into(),
+                key: "bad\0key".into(),
+                value: b"x".to_vec(),
+            },
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Database { .. }), "{error:?}");
+    assert_eq!(
+        b.records("endpoints").await.unwrap().len(),
+        2,
+        "all or nothing"
+    );
+}
+
+/// A key of its own per round, so that the rounds do not see each other.
+fn round_key() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+}

@@ -129,6 +129,17 @@ async fn app_records_survive_a_reopen_and_stay_in_their_namespace() {
             .unwrap();
         assert!(journal.delete_record("other", "a").await.unwrap());
         assert!(!journal.delete_record("other", "a").await.unwrap());
+        // Insert only where nothing is: of racing inserts, one stores.
+        let (one, two) = tokio::join!(
+            journal.insert_record("endpoints", "c", b"3".to_vec()),
+            journal.insert_record("endpoints", "c", b"3bis".to_vec())
+        );
+        assert!(one.unwrap() ^ two.unwrap(), "exactly one insert stores");
+        assert!(!journal
+            .insert_record("endpoints", "a", b"not stored".to_vec())
+            .await
+            .unwrap());
+        assert!(journal.delete_record("endpoints", "c").await.unwrap());
     }
     let journal = reopen(&path);
     assert_eq!(

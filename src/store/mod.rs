@@ -11,6 +11,7 @@
 //!   one node at a time delivers an emitter (its lease holder).
 //! - [`records`]: how an event and a dead letter are laid out in either.
 //! - [`batch`]: how a store's thread groups operations into one commit.
+//! - [`app_records`]: an application's own records, on either store.
 //! - [`durable`]: the acknowledgement `emit_durable` waits on.
 //! - [`thread`]: a store's own thread and the channel to it.
 //!
@@ -20,6 +21,7 @@
 
 use crate::error::StoreError;
 
+pub(crate) mod app_records;
 mod batch;
 pub(crate) mod durable;
 pub(crate) mod journal;
@@ -30,7 +32,8 @@ pub(crate) mod queue;
 pub(crate) mod records;
 pub(crate) mod thread;
 
-pub use journal::{Journal, JournalOptions, RecordChange};
+pub use app_records::{RecordChange, Records};
+pub use journal::{Journal, JournalOptions};
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore};
 

@@ -9,30 +9,7 @@ use super::apply::{answer_after_commit, Reply};
 use super::tables::Tables;
 use super::{Journal, JournalOp};
 use crate::error::StoreError;
-
-/// A namespace's records: (key, value), by key.
-pub type Records = Vec<(String, Vec<u8>)>;
-
-/// One change in [`Journal::change_records`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordChange {
-    /// Store `value` under (`namespace`, `key`), replacing what was there.
-    Put {
-        /// The namespace.
-        namespace: String,
-        /// The key.
-        key: String,
-        /// The value.
-        value: Vec<u8>,
-    },
-    /// Delete the record under (`namespace`, `key`), if any.
-    Delete {
-        /// The namespace.
-        namespace: String,
-        /// The key.
-        key: String,
-    },
-}
+use crate::store::app_records::{RecordChange, Records};
 
 /// An operation on application records, with the caller's answer.
 pub(crate) enum AppOp {
@@ -41,6 +18,12 @@ pub(crate) enum AppOp {
         key: String,
         value: Vec<u8>,
         reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Insert {
+        namespace: String,
+        key: String,
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     Delete {
         namespace: String,
@@ -78,6 +61,15 @@ impl AppOp {
             } => {
                 tables.put_app(namespace, key, value)?;
                 answer_after_commit(replies, reply, ());
+            }
+            AppOp::Insert {
+                namespace,
+                key,
+                value,
+                reply,
+            } => {
+                let fresh = tables.insert_app(namespace, key, value)?;
+                answer_after_commit(replies, reply, fresh);
             }
             AppOp::Delete {
                 namespace,
@@ -132,6 +124,25 @@ impl Journal {
     ) -> Result<(), StoreError> {
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
         ask(self, |reply| AppOp::Put {
+            namespace,
+            key,
+            value,
+            reply,
+        })
+        .await
+    }
+
+    /// Stores `value` under (`namespace`, `key`) unless a record is there;
+    /// returns whether it stored it, once on disk. Of two racing inserts of
+    /// one key, one gets `true`.
+    pub async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        ask(self, |reply| AppOp::Insert {
             namespace,
             key,
             value,

@@ -14,7 +14,6 @@
 
 mod app_records;
 
-pub use app_records::RecordChange;
 mod apply;
 mod errors;
 pub(crate) mod queue;

@@ -384,6 +384,20 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    /// Stores an application record unless one is there; whether it did.
+    pub(super) fn insert_app(
+        &mut self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+    ) -> DbResult<bool> {
+        if self.app.get((namespace, key))?.is_some() {
+            return Ok(false);
+        }
+        self.app.insert((namespace, key), value)?;
+        Ok(true)
+    }
+
     /// Deletes an application record; whether there was one.
     pub(super) fn delete_app(&mut self, namespace: &str, key: &str) -> DbResult<bool> {
         Ok(self.app.remove((namespace, key))?.is_some())

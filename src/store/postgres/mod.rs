@@ -26,6 +26,7 @@
 //!   every write it makes (attempts, acks, dead letters) commits only if its
 //!   epoch is still the lease's: a stalled former holder writes nothing.
 
+mod app_records;
 mod errors;
 mod leases;
 mod listen;
@@ -536,4 +537,6 @@ pub(crate) enum ClusterOp {
     Flush {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// An application record call: done on its own, beside the batches.
+    Records(app_records::RecordsOp),
 }

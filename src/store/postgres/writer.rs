@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::errors::from_sqlx;
 use super::plan::{plan, Rows};
 use super::reads::{perform, LoadRequest, Reads};
-use super::{transaction, ClusterNotice, ClusterOp, NodeState};
+use super::{app_records, transaction, ClusterNotice, ClusterOp, NodeState};
 use crate::error::StoreError;
 use crate::model::Event;
 use crate::store::batch::BatchOptions;
@@ -145,8 +145,21 @@ impl Intake {
 async fn commit(
     pool: &PgPool,
     shared: &Arc<NodeState>,
-    mut batch: Vec<ClusterOp>,
+    batch: Vec<ClusterOp>,
 ) -> Result<(), (StoreError, Vec<ClusterOp>)> {
+    // Application records go on their own, each in a transaction of its
+    // own: they answer their caller and are never retried with a batch.
+    let (records, mut batch): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|op| matches!(op, ClusterOp::Records(_)));
+    for op in records {
+        if let ClusterOp::Records(op) = op {
+            tokio::spawn(app_records::perform(pool.clone(), op));
+        }
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
     let plan = plan(shared, &mut batch);
     let result = async {
         let mut tx = pool.begin().await?;
