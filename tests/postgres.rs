@@ -356,6 +356,26 @@ async fn application_records_are_shared_by_the_nodes() {
     }
     assert!(b.delete_record("endpointsx", "z").await.unwrap());
     assert!(!a.delete_record("endpointsx", "z").await.unwrap());
+    assert_eq!(
+        a.record("endpoints", "b").await.unwrap(),
+        Some(b"2".to_vec())
+    );
+    assert_eq!(a.record("endpoints", "none").await.unwrap(), None);
+    // Compare and swap: of two nodes replacing one value, one succeeds.
+    let (one, two) = tokio::join!(
+        a.replace_record("endpoints", "b", b"2".to_vec(), b"2a".to_vec()),
+        b.replace_record("endpoints", "b", b"2".to_vec(), b"2b".to_vec())
+    );
+    assert!(one.unwrap() ^ two.unwrap(), "exactly one swap");
+    // Pruned by age in the database: nothing is a minute old yet.
+    assert_eq!(
+        a.prune_records("keys", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(a.prune_records("keys", Duration::ZERO).await.unwrap(), 20);
+    assert!(b.records("keys").await.unwrap().is_empty());
     // A change with a value PostgreSQL refuses (a NUL in a text key) fails
     // whole: the put before it is not kept.
     let error = a

@@ -4,7 +4,8 @@
 //! also published on the SSE topic [`CONSOLE_TOPIC`].
 //!
 //! Each attempt is a record in the namespace `attempts/<endpoint>`, keyed by
-//! a zero-padded number that grows, so the journal lists them in order. The
+//! a zero-padded number that grows (unix microseconds at least, so that
+//! several nodes on one database agree), so the store lists them in order. The
 //! follower writes what arrived together in one transaction (one fsync for a
 //! batch, not one per attempt), with the deletions that keep the bound.
 
@@ -15,11 +16,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use utoipa::ToSchema;
-use webhooks_emitter::{
-    DeadLetterReason, DeliveryReport, Journal, Outcome, RecordChange, WebhooksEmitter,
-};
+use webhooks_emitter::{DeadLetterReason, DeliveryReport, Outcome, RecordChange, WebhooksEmitter};
 
 use crate::problem::Problem;
+use crate::records::ServerStore;
 
 /// The SSE topic of the console's feed. It has a space, which no event name
 /// can have, so it never mixes with emitted events.
@@ -54,7 +54,7 @@ pub struct AttemptView {
 
 /// The attempt log: where it is, its bound, and the keys it holds.
 pub struct Attempts {
-    journal: Journal,
+    journal: ServerStore,
     kept: usize,
     /// Per endpoint, the numbers of its stored attempts, oldest first (read
     /// from the journal the first time the endpoint is seen).
@@ -132,7 +132,7 @@ pub fn unix_rfc3339(secs: u64) -> String {
 
 impl Attempts {
     /// A log in `journal` keeping the last `kept` attempts of each endpoint.
-    pub fn new(journal: Journal, kept: usize) -> Self {
+    pub fn new(journal: ServerStore, kept: usize) -> Self {
         Attempts {
             journal,
             kept: kept.max(1),
@@ -202,7 +202,12 @@ impl Attempts {
         };
         let mut index = self.index();
         let numbers = index.entry(endpoint.to_owned()).or_default();
-        let number = numbers.back().map_or(1, |last| last + 1);
+        // Unix microseconds at least: on a shared store, the node that takes
+        // an endpoint over goes on after the previous one's numbers.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let number = numbers.back().map_or(1, |last| last + 1).max(now);
         numbers.push_back(number);
         changes.push(RecordChange::Put {
             namespace: namespace(endpoint),

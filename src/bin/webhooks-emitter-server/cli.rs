@@ -15,13 +15,30 @@ pub struct Cli {
     #[arg(long, env = "WEBHOOKS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// The journal file: endpoints, queued events, dead letters.
+    /// The journal file: endpoints, queued events, dead letters (one node).
     #[arg(
         long,
         env = "WEBHOOKS_JOURNAL",
-        default_value = "./webhooks-emitter.redb"
+        default_value = "./webhooks-emitter.redb",
+        conflicts_with = "database_url"
     )]
     pub journal: PathBuf,
+
+    /// Run on PostgreSQL instead of the journal: several nodes with one
+    /// database are one service. Prefer the environment variable: the URL
+    /// holds a password, and flags show in `ps`.
+    #[arg(long, env = "WEBHOOKS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// This node's name among the nodes on one database (default: host
+    /// name and process id); a name a live node uses is refused.
+    #[arg(long, env = "WEBHOOKS_NODE_NAME", requires = "database_url")]
+    pub node_name: Option<String>,
+
+    /// On PostgreSQL: how long a node's hold on an endpoint lasts without
+    /// renewal; a stopped node's endpoints move after about this long.
+    #[arg(long, env = "WEBHOOKS_LEASE_EXPIRY", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease_expiry: Duration,
 
     /// Run without an admin token (the API is open): loopback only.
     #[arg(long, env = "WEBHOOKS_INSECURE_NO_AUTH")]
@@ -41,8 +58,8 @@ pub struct Cli {
     #[arg(long, env = "WEBHOOKS_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
-    /// How long the journal gathers writes before one commit (one fsync),
-    /// e.g. `2ms`; at most 1 s.
+    /// How long the store gathers writes before one commit (one fsync, or
+    /// one round trip to PostgreSQL), e.g. `2ms`; at most 1 s.
     #[arg(long, env = "WEBHOOKS_COMMIT_INTERVAL", default_value = "2ms", value_parser = humantime::parse_duration)]
     pub commit_interval: Duration,
 

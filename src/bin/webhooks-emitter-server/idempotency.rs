@@ -1,6 +1,8 @@
 //! `Idempotency-Key` on `POST /api/v1/events`: a repeat within 24 hours gets
-//! the first answer and emits nothing. Keys are kept in the journal
-//! (namespace `idempotency`), so a restart remembers them.
+//! the first answer and emits nothing. Keys are kept in the store (namespace
+//! `idempotency`), so a restart remembers them: on the journal with an index
+//! in memory (here), on PostgreSQL in the database only, cluster-wide
+//! ([`shared_keys`](crate::shared_keys)).
 //!
 //! A key is reserved before the event is emitted, so two requests racing
 //! with one key emit once: the second is told the first is in progress (409).
@@ -10,12 +12,13 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use webhooks_emitter::Journal;
 
 use crate::endpoint::unix_now;
 use crate::problem::Problem;
+use crate::records::ServerStore;
+use crate::shared_keys::{self, SharedClaim};
 
-const NAMESPACE: &str = "idempotency";
+pub const NAMESPACE: &str = "idempotency";
 /// How long a key is remembered.
 pub const KEY_TTL_SECS: u64 = 24 * 60 * 60;
 /// Longest key accepted.
@@ -54,16 +57,21 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// The answer to remember for the key: in memory at once, then in the journal.
+    /// The answer to remember for the key: in memory at once, then in the
+    /// store (on PostgreSQL, in the database only).
     pub async fn finish(mut self, request_id: String) {
         self.finished = true;
+        let fingerprint = std::mem::take(&mut self.fingerprint);
+        let keys = self.keys;
+        if let ServerStore::Postgres(store) = &keys.journal {
+            return shared_keys::finish(store, &self.key, fingerprint, request_id).await;
+        }
         let answered = Answered {
-            fingerprint: std::mem::take(&mut self.fingerprint),
+            fingerprint,
             request_id,
             at: unix_now(),
         };
         let bytes = serde_json::to_vec(&answered).unwrap_or_default();
-        let keys = self.keys;
         keys.lock()
             .insert(self.key.clone(), Entry::Answered(answered));
         if let Err(error) = keys.journal.put_record(NAMESPACE, &self.key, bytes).await {
@@ -74,14 +82,33 @@ impl Reservation<'_> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.finished {
-            self.keys.lock().remove(&self.key);
+        if self.finished {
+            return;
+        }
+        match &self.keys.journal {
+            ServerStore::Postgres(store) => {
+                let (store, key) = (store.clone(), std::mem::take(&mut self.key));
+                actix_web::rt::spawn(async move { shared_keys::release(&store, &key).await });
+            }
+            ServerStore::Journal(_) => {
+                self.keys.lock().remove(&self.key);
+            }
         }
     }
 }
 
+/// The problem when a key comes back with another body.
+pub fn reused(first: &str, fingerprint: &str) -> Option<Problem> {
+    (first != fingerprint).then(|| {
+        Problem::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "this Idempotency-Key was used with a different request body",
+        )
+    })
+}
+
 pub struct IdempotencyKeys {
-    journal: Journal,
+    journal: ServerStore,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -94,12 +121,19 @@ pub fn fingerprint(body: &[u8]) -> String {
 }
 
 impl IdempotencyKeys {
-    /// The keys stored within the last 24 hours (older ones are deleted).
-    pub async fn load(journal: Journal) -> Result<Self, String> {
+    /// The keys stored within the last 24 hours (older ones are deleted); on
+    /// PostgreSQL none: each claim asks the database.
+    pub async fn load(journal: ServerStore) -> Result<Self, String> {
+        if journal.shared() {
+            return Ok(IdempotencyKeys {
+                journal,
+                entries: Mutex::new(HashMap::new()),
+            });
+        }
         let stored = journal
             .records(NAMESPACE)
             .await
-            .map_err(|e| format!("cannot read idempotency keys from the journal: {e}"))?;
+            .map_err(|e| format!("cannot read the idempotency keys: {e}"))?;
         let keys = IdempotencyKeys {
             journal,
             entries: Mutex::new(HashMap::new()),
@@ -123,22 +157,35 @@ impl IdempotencyKeys {
     }
 
     /// Reserves `key` for a request with this body fingerprint.
-    pub fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim<'_>, Problem> {
+    pub async fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim<'_>, Problem> {
         if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Problem::bad_request(format!(
                 "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
             )));
         }
+        if let ServerStore::Postgres(store) = &self.journal {
+            return Ok(match shared_keys::claim(store, key, fingerprint).await? {
+                SharedClaim::Replay(request_id) => Claim::Replay(request_id),
+                SharedClaim::Fresh => self.reservation(key, fingerprint),
+            });
+        }
+        self.claim_here(key, fingerprint)
+    }
+
+    fn reservation(&self, key: &str, fingerprint: &str) -> Claim<'_> {
+        Claim::Fresh(Reservation {
+            keys: self,
+            key: key.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            finished: false,
+        })
+    }
+
+    /// With the journal: the index in memory decides.
+    fn claim_here(&self, key: &str, fingerprint: &str) -> Result<Claim<'_>, Problem> {
         let now = unix_now();
         let mut entries = self.lock();
-        let reused = |first: &str| {
-            (first != fingerprint).then(|| {
-                Problem::new(
-                    actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "this Idempotency-Key was used with a different request body",
-                )
-            })
-        };
+        let reused = |first: &str| reused(first, fingerprint);
         match entries.get(key) {
             Some(Entry::Answered(a)) if now.saturating_sub(a.at) < KEY_TTL_SECS => {
                 if let Some(problem) = reused(&a.fingerprint) {
@@ -162,16 +209,15 @@ impl IdempotencyKeys {
                 fingerprint: fingerprint.to_owned(),
             },
         );
-        Ok(Claim::Fresh(Reservation {
-            keys: self,
-            key: key.to_owned(),
-            fingerprint: fingerprint.to_owned(),
-            finished: false,
-        }))
+        drop(entries);
+        Ok(self.reservation(key, fingerprint))
     }
 
     /// Forgets keys older than 24 hours.
     pub async fn prune(&self) {
+        if let ServerStore::Postgres(store) = &self.journal {
+            return shared_keys::prune(store).await;
+        }
         let now = unix_now();
         let expired: Vec<String> = {
             let mut entries = self.lock();

@@ -10,7 +10,9 @@
 //!   of them, in the emitter and in the journal;
 //! - [`routes`]: the API and its OpenAPI document; [`auth`]: the token on
 //!   requests; [`problem`]: errors as problem+json;
-//! - [`idempotency`]: `Idempotency-Key` on `POST /api/v1/events`;
+//! - [`idempotency`]: `Idempotency-Key` on `POST /api/v1/events`, and
+//!   [`shared_keys`]: the same, cluster-wide on PostgreSQL;
+//! - [`records`]: the server's store, the journal or PostgreSQL;
 //! - [`attempts`]: recent attempts and the console's live feed;
 //! - [`console`]: the embedded web page; [`state`]: what handlers share.
 
@@ -22,8 +24,10 @@ mod console;
 mod endpoint;
 mod idempotency;
 mod problem;
+mod records;
 mod routes;
 mod secrets;
+mod shared_keys;
 mod state;
 
 use std::process::ExitCode;
@@ -35,12 +39,13 @@ use actix_web::{web, App, HttpServer};
 use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use utoipa_actix_web::AppExt;
-use webhooks_emitter::{Journal, SsrfGuard, WebhooksEmitter};
+use webhooks_emitter::{Journal, PgStore, SsrfGuard, WebhooksEmitter};
 
 use crate::attempts::Attempts;
 use crate::catalog::Catalog;
 use crate::cli::Cli;
 use crate::idempotency::IdempotencyKeys;
+use crate::records::ServerStore;
 use crate::secrets::AdminToken;
 use crate::state::AppState;
 
@@ -109,16 +114,37 @@ fn recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))
 }
 
-/// Opens the journal, starts the emitter, re-attaches the stored endpoints.
+/// The journal, or PostgreSQL with `--database-url`.
+async fn open_store(cli: &Cli) -> Result<ServerStore, String> {
+    let Some(url) = &cli.database_url else {
+        create_private(&cli.journal)?;
+        let journal = Journal::options()
+            .commit_interval(cli.commit_interval)
+            .open(&cli.journal)
+            .map_err(|e| format!("cannot open the journal {}: {e}", cli.journal.display()))?;
+        return Ok(ServerStore::Journal(journal));
+    };
+    let mut options = PgStore::options()
+        .lease_expiry(cli.lease_expiry)
+        .commit_interval(cli.commit_interval);
+    if let Some(name) = &cli.node_name {
+        options = options.node_name(name);
+    }
+    // The error never repeats the URL (it may hold a password).
+    let store = options
+        .connect(url)
+        .await
+        .map_err(|e| format!("cannot use the database: {e}"))?;
+    tracing::info!(node = %store.node_name(), "on PostgreSQL");
+    Ok(ServerStore::Postgres(store))
+}
+
+/// Opens the store, starts the emitter, re-attaches the stored endpoints.
 async fn open(cli: &Cli) -> Result<web::Data<AppState>, String> {
     let metrics = recorder()?;
-    create_private(&cli.journal)?;
-    let journal = Journal::options()
-        .commit_interval(cli.commit_interval)
-        .open(&cli.journal)
-        .map_err(|e| format!("cannot open the journal {}: {e}", cli.journal.display()))?;
+    let store = open_store(cli).await?;
     let mut builder = WebhooksEmitter::builder()
-        .store(journal.clone())
+        .store(store.queues())
         .max_payload_bytes(cli.max_payload_bytes);
     if !cli.allow_private_targets {
         builder = builder.ssrf_guard(SsrfGuard::new());
@@ -126,11 +152,11 @@ async fn open(cli: &Cli) -> Result<web::Data<AppState>, String> {
     let emitter = builder.start();
     let body_limit = cli.max_payload_bytes.saturating_add(BODY_OVERHEAD);
     let state = web::Data::new(AppState {
-        catalog: Catalog::load(emitter.clone(), journal.clone()).await?,
-        keys: IdempotencyKeys::load(journal.clone()).await?,
-        attempts: Arc::new(Attempts::new(journal.clone(), cli.attempts_kept)),
+        catalog: Arc::new(Catalog::load(emitter.clone(), store.clone()).await?),
+        keys: IdempotencyKeys::load(store.clone()).await?,
+        attempts: Arc::new(Attempts::new(store.clone(), cli.attempts_kept)),
         emitter: emitter.clone(),
-        journal,
+        store,
         metrics,
         rotation_grace: cli.rotation_grace,
         body_limit,
@@ -152,6 +178,9 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
     let (emitter, body_limit) = (state.emitter.clone(), state.body_limit);
     actix_web::rt::spawn(state.attempts.clone().follow(emitter.clone()));
     actix_web::rt::spawn(housekeeping(state.clone()));
+    if state.store.shared() {
+        actix_web::rt::spawn(catalog::follow(state.catalog.clone()));
+    }
 
     let (app_state, app_token, app_emitter) =
         (state.clone(), web::Data::new(token), emitter.clone());

@@ -5,16 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use webhooks_emitter::{Journal, WebhooksEmitter};
+use webhooks_emitter::WebhooksEmitter;
 
 use crate::attempts::Attempts;
 use crate::catalog::Catalog;
 use crate::idempotency::IdempotencyKeys;
+use crate::records::ServerStore;
 
 pub struct AppState {
     pub emitter: WebhooksEmitter,
-    pub journal: Journal,
-    pub catalog: Catalog,
+    /// The server's own records and the emitter's queues.
+    pub store: ServerStore,
+    pub catalog: Arc<Catalog>,
     pub keys: IdempotencyKeys,
     pub attempts: Arc<Attempts>,
     pub metrics: PrometheusHandle,

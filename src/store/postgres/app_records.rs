@@ -21,14 +21,38 @@ pub(crate) enum RecordsOp {
         only_new: bool,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    /// Replace the value only if it is `expected` (compare and swap).
+    Replace {
+        namespace: String,
+        key: String,
+        expected: Vec<u8>,
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
     Delete {
         namespace: String,
         key: String,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    Get {
+        namespace: String,
+        key: String,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, StoreError>>,
+    },
+    /// Delete the records of `namespace` written longer ago than `age`.
+    Prune {
+        namespace: String,
+        age: std::time::Duration,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
     List {
         namespace: String,
         reply: oneshot::Sender<Result<Records, StoreError>>,
+    },
+    /// The nodes seen within `expiry` (not a record, but read the same way).
+    LiveNodes {
+        expiry: std::time::Duration,
+        reply: oneshot::Sender<Result<Vec<String>, StoreError>>,
     },
     Change {
         changes: Vec<RecordChange>,
@@ -64,7 +88,66 @@ pub(super) async fn perform(pool: PgPool, op: RecordsOp) {
             .map(|done| done.rows_affected() > 0);
             answer(reply, deleted);
         }
+        RecordsOp::Replace {
+            namespace,
+            key,
+            expected,
+            value,
+            reply,
+        } => {
+            let swapped = sqlx::query(
+                "UPDATE webhooks_emitter_records SET value = $4, written_at = now() \
+                 WHERE namespace = $1 AND key = $2 AND value = $3",
+            )
+            .bind(&namespace)
+            .bind(&key)
+            .bind(&expected)
+            .bind(&value)
+            .execute(&pool)
+            .await
+            .map(|done| done.rows_affected() > 0);
+            answer(reply, swapped);
+        }
+        RecordsOp::Get {
+            namespace,
+            key,
+            reply,
+        } => {
+            let found = sqlx::query_scalar(
+                "SELECT value FROM webhooks_emitter_records WHERE namespace = $1 AND key = $2",
+            )
+            .bind(&namespace)
+            .bind(&key)
+            .fetch_optional(&pool)
+            .await;
+            answer(reply, found);
+        }
+        RecordsOp::Prune {
+            namespace,
+            age,
+            reply,
+        } => {
+            let pruned = sqlx::query(
+                "DELETE FROM webhooks_emitter_records \
+                 WHERE namespace = $1 AND written_at < now() - $2",
+            )
+            .bind(&namespace)
+            .bind(super::leases::interval(age))
+            .execute(&pool)
+            .await
+            .map(|done| done.rows_affected());
+            answer(reply, pruned);
+        }
         RecordsOp::List { namespace, reply } => answer(reply, list(&pool, &namespace).await),
+        RecordsOp::LiveNodes { expiry, reply } => {
+            let names = sqlx::query_scalar(
+                "SELECT name FROM webhooks_emitter_nodes WHERE seen_at > now() - $1 ORDER BY name",
+            )
+            .bind(super::leases::interval(expiry))
+            .fetch_all(&pool)
+            .await;
+            answer(reply, names);
+        }
         RecordsOp::Change { changes, reply } => answer(reply, change(&pool, &changes).await),
     }
 }
@@ -79,7 +162,7 @@ async fn put(
     let on_conflict = if only_new {
         "DO NOTHING"
     } else {
-        "DO UPDATE SET value = EXCLUDED.value"
+        "DO UPDATE SET value = EXCLUDED.value, written_at = now()"
     };
     let stored = sqlx::query(&format!(
         "INSERT INTO webhooks_emitter_records (namespace, key, value) VALUES ($1, $2, $3) \
@@ -118,7 +201,8 @@ async fn change(pool: &PgPool, changes: &[RecordChange]) -> Result<(), sqlx::Err
                 sqlx::query(
                     "INSERT INTO webhooks_emitter_records (namespace, key, value) \
                      VALUES ($1, $2, $3) \
-                     ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value",
+                     ON CONFLICT (namespace, key) \
+                     DO UPDATE SET value = EXCLUDED.value, written_at = now()",
                 )
                 .bind(namespace)
                 .bind(key)
@@ -191,6 +275,55 @@ impl PgStore {
         .await
     }
 
+    /// Replaces the value under (`namespace`, `key`) only if it is
+    /// `expected` (compare and swap); returns whether it did. Of racing
+    /// replacements of one value, exactly one succeeds.
+    pub async fn replace_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.ask(|reply| RecordsOp::Replace {
+            namespace,
+            key,
+            expected,
+            value,
+            reply,
+        })
+        .await
+    }
+
+    /// The value under (`namespace`, `key`), if any.
+    pub async fn record(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.ask(|reply| RecordsOp::Get {
+            namespace,
+            key,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes the records of `namespace` last written longer than `age`
+    /// ago, in the database (for short-lived records: idempotency keys);
+    /// returns how many.
+    pub async fn prune_records(
+        &self,
+        namespace: &str,
+        age: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let namespace = namespace.to_owned();
+        self.ask(|reply| RecordsOp::Prune {
+            namespace,
+            age,
+            reply,
+        })
+        .await
+    }
+
     /// Deletes the record under (`namespace`, `key`); returns whether there
     /// was one.
     pub async fn delete_record(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
@@ -209,6 +342,14 @@ impl PgStore {
             return Ok(());
         }
         self.ask(|reply| RecordsOp::Change { changes, reply }).await
+    }
+
+    /// The names of the nodes on this database seen within the lease expiry
+    /// (this one included), sorted.
+    pub async fn live_nodes(&self) -> Result<Vec<String>, StoreError> {
+        let expiry = self.lease_expiry();
+        self.ask(|reply| RecordsOp::LiveNodes { expiry, reply })
+            .await
     }
 
     /// Every record of `namespace`, by key, sorted.

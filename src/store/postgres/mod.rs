@@ -345,6 +345,12 @@ impl PgStore {
         }
     }
 
+    /// How long a lease lasts without renewal (and a node counts as live
+    /// after its last heartbeat).
+    pub(crate) fn lease_expiry(&self) -> Duration {
+        self.inner.shared.options.lease_expiry
+    }
+
     /// Transactions committed since connecting.
     pub fn commits(&self) -> u64 {
         self.inner.shared.commits.load(Ordering::Relaxed)

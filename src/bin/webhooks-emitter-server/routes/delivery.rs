@@ -123,6 +123,7 @@ pub struct Rotated {
 #[post("/endpoints/{id}/secret/rotate")]
 pub async fn rotate(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let (key, until) = state.catalog.rotate(&id, state.rotation_grace).await?;
+    state.catalog.propagated().await;
     let until = until.map(unix_rfc3339);
     Ok(HttpResponse::Ok().json(Rotated {
         standard_webhooks_secret: key,

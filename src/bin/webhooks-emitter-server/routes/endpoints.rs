@@ -18,6 +18,7 @@ pub async fn create(state: State, spec: web::Json<EndpointSpec>) -> Result<HttpR
     let view = state.catalog.create(spec.into_inner()).await?;
     // An id used before starts with an empty attempt history.
     state.attempts.forget(&view.id).await?;
+    state.catalog.propagated().await;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -43,6 +44,7 @@ pub async fn change(
     patch: web::Json<EndpointPatch>,
 ) -> Result<HttpResponse, Problem> {
     let view = state.catalog.update(&id, patch.into_inner()).await?;
+    state.catalog.propagated().await;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -51,6 +53,7 @@ pub async fn change(
 pub async fn remove(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     state.catalog.delete(&id).await?;
     state.attempts.forget(&id).await?;
+    state.catalog.propagated().await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -58,6 +61,7 @@ pub async fn remove(state: State, id: web::Path<String>) -> Result<HttpResponse,
 #[post("/endpoints/{id}/pause")]
 pub async fn pause(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     state.emitter.pause(&id).await?;
+    state.catalog.propagated().await;
     Ok(HttpResponse::Ok().json(state.catalog.get(&id).await?))
 }
 
@@ -65,6 +69,7 @@ pub async fn pause(state: State, id: web::Path<String>) -> Result<HttpResponse, 
 #[post("/endpoints/{id}/resume")]
 pub async fn resume(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     state.emitter.restart(&id).await?;
+    state.catalog.propagated().await;
     Ok(HttpResponse::Ok().json(state.catalog.get(&id).await?))
 }
 

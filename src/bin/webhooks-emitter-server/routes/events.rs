@@ -68,6 +68,11 @@ pub async fn emit(
             "the server is stopping: send the event to another instance or retry later",
         ));
     }
+    if !state.catalog.current() {
+        return Err(Problem::unavailable(
+            "this node cannot confirm that its endpoints are current (the database does not answer): retry, or send the event to another node",
+        ));
+    }
     // Read here, not by an extractor, so that the fingerprint is of the bytes
     // sent and an oversized body is a problem like every other error.
     let body = read_json_body(&req, body, state.body_limit).await?;
@@ -86,7 +91,7 @@ pub async fn emit(
         let (id, endpoints) = emit_now(&state, event).await?;
         return Ok(accepted(id, Some(endpoints)));
     };
-    match state.keys.claim(&key, &fingerprint(&body))? {
+    match state.keys.claim(&key, &fingerprint(&body)).await? {
         Claim::Replay(request_id) => Ok(accepted(request_id, None)),
         Claim::Fresh(reservation) => {
             // On an error the reservation is dropped: the key is free again.

@@ -22,8 +22,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.draining.load(Ordering::Relaxed) {
         return not_ready("draining");
     }
+    if !state.catalog.current() {
+        return not_ready("endpoints not current");
+    }
     let probe = async {
-        state.journal.records("endpoints").await.is_ok() && {
+        state.store.records("endpoints").await.is_ok() && {
             state.emitter.stats_all().await;
             true
         }

@@ -1,25 +1,29 @@
-//! The endpoints: kept in the journal (namespace `endpoints`), attached to
-//! the emitter, re-attached at start. Changes are serialized by one lock, so
-//! the emitter and the journal never disagree; a change that fails half-way
-//! is undone, so nothing is half-created.
+//! The endpoints: kept in the server's store (namespace `endpoints`),
+//! attached to the emitter, re-attached at start. Changes are serialized by
+//! one lock, so the emitter and the store never disagree; a change that fails
+//! half-way is undone, so nothing is half-created.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use webhooks_emitter::{AttachError, EmitterStats, Journal, WebhooksEmitter};
+use webhooks_emitter::{AttachError, EmitterStats, WebhooksEmitter};
 
 use crate::endpoint::{
     check_id, unix_now, EndpointPatch, EndpointRecord, EndpointSpec, EndpointView, RetiringKey,
 };
 use crate::problem::Problem;
+use crate::records::ServerStore;
 use crate::secrets::new_standard_key;
 
-/// Where endpoint records live in the journal.
+mod sync;
+pub use sync::follow;
+
+/// Where endpoint records live in the store.
 const NAMESPACE: &str = "endpoints";
 
-/// Writes `record` to the journal; returns once it is on disk.
-async fn store(journal: &Journal, record: &EndpointRecord) -> Result<(), Problem> {
+/// Writes `record` to the store; returns once it is committed.
+async fn store(journal: &ServerStore, record: &EndpointRecord) -> Result<(), Problem> {
     let bytes = serde_json::to_vec(record)
         .map_err(|e| Problem::bad_request(format!("endpoint not storable: {e}")))?;
     Ok(journal
@@ -27,14 +31,16 @@ async fn store(journal: &Journal, record: &EndpointRecord) -> Result<(), Problem
         .await?)
 }
 
-/// Every endpoint, in the emitter and in the journal.
+/// Every endpoint, in the emitter and in the store.
 pub struct Catalog {
     emitter: WebhooksEmitter,
-    journal: Journal,
+    journal: ServerStore,
     records: Mutex<BTreeMap<String, EndpointRecord>>,
     /// Endpoints per event name, for the answer to every event: read
     /// without the records' lock, rebuilt when an endpoint changes.
     subscribers: std::sync::RwLock<HashMap<String, usize>>,
+    /// When the last read of the stored endpoints started (see `sync`).
+    synced_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Endpoints per event name.
@@ -51,11 +57,11 @@ fn subscriber_index(records: &BTreeMap<String, EndpointRecord>) -> HashMap<Strin
 impl Catalog {
     /// Reads the stored endpoints and attaches each; one that no longer
     /// attaches is kept, shown as `detached`, and logged.
-    pub async fn load(emitter: WebhooksEmitter, journal: Journal) -> Result<Self, String> {
+    pub async fn load(emitter: WebhooksEmitter, journal: ServerStore) -> Result<Self, String> {
         let stored = journal
             .records(NAMESPACE)
             .await
-            .map_err(|e| format!("cannot read endpoints from the journal: {e}"))?;
+            .map_err(|e| format!("cannot read the endpoints: {e}"))?;
         let mut records = BTreeMap::new();
         let now = unix_now();
         for (id, bytes) in stored {
@@ -69,7 +75,7 @@ impl Catalog {
             // Keys past their grace period leave the file too.
             if record.retire_expired(now) {
                 if let Err(problem) = store(&journal, &record).await {
-                    tracing::error!(endpoint = %id, %problem, "retired key not removed from the journal");
+                    tracing::error!(endpoint = %id, %problem, "retired key not removed from the store");
                 }
             }
             let spec = &record.spec;
@@ -89,6 +95,7 @@ impl Catalog {
             journal,
             subscribers: std::sync::RwLock::new(subscriber_index(&records)),
             records: Mutex::new(records),
+            synced_at: std::sync::Mutex::new(Some(std::time::Instant::now())),
         })
     }
 
@@ -170,9 +177,24 @@ impl Catalog {
                 record.config(unix_now()),
             )
             .await?;
-        if let Err(problem) = self.save(&record).await {
-            let _ = self.emitter.detach(&id).await;
-            return Err(problem);
+        // Stored only where no endpoint is: of two nodes creating one id at
+        // once, one stores it.
+        let stored = match serde_json::to_vec(&record) {
+            Ok(bytes) => self.journal.insert_record(NAMESPACE, &id, bytes).await,
+            Err(e) => return Err(Problem::bad_request(format!("endpoint not storable: {e}"))),
+        };
+        match stored {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = self.emitter.detach(&id).await;
+                return Err(Problem::conflict(format!(
+                    "an endpoint with id `{id}` already exists"
+                )));
+            }
+            Err(error) => {
+                let _ = self.emitter.detach(&id).await;
+                return Err(error.into());
+            }
         }
         let view = self.view(&record).await;
         records.insert(id, record);

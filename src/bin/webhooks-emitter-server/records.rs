@@ -1,0 +1,80 @@
+//! Where the server keeps its own state (endpoints, idempotency keys,
+//! attempts): application records on the journal, or on PostgreSQL, behind
+//! one interface, so that every table the server adds exists on both.
+
+use webhooks_emitter::{Journal, RecordChange, Records, Store, StoreError};
+
+/// The server's store: the journal's file, or a PostgreSQL database shared
+/// by every node.
+#[derive(Clone, Debug)]
+pub enum ServerStore {
+    Journal(Journal),
+    Postgres(webhooks_emitter::PgStore),
+}
+
+/// Calls one method of whichever store it is.
+macro_rules! on_store {
+    ($store:expr, $s:ident => $call:expr) => {
+        match $store {
+            ServerStore::Journal($s) => $call,
+            ServerStore::Postgres($s) => $call,
+        }
+    };
+}
+
+impl ServerStore {
+    /// The same store, for the emitter's queues.
+    pub fn queues(&self) -> Store {
+        on_store!(self, s => Store::from(s.clone()))
+    }
+
+    /// Whether other processes share it (PostgreSQL): then what one node
+    /// changes, the others must take up.
+    pub fn shared(&self) -> bool {
+        !matches!(self, ServerStore::Journal(_))
+    }
+
+    /// How many other nodes are live on this store (0 on the journal);
+    /// `None` when it cannot tell.
+    pub async fn other_live_nodes(&self) -> Option<usize> {
+        match self {
+            ServerStore::Journal(_) => Some(0),
+            ServerStore::Postgres(store) => {
+                let me = store.node_name();
+                let live = store.live_nodes().await.ok()?;
+                Some(live.iter().filter(|name| **name != me).count())
+            }
+        }
+    }
+
+    pub async fn put_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        on_store!(self, s => s.put_record(namespace, key, value).await)
+    }
+
+    /// Stores only if the key is free; whether it stored.
+    pub async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        on_store!(self, s => s.insert_record(namespace, key, value).await)
+    }
+
+    pub async fn delete_record(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        on_store!(self, s => s.delete_record(namespace, key).await)
+    }
+
+    pub async fn change_records(&self, changes: Vec<RecordChange>) -> Result<(), StoreError> {
+        on_store!(self, s => s.change_records(changes).await)
+    }
+
+    pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
+        on_store!(self, s => s.records(namespace).await)
+    }
+}
