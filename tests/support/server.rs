@@ -61,6 +61,35 @@ impl ServerProcess {
         Self::run(command, journal)
     }
 
+    /// A node on PostgreSQL at `database_url` (given by the environment, as
+    /// operators should), named `name`, with `extra` flags.
+    pub fn start_node(database_url: &str, name: &str, extra: &[&str]) -> Self {
+        let mut command = Self::node_command(database_url, name);
+        command.args(extra);
+        Self::run(command, Path::new("/nonexistent-journal"))
+    }
+
+    /// The command of a node, not started (for one expected to refuse).
+    pub fn node_command(database_url: &str, name: &str) -> Command {
+        let mut command = Self::binary();
+        command
+            .args(["--listen", "127.0.0.1:0", "--allow-private-targets"])
+            .args(["--node-name", name, "--lease-expiry", "2s"])
+            .env("WEBHOOKS_DATABASE_URL", database_url)
+            .env("WEBHOOKS_ADMIN_TOKEN", TOKEN)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        command
+    }
+
+    /// SIGKILL, at once: nothing is cleaned up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The server binary, with nothing set.
     pub fn binary() -> Command {
         Command::new(env!("CARGO_BIN_EXE_webhooks-emitter-server"))
@@ -138,6 +167,35 @@ impl ServerProcess {
         token: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        self.try_send_typed(method, path, body, content_type, token, headers)
+            .await
+            .expect("request")
+    }
+
+    /// A JSON request with the admin token that may fail to connect (a node
+    /// that is gone): `None` then, instead of a panic.
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Option<Answer> {
+        let body = body.map(|b| b.to_string());
+        let json = Some("application/json");
+        self.try_send_typed(method, path, body.as_deref(), json, Some(TOKEN), headers)
+            .await
+    }
+
+    async fn try_send_typed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        content_type: Option<&str>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Option<Answer> {
         let client = awc::Client::builder().timeout(DEADLINE).finish();
         let mut request = client.request(method, self.url(path));
         if let Some(token) = token {
@@ -150,11 +208,11 @@ impl ServerProcess {
             request = request.content_type(content_type);
         }
         let mut response = match body {
-            Some(body) => request.send_body(body.to_owned()).await.expect("request"),
-            None => request.send().await.expect("request"),
+            Some(body) => request.send_body(body.to_owned()).await.ok()?,
+            None => request.send().await.ok()?,
         };
-        let bytes = response.body().limit(16 << 20).await.expect("body");
-        Answer {
+        let bytes = response.body().limit(16 << 20).await.ok()?;
+        Some(Answer {
             status: response.status().as_u16(),
             content_type: response
                 .headers()
@@ -165,7 +223,7 @@ impl ServerProcess {
             headers: response.headers().clone(),
             json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        })
     }
 
     /// Creates an endpoint from `spec` (201); what the server showed of it.

@@ -132,8 +132,8 @@ impl From<EmitError> for Problem {
 
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "journal failed");
-        Self::unavailable(format!("the journal cannot be written: {error}"))
+        tracing::error!(%error, "store failed");
+        Self::unavailable(format!("the store cannot be written: {error}"))
     }
 }
 

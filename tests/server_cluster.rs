@@ -1,0 +1,318 @@
+//! The server as a cluster: nodes as child processes on one throwaway
+//! PostgreSQL, and a black-box client that sends to any node and, when a
+//! node fails, retries on the next with the same `Idempotency-Key`.
+#![cfg(feature = "server")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use awc::http::Method;
+use serde_json::{json, Value};
+use support::postgres::Postgres;
+use support::server::{problem, ServerProcess};
+use support::{eventually, Receiver};
+use webhooks_emitter::verify::{StandardVerifier, Verifier};
+
+/// `n` nodes named `node-1` … on `db`.
+fn nodes(db: &Postgres, n: usize) -> Vec<ServerProcess> {
+    (1..=n)
+        .map(|i| ServerProcess::start_node(db.url(), &format!("node-{i}"), &[]))
+        .collect()
+}
+
+fn endpoint(id: &str, url: String) -> Value {
+    json!({
+        "id": id,
+        "url": url,
+        "events": ["order.created"],
+        "max_retries": 1000,
+        "backoff_ms": {"start": 10, "limit": 50},
+    })
+}
+
+async fn post(node: &ServerProcess, path: &str, body: Option<Value>) -> support::server::Answer {
+    node.api(Method::POST, path, body).await
+}
+
+/// Every kind of endpoint change made on one node is in effect on the
+/// others when it answers: the next event, sent to another node, is routed
+/// and delivered with it.
+#[actix_web::test]
+async fn changes_made_on_any_node_are_in_effect_on_every_node_when_it_answers() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let nodes = nodes(&db, 3);
+
+    nodes[0].create(endpoint("crm", receiver.url("/a"))).await;
+    let sent = nodes[1].emit_raw("order.created", json!({"n": 1})).await;
+    assert_eq!(
+        (sent.status, &sent.json["endpoints"]),
+        (202, &json!(1)),
+        "{sent:?}"
+    );
+    let got = receiver.next().await;
+    assert_eq!((got.path.as_str(), got.n()), ("/a", 1));
+
+    let patch = json!({"url": receiver.url("/b")});
+    let changed = nodes[1]
+        .api(Method::PATCH, "/api/v1/endpoints/crm", Some(patch))
+        .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    nodes[2].emit("order.created", json!({"n": 2})).await;
+    let got = receiver.next().await;
+    assert_eq!((got.path.as_str(), got.n()), ("/b", 2), "the new URL");
+
+    assert_eq!(
+        post(&nodes[2], "/api/v1/endpoints/crm/pause", None)
+            .await
+            .status,
+        200
+    );
+    nodes[0].emit("order.created", json!({"n": 3})).await;
+    for node in &nodes {
+        let view = node.api(Method::GET, "/api/v1/endpoints/crm", None).await;
+        assert_eq!(view.json["state"], "paused", "{view:?}");
+    }
+    let resumed_at = Instant::now();
+    assert_eq!(
+        post(&nodes[1], "/api/v1/endpoints/crm/resume", None)
+            .await
+            .status,
+        200
+    );
+    let got = receiver.next().await;
+    assert_eq!(got.n(), 3);
+    assert!(got.at > resumed_at, "held while paused, sent once resumed");
+
+    let (_, key) = nodes[0].rotate("crm").await;
+    nodes[2].emit("order.created", json!({"n": 4})).await;
+    let got = receiver.next().await;
+    assert_eq!(got.n(), 4);
+    let verified = StandardVerifier::new(&key)
+        .unwrap()
+        .verify(&got.headers, &got.body);
+    assert!(verified.is_ok(), "signed with the new key: {verified:?}");
+
+    let deleted = nodes[1]
+        .api(Method::DELETE, "/api/v1/endpoints/crm", None)
+        .await;
+    assert_eq!(deleted.status, 204);
+    let sent = nodes[2].emit_raw("order.created", json!({"n": 5})).await;
+    assert_eq!(sent.json["endpoints"], 0, "routed nowhere: {sent:?}");
+    nodes[2].create(endpoint("erp", receiver.url("/c"))).await;
+    nodes[0].emit("order.created", json!({"n": 6})).await;
+    let got = receiver.next().await;
+    assert_eq!(
+        (got.path.as_str(), got.n()),
+        ("/c", 6),
+        "nothing for the deleted one"
+    );
+    for node in &nodes {
+        let missing = node.api(Method::GET, "/api/v1/endpoints/crm", None).await;
+        assert_eq!(missing.status, 404, "{missing:?}");
+    }
+
+    // One id created on two nodes at once: one 201, one 409.
+    let (a, b) = tokio::join!(
+        post(
+            &nodes[0],
+            "/api/v1/endpoints",
+            Some(endpoint("twice", receiver.url("/t")))
+        ),
+        post(
+            &nodes[1],
+            "/api/v1/endpoints",
+            Some(endpoint("twice", receiver.url("/t")))
+        ),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "{a:?} {b:?}");
+    let conflict = if a.status == 409 { &a } else { &b };
+    assert!(problem(conflict, 409).contains("already exists"));
+}
+
+/// One key sent to three nodes at once emits once; a repeat on any node
+/// answers the first request id, marked replayed, and emits nothing.
+#[actix_web::test]
+async fn one_idempotency_key_on_three_nodes_at_once_emits_once() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let nodes = nodes(&db, 3);
+    nodes[0].create(endpoint("crm", receiver.url("/k"))).await;
+    let body = json!({"event": "order.created", "payload": {"n": 1}});
+    let key = [("idempotency-key", "order-1")];
+    let send =
+        |i: usize| nodes[i].try_call(Method::POST, "/api/v1/events", Some(body.clone()), &key);
+    let (a, b, c) = tokio::join!(send(0), send(1), send(2));
+    let answers: Vec<_> = [a, b, c].into_iter().map(Option::unwrap).collect();
+    let fresh: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status == 202 && a.headers.get("idempotent-replayed").is_none())
+        .collect();
+    assert_eq!(fresh.len(), 1, "one emits: {answers:?}");
+    for other in answers.iter().filter(|a| a.status != 202) {
+        assert_eq!(other.status, 409, "the others wait for it: {other:?}");
+    }
+    let request_id = fresh[0].json["request_id"].as_str().unwrap().to_owned();
+    for node in &nodes {
+        let again = node
+            .try_call(Method::POST, "/api/v1/events", Some(body.clone()), &key)
+            .await
+            .unwrap();
+        assert_eq!(again.status, 202, "{again:?}");
+        assert_eq!(again.json["request_id"], request_id.as_str());
+        assert_eq!(
+            again
+                .headers
+                .get("idempotent-replayed")
+                .map(|v| v.as_bytes()),
+            Some(&b"true"[..])
+        );
+    }
+    // Deliveries to one endpoint keep their order: a duplicate would come
+    // before this marker.
+    nodes[1].emit("order.created", json!({"n": 2})).await;
+    let got = receiver.take(2).await;
+    let ns: Vec<i64> = got.iter().map(|r| r.n()).collect();
+    assert_eq!(ns, [1, 2], "emitted once");
+    assert_eq!(
+        got[0].header("x-webhooks-delivery"),
+        Some(request_id.as_str())
+    );
+}
+
+/// Two processes with one name would both think they hold its leases: the
+/// second refuses to start, naming the name.
+#[actix_web::test]
+async fn a_second_live_node_with_the_same_name_refuses_to_start() {
+    let db = Postgres::start();
+    let _first = ServerProcess::start_node(db.url(), "twin", &[]);
+    let refused = ServerProcess::node_command(db.url(), "twin")
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("`twin`"), "{stderr}");
+    assert!(!stderr.contains(support::postgres::PASSWORD), "{stderr}");
+}
+
+/// A client sends events one after the other to the nodes in turn, each
+/// with a key of its own, and retries one that failed on the next node.
+/// One node is SIGKILLed mid-run: every event that got a 202 is delivered,
+/// first deliveries in the order the 202s came, a duplicate with the same
+/// request id.
+#[actix_web::test]
+async fn a_node_killed_mid_load_loses_nothing_acknowledged() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let mut nodes: Vec<Option<ServerProcess>> = nodes(&db, 3).into_iter().map(Some).collect();
+    nodes[0]
+        .as_ref()
+        .unwrap()
+        .create(endpoint("orders", receiver.url("/o")))
+        .await;
+    const EVENTS: i64 = 300;
+    let mut acknowledged: Vec<(i64, String)> = Vec::new();
+    let mut turn = 0;
+    for n in 0..EVENTS {
+        if n == EVENTS / 3 {
+            nodes[0].take().unwrap().kill();
+        }
+        let key = format!("event-{n}");
+        let body = json!({"event": "order.created", "payload": {"n": n}});
+        let request_id = loop {
+            turn = (turn + 1) % nodes.len();
+            let Some(node) = &nodes[turn] else { continue };
+            let headers = [("idempotency-key", key.as_str())];
+            match node
+                .try_call(Method::POST, "/api/v1/events", Some(body.clone()), &headers)
+                .await
+            {
+                Some(answer) if answer.status == 202 => {
+                    break answer.json["request_id"].as_str().unwrap().to_owned();
+                }
+                _ => continue, // gone, or not ready: the next node, same key
+            }
+        };
+        acknowledged.push((n, request_id));
+    }
+    let mut firsts: Vec<i64> = Vec::new();
+    let mut ids: HashMap<i64, String> = HashMap::new();
+    while firsts.len() < acknowledged.len() {
+        let got = receiver.next().await;
+        let id = got.header("x-webhooks-delivery").unwrap().to_owned();
+        if let Some(first) = ids.get(&got.n()) {
+            assert_eq!(first, &id, "a duplicate carries the same request id");
+            continue;
+        }
+        ids.insert(got.n(), id);
+        firsts.push(got.n());
+    }
+    let expected: Vec<i64> = acknowledged.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        firsts, expected,
+        "first deliveries in the order of the 202s"
+    );
+    for (n, request_id) in &acknowledged {
+        assert_eq!(ids.get(n), Some(request_id), "event {n}");
+    }
+}
+
+/// While PostgreSQL is down, events are refused with 503 problem+json
+/// (never a 500, never a hang) and `/ready` is 503; once it is back,
+/// everything goes on and nothing acknowledged is lost.
+#[actix_web::test]
+async fn while_the_database_is_down_events_get_503_and_nothing_acknowledged_is_lost() {
+    let db = Postgres::start();
+    if !db.is_local() {
+        return; // cannot stop a server of the caller's
+    }
+    let mut receiver = Receiver::start();
+    let nodes = nodes(&db, 2);
+    nodes[0].create(endpoint("crm", receiver.url("/d"))).await;
+    nodes[1].emit("order.created", json!({"n": 1})).await;
+    assert_eq!(receiver.next().await.n(), 1);
+
+    db.stop();
+    for node in &nodes {
+        let asked = Instant::now();
+        let refused = node.emit_raw("order.created", json!({"n": 99})).await;
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "answered in time"
+        );
+        assert!(!problem(&refused, 503).is_empty(), "{refused:?}");
+        eventually("/ready says 503", || async {
+            node.api(Method::GET, "/ready", None).await.status == 503
+        })
+        .await;
+    }
+
+    db.start_again();
+    eventually("events accepted again", || async {
+        nodes[0]
+            .emit_raw("order.created", json!({"n": 2}))
+            .await
+            .status
+            == 202
+    })
+    .await;
+    // A refused event was not acknowledged; the accepted ones all arrive.
+    let mut seen = Vec::new();
+    while !seen.contains(&2) {
+        let n = receiver.next().await.n();
+        if n != 99 {
+            seen.push(n);
+        }
+    }
+    for node in &nodes {
+        eventually("/ready again", || async {
+            node.api(Method::GET, "/ready", None).await.status == 200
+        })
+        .await;
+    }
+}
