@@ -148,6 +148,6 @@ pub use signing::standard::{
     parse_standard_secret, sign_standard, MIN_STANDARD_KEY_BYTES, STANDARD_SECRET_PREFIX,
 };
 #[cfg(feature = "emitter")]
-pub use store::{Journal, JournalOptions, RecordChange, Records, Store};
+pub use store::{Journal, JournalOptions, RecordChange, Records, Store, StoredCounters};
 #[cfg(feature = "postgres")]
 pub use store::{PgOptions, PgStore};

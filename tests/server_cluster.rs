@@ -316,3 +316,149 @@ async fn while_the_database_is_down_events_get_503_and_nothing_acknowledged_is_l
         .await;
     }
 }
+
+/// What a node shows of an endpoint's history: its stored counters, its
+/// dead letters and its attempts (outcome and request id, newest first).
+async fn history(node: &ServerProcess, id: &str) -> (Value, usize, Vec<(String, String)>) {
+    let stats = node
+        .api(Method::GET, &format!("/api/v1/endpoints/{id}/stats"), None)
+        .await
+        .json;
+    let counters = json!([
+        stats["delivered"],
+        stats["failed_attempts"],
+        stats["dead_lettered"]
+    ]);
+    let letters = node
+        .api(
+            Method::GET,
+            &format!("/api/v1/endpoints/{id}/dead-letters"),
+            None,
+        )
+        .await
+        .json;
+    let attempts = node
+        .api(
+            Method::GET,
+            &format!("/api/v1/endpoints/{id}/attempts"),
+            None,
+        )
+        .await
+        .json;
+    let attempts = attempts
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|a| {
+                    let field = |name: &str| a[name].as_str().unwrap_or_default().to_owned();
+                    (field("outcome"), field("request_id"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (counters, letters.as_array().map_or(0, Vec::len), attempts)
+}
+
+/// Attempts, dead letters and stats are the cluster's: every node shows
+/// the same, and still does after every node has been restarted.
+#[actix_web::test]
+async fn attempts_dead_letters_and_stats_are_the_same_on_every_node_and_after_a_full_restart() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let mut nodes = nodes(&db, 3);
+    let mut spec = endpoint("crm", receiver.url("/h"));
+    spec["max_retries"] = json!(2);
+    nodes[0].create(spec).await;
+    // The first event fails twice: a dead letter; the next two arrive.
+    receiver.script_statuses([500, 500]);
+    for (i, node) in nodes.iter().enumerate() {
+        node.emit("order.created", json!({"n": i})).await;
+    }
+    receiver.take(4).await;
+    let expected_counters = json!([2, 2, 1]);
+    let mut seen = None;
+    for node in &nodes {
+        eventually("the cluster's history on every node", || async {
+            let (counters, letters, attempts) = history(node, "crm").await;
+            let delivered = attempts.iter().filter(|(o, _)| o == "delivered").count();
+            counters == expected_counters && letters == 1 && delivered == 2
+        })
+        .await;
+        let shown = history(node, "crm").await;
+        assert!(
+            seen.as_ref().is_none_or(|first| *first == shown),
+            "{shown:?}"
+        );
+        seen = Some(shown);
+    }
+    for node in nodes.drain(..) {
+        assert!(node.terminate().success());
+    }
+    let nodes = self::nodes(&db, 3);
+    for node in &nodes {
+        assert_eq!(Some(history(node, "crm").await), seen, "after the restart");
+    }
+}
+
+/// A rolling restart under load: SIGTERM one node at a time while a client
+/// keeps sending to the others. The node stopping says 503 on `/ready`, and
+/// every event that got a 202 is delivered.
+#[actix_web::test]
+async fn a_rolling_restart_under_load_loses_nothing_acknowledged() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let mut nodes: Vec<ServerProcess> = nodes(&db, 3);
+    nodes[0]
+        .create(endpoint("orders", receiver.url("/r")))
+        .await;
+    let mut acknowledged = Vec::new();
+    let mut n = 0;
+    for restarting in 0..nodes.len() {
+        for _ in 0..40 {
+            let body = json!({"event": "order.created", "payload": {"n": n}});
+            let key = format!("rolling-{n}");
+            let headers = [("idempotency-key", key.as_str())];
+            let mut turn = n as usize;
+            loop {
+                turn = (turn + 1) % nodes.len();
+                if turn == restarting && n % 2 == 0 {
+                    continue; // most traffic on the others
+                }
+                let answer = nodes[turn]
+                    .try_call(Method::POST, "/api/v1/events", Some(body.clone()), &headers)
+                    .await;
+                if answer.is_some_and(|a| a.status == 202) {
+                    break;
+                }
+            }
+            acknowledged.push(n);
+            n += 1;
+        }
+        let stopping = &nodes[restarting];
+        stopping.send_term();
+        eventually(
+            "the stopping node says 503 on /ready, or is gone",
+            || async {
+                stopping
+                    .try_call(Method::GET, "/ready", None, &[])
+                    .await
+                    .is_none_or(|a| a.status == 503)
+            },
+        )
+        .await;
+        let name = format!("node-{}", restarting + 1);
+        let old = std::mem::replace(
+            &mut nodes[restarting],
+            ServerProcess::start_node(db.url(), &format!("{name}-new"), &[]),
+        );
+        assert!(old.wait_exit().success(), "{name} stops cleanly");
+    }
+    let mut firsts = Vec::new();
+    while firsts.len() < acknowledged.len() {
+        let got = receiver.next().await.n();
+        if !firsts.contains(&got) {
+            firsts.push(got);
+        }
+    }
+    assert_eq!(firsts, acknowledged, "every 202 delivered, in order");
+}

@@ -36,6 +36,7 @@ pub use app_records::{RecordChange, Records};
 pub use journal::{Journal, JournalOptions};
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore};
+pub use records::StoredCounters;
 
 /// Which store a [`WebhooksEmitter`](crate::WebhooksEmitter) uses; see
 /// [`WebhooksEmitterBuilder::store`](crate::WebhooksEmitterBuilder::store).

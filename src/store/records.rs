@@ -221,11 +221,16 @@ pub(crate) fn decode_dead_letter(id: u64, value: &[u8]) -> Option<DeadLetter> {
     })
 }
 
-/// An emitter's counters, kept across restarts: its stats start from them.
+/// An emitter's counters as a store keeps them, across restarts (and, on
+/// PostgreSQL, across nodes): its stats start from them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct StoredCounters {
+#[non_exhaustive]
+pub struct StoredCounters {
+    /// Events delivered.
     pub delivered: u64,
+    /// Attempts that failed.
     pub failed_attempts: u64,
+    /// Events dead-lettered.
     pub dead_lettered: u64,
 }
 

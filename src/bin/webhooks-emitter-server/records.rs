@@ -2,7 +2,9 @@
 //! attempts): application records on the journal, or on PostgreSQL, behind
 //! one interface, so that every table the server adds exists on both.
 
-use webhooks_emitter::{Journal, RecordChange, Records, Store, StoreError};
+use std::collections::HashMap;
+
+use webhooks_emitter::{Journal, RecordChange, Records, Store, StoreError, StoredCounters};
 
 /// The server's store: the journal's file, or a PostgreSQL database shared
 /// by every node.
@@ -44,6 +46,16 @@ impl ServerStore {
                 let live = store.live_nodes().await.ok()?;
                 Some(live.iter().filter(|name| **name != me).count())
             }
+        }
+    }
+
+    /// Every emitter's counters as a shared store keeps them (none on the
+    /// journal, whose node's own stats are the whole story, nor when the
+    /// database does not answer).
+    pub async fn counters(&self) -> HashMap<String, StoredCounters> {
+        match self {
+            ServerStore::Journal(_) => HashMap::new(),
+            ServerStore::Postgres(store) => store.counters().await.unwrap_or_default(),
         }
     }
 

@@ -6,9 +6,11 @@ use sqlx::{PgPool, Row};
 use tokio::sync::oneshot;
 
 use super::errors::from_sqlx;
+use super::reads::unsigned;
 use super::{ClusterOp, PgStore};
 use crate::error::StoreError;
 use crate::store::app_records::{RecordChange, Records};
+use crate::store::records::StoredCounters;
 
 /// A call on application records, with the caller's answer.
 pub(crate) enum RecordsOp {
@@ -48,6 +50,11 @@ pub(crate) enum RecordsOp {
     List {
         namespace: String,
         reply: oneshot::Sender<Result<Records, StoreError>>,
+    },
+    /// Every emitter's stored counters (not records, but read the same way).
+    Counters {
+        reply:
+            oneshot::Sender<Result<std::collections::HashMap<String, StoredCounters>, StoreError>>,
     },
     /// The nodes seen within `expiry` (not a record, but read the same way).
     LiveNodes {
@@ -139,6 +146,7 @@ pub(super) async fn perform(pool: PgPool, op: RecordsOp) {
             answer(reply, pruned);
         }
         RecordsOp::List { namespace, reply } => answer(reply, list(&pool, &namespace).await),
+        RecordsOp::Counters { reply } => answer(reply, counters(&pool).await),
         RecordsOp::LiveNodes { expiry, reply } => {
             let names = sqlx::query_scalar(
                 "SELECT name FROM webhooks_emitter_nodes WHERE seen_at > now() - $1 ORDER BY name",
@@ -174,6 +182,26 @@ async fn put(
     .execute(pool)
     .await?;
     Ok(stored.rows_affected() > 0)
+}
+
+async fn counters(
+    pool: &PgPool,
+) -> Result<std::collections::HashMap<String, StoredCounters>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT emitter, delivered, failed_attempts, dead_lettered FROM webhooks_emitter_emitters",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let counters = StoredCounters {
+                delivered: unsigned(row.try_get(1)?),
+                failed_attempts: unsigned(row.try_get(2)?),
+                dead_lettered: unsigned(row.try_get(3)?),
+            };
+            Ok((row.try_get(0)?, counters))
+        })
+        .collect()
 }
 
 async fn list(pool: &PgPool, namespace: &str) -> Result<Records, sqlx::Error> {
@@ -342,6 +370,14 @@ impl PgStore {
             return Ok(());
         }
         self.ask(|reply| RecordsOp::Change { changes, reply }).await
+    }
+
+    /// Every emitter's counters as the cluster stored them (deliveries,
+    /// failed attempts and dead letters of every node), by emitter id.
+    pub async fn counters(
+        &self,
+    ) -> Result<std::collections::HashMap<String, StoredCounters>, StoreError> {
+        self.ask(|reply| RecordsOp::Counters { reply }).await
     }
 
     /// The names of the nodes on this database seen within the lease expiry

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use webhooks_emitter::{AttachError, EmitterStats, WebhooksEmitter};
+use webhooks_emitter::{AttachError, EmitterStats, StoredCounters, WebhooksEmitter};
 
 use crate::endpoint::{
     check_id, unix_now, EndpointPatch, EndpointRecord, EndpointSpec, EndpointView, RetiringKey,
@@ -41,6 +41,21 @@ pub struct Catalog {
     subscribers: std::sync::RwLock<HashMap<String, usize>>,
     /// When the last read of the stored endpoints started (see `sync`).
     synced_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// `stats` with the counters a shared store keeps for its emitter, where
+/// they are ahead (they count every node's work; this node's own count can
+/// be ahead of them by what it has not committed yet).
+fn with_counters(
+    mut stats: EmitterStats,
+    stored: &HashMap<String, StoredCounters>,
+) -> EmitterStats {
+    if let Some(stored) = stored.get(&stats.id) {
+        stats.delivered = stats.delivered.max(stored.delivered);
+        stats.failed_attempts = stats.failed_attempts.max(stored.failed_attempts);
+        stats.dead_lettered = stats.dead_lettered.max(stored.dead_lettered);
+    }
+    stats
 }
 
 /// Endpoints per event name.
@@ -105,18 +120,27 @@ impl Catalog {
 
     /// A view of one endpoint, with its live stats.
     async fn view(&self, record: &EndpointRecord) -> EndpointView {
-        let stats = self.emitter.stats(&record.spec.id).await.ok();
+        let stats = self.stats(&record.spec.id).await.ok();
         EndpointView::new(record, stats)
+    }
+
+    /// One endpoint's stats: this node's, with the cluster's counters on a
+    /// shared store (the same on every node).
+    pub async fn stats(&self, id: &str) -> Result<EmitterStats, Problem> {
+        let stats = self.emitter.stats(id).await?;
+        let counters = self.journal.counters().await;
+        Ok(with_counters(stats, &counters))
     }
 
     /// Every endpoint with its stats, asked of the emitter once for all.
     pub async fn list(&self) -> Vec<EndpointView> {
+        let counters = self.journal.counters().await;
         let mut stats: HashMap<String, EmitterStats> = self
             .emitter
             .stats_all()
             .await
             .into_iter()
-            .map(|s| (s.id.clone(), s))
+            .map(|s| (s.id.clone(), with_counters(s, &counters)))
             .collect();
         let records = self.records.lock().await;
         records

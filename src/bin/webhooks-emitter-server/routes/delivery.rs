@@ -106,7 +106,7 @@ pub async fn redeliver_all(state: State, id: web::Path<String>) -> Result<HttpRe
 #[utoipa::path(responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
 #[get("/endpoints/{id}/stats")]
 pub async fn stats(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let stats = state.emitter.stats(&id).await?;
+    let stats = state.catalog.stats(&id).await?;
     Ok(HttpResponse::Ok().json(StatsView::from(stats)))
 }
 
