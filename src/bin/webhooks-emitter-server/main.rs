@@ -1,6 +1,6 @@
 //! `webhooks-emitter-server`: the crate as a service. A REST API manages
 //! endpoints and accepts events from any language; everything is kept in the
-//! journal; Prometheus metrics at `/metrics`; SSE at `/sse`, WebSocket rooms
+//! journal, or in PostgreSQL for several nodes (`catalog/sync.rs`); Prometheus metrics at `/metrics`; SSE at `/sse`, WebSocket rooms
 //! at `/ws`; a web console at `/`.
 //!
 //! It uses only the library's public API. Layout:

@@ -13,8 +13,8 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-#[utoipa::path(responses((status = 200, description = "journal readable, actors answering"),
-        (status = 503, description = "starting, draining, or the journal or actors do not answer")))]
+#[utoipa::path(responses((status = 200, description = "store readable, actors answering, endpoints current"),
+        (status = 503, description = "starting, draining, endpoints not current, or the store or actors do not answer")))]
 #[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let not_ready =
@@ -33,7 +33,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     };
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
-        Ok(false) => not_ready("journal unreadable"),
+        Ok(false) => not_ready("store unreadable"),
         Err(_) => not_ready("no answer within 2 s"),
     }
 }
