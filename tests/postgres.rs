@@ -407,3 +407,34 @@ fn round_key() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed).to_string()
 }
+
+/// An emitter removed for good: while a live node attaches it, `discard`
+/// refuses; once none does, it deletes its queued events, dead letters,
+/// lease, paused state and counters.
+#[tokio::test]
+async fn discard_removes_an_emitter_once_no_live_node_attaches_it() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let (store, a) = db.node("discard-a").await;
+    let (_store_b, b) = db.node("discard-b").await;
+    let config = fast_config(receiver.url("/x"));
+    a.attach("gone", "bye", config.clone()).await.unwrap();
+    b.attach("gone", "bye", config.clone()).await.unwrap();
+    a.pause("gone").await.unwrap();
+    a.emit_durable("bye", &json!({ "n": 1 }), None).await.unwrap();
+    assert!(store.counters().await.unwrap().contains_key("gone"));
+    a.detach("gone").await.unwrap();
+    assert!(!store.discard("gone").await.unwrap(), "node b attaches it");
+    b.detach("gone").await.unwrap();
+    eventually("discarded once no node attaches it", || async {
+        store.discard("gone").await.unwrap()
+    })
+    .await;
+    assert!(!store.counters().await.unwrap().contains_key("gone"));
+    // Attached anew: not paused, and the stored event is gone (the first
+    // delivery is the new one).
+    a.attach("gone", "bye", config).await.unwrap();
+    assert!(!a.stats("gone").await.unwrap().paused);
+    a.emit_durable("bye", &json!({ "n": 2 }), None).await.unwrap();
+    assert_eq!(receiver.next().await.n(), 2);
+}

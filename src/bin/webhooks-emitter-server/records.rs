@@ -59,6 +59,24 @@ impl ServerStore {
         }
     }
 
+    /// After an endpoint is deleted and every node has detached it: its
+    /// stored rows go too (on the journal, `detach` removed them already).
+    pub async fn discard(&self, id: &str) {
+        if let ServerStore::Postgres(store) = self {
+            match store.discard(id).await {
+                Ok(true) => {
+                    tracing::info!(endpoint = %id, "stored rows of the deleted endpoint removed")
+                }
+                Ok(false) => {
+                    tracing::warn!(endpoint = %id, "a live node still attaches the deleted endpoint; its rows stay")
+                }
+                Err(error) => {
+                    tracing::warn!(endpoint = %id, %error, "stored rows of the deleted endpoint not removed")
+                }
+            }
+        }
+    }
+
     pub async fn put_record(
         &self,
         namespace: &str,

@@ -51,6 +51,12 @@ pub(crate) enum RecordsOp {
         namespace: String,
         reply: oneshot::Sender<Result<Records, StoreError>>,
     },
+    /// Delete everything stored for `emitter` unless a live node uses it.
+    Discard {
+        emitter: String,
+        expiry: std::time::Duration,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
     /// Every emitter's stored counters (not records, but read the same way).
     Counters {
         reply:
@@ -147,6 +153,11 @@ pub(super) async fn perform(pool: PgPool, op: RecordsOp) {
         }
         RecordsOp::List { namespace, reply } => answer(reply, list(&pool, &namespace).await),
         RecordsOp::Counters { reply } => answer(reply, counters(&pool).await),
+        RecordsOp::Discard {
+            emitter,
+            expiry,
+            reply,
+        } => answer(reply, discard(&pool, &emitter, expiry).await),
         RecordsOp::LiveNodes { expiry, reply } => {
             let names = sqlx::query_scalar(
                 "SELECT name FROM webhooks_emitter_nodes WHERE seen_at > now() - $1 ORDER BY name",
@@ -182,6 +193,46 @@ async fn put(
     .execute(pool)
     .await?;
     Ok(stored.rows_affected() > 0)
+}
+
+/// Deletes an emitter's rows (events, dead letters, lease, configurations,
+/// counters) in one transaction, unless a live node still attaches it.
+async fn discard(
+    pool: &PgPool,
+    emitter: &str,
+    expiry: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Appends of other nodes wait for this (they lock the same row).
+    sqlx::query("SELECT 1 FROM webhooks_emitter_emitters WHERE emitter = $1 FOR UPDATE")
+        .bind(emitter)
+        .execute(&mut *tx)
+        .await?;
+    let used: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM webhooks_emitter_configs c JOIN webhooks_emitter_nodes n ON n.name = c.node \
+         WHERE c.emitter = $1 AND n.seen_at > now() - $2 LIMIT 1",
+    )
+    .bind(emitter)
+    .bind(super::leases::interval(expiry))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if used.is_some() {
+        return Ok(false);
+    }
+    for table in [
+        "webhooks_emitter_events",
+        "webhooks_emitter_dead_letters",
+        "webhooks_emitter_configs",
+        // The lease goes with it (ON DELETE CASCADE).
+        "webhooks_emitter_emitters",
+    ] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE emitter = $1"))
+            .bind(emitter)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 async fn counters(
@@ -370,6 +421,19 @@ impl PgStore {
             return Ok(());
         }
         self.ask(|reply| RecordsOp::Change { changes, reply }).await
+    }
+
+    /// Deletes everything stored for `emitter` (queued events, dead letters,
+    /// lease, counters) unless a live node attaches it; returns whether it
+    /// did. For an emitter removed for good: `detach` on every node first.
+    pub async fn discard(&self, emitter: &str) -> Result<bool, StoreError> {
+        let (emitter, expiry) = (emitter.to_owned(), self.lease_expiry());
+        self.ask(|reply| RecordsOp::Discard {
+            emitter,
+            expiry,
+            reply,
+        })
+        .await
     }
 
     /// Every emitter's counters as the cluster stored them (deliveries,

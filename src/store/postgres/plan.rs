@@ -29,6 +29,9 @@ pub(super) struct Plan {
     pub paused: BTreeMap<String, bool>,
     /// Leases given back: by a worker, or by an emitter detached here.
     pub releases: Vec<(String, i64)>,
+    /// Emitters detached here (their workers stopped): this node no longer
+    /// uses them.
+    pub unregistered: Vec<String>,
 }
 
 /// Registers members at once (their workers wait for nothing else) and
@@ -58,10 +61,11 @@ pub(super) fn plan(shared: &NodeState, batch: &mut [ClusterOp]) -> Plan {
             }
             ClusterOp::Unregister { emitter, token } => {
                 let members = shared.members();
-                let held = members
-                    .get(emitter)
-                    .filter(|m| m.token == *token)
-                    .and_then(|m| m.epoch);
+                let member = members.get(emitter).filter(|m| m.token == *token);
+                if member.is_some() {
+                    plan.unregistered.push(emitter.to_string());
+                }
+                let held = member.and_then(|m| m.epoch);
                 if let Some(epoch) = held {
                     plan.fenced.insert(emitter.to_string());
                     plan.releases.push((emitter.to_string(), epoch));

@@ -41,6 +41,7 @@ pub(super) async fn write(
     delete_events(tx, &rows).await?;
     set_paused(tx, plan).await?;
     release(tx, node, &rows).await?;
+    forget_configs(tx, node, plan).await?;
     notify(tx, &rows.wake).await?;
     Ok(rows)
 }
@@ -333,6 +334,20 @@ async fn release(tx: &mut Tx<'_>, node: &str, rows: &Rows) -> Result<(), sqlx::E
     .bind(node)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// This node's configurations of the emitters it detached: it no longer
+/// uses them (so that their rows can be discarded once no node does).
+async fn forget_configs(tx: &mut Tx<'_>, node: &str, plan: &Plan) -> Result<(), sqlx::Error> {
+    if plan.unregistered.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM webhooks_emitter_configs WHERE node = $1 AND emitter = ANY($2)")
+        .bind(node)
+        .bind(&plan.unregistered)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

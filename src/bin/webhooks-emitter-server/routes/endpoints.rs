@@ -54,6 +54,7 @@ pub async fn remove(state: State, id: web::Path<String>) -> Result<HttpResponse,
     state.catalog.delete(&id).await?;
     state.attempts.forget(&id).await?;
     state.catalog.propagated().await;
+    state.store.discard(&id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
