@@ -32,6 +32,12 @@ pub(super) async fn start(
         });
     }
     let connect: PgConnectOptions = url.parse().map_err(|e| from_sqlx(&e))?;
+    // A node frozen inside a transaction (SIGSTOP, a paused VM) must not
+    // hold its row locks past its lease: the others would wait on them to
+    // deliver what it held. The database ends such a transaction (it is
+    // retried if the node comes back; its writes are fenced by then).
+    let idle_limit = format!("{}ms", options.lease_expiry.as_millis());
+    let connect = connect.options([("idle_in_transaction_session_timeout", idle_limit.as_str())]);
     let shared = Arc::new(NodeState {
         node: Mutex::new(node),
         options,
