@@ -421,7 +421,9 @@ async fn discard_removes_an_emitter_once_no_live_node_attaches_it() {
     a.attach("gone", "bye", config.clone()).await.unwrap();
     b.attach("gone", "bye", config.clone()).await.unwrap();
     a.pause("gone").await.unwrap();
-    a.emit_durable("bye", &json!({ "n": 1 }), None).await.unwrap();
+    a.emit_durable("bye", &json!({ "n": 1 }), None)
+        .await
+        .unwrap();
     assert!(store.counters().await.unwrap().contains_key("gone"));
     a.detach("gone").await.unwrap();
     assert!(!store.discard("gone").await.unwrap(), "node b attaches it");
@@ -435,6 +437,8 @@ async fn discard_removes_an_emitter_once_no_live_node_attaches_it() {
     // delivery is the new one).
     a.attach("gone", "bye", config).await.unwrap();
     assert!(!a.stats("gone").await.unwrap().paused);
-    a.emit_durable("bye", &json!({ "n": 2 }), None).await.unwrap();
+    a.emit_durable("bye", &json!({ "n": 2 }), None)
+        .await
+        .unwrap();
     assert_eq!(receiver.next().await.n(), 2);
 }

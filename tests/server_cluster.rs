@@ -117,7 +117,10 @@ async fn changes_made_on_any_node_are_in_effect_on_every_node_when_it_answers() 
     // Its stored rows went with it once every node had detached it.
     let store = webhooks_emitter::PgStore::connect(db.url()).await.unwrap();
     let counters = store.counters().await.unwrap();
-    assert!(!counters.contains_key("crm") && counters.contains_key("erp"), "{counters:?}");
+    assert!(
+        !counters.contains_key("crm") && counters.contains_key("erp"),
+        "{counters:?}"
+    );
 
     // One id created on two nodes at once: one 201, one 409.
     let (a, b) = tokio::join!(

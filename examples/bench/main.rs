@@ -7,7 +7,9 @@
 //! exit. `BENCH_SCALE=0.1` runs a tenth of the work (a quick smoke run);
 //! `BENCH_ONLY=2,3` runs only those scenarios. Scenario 8 (the server binary)
 //! needs `--features server` and `cargo build --release --features server`;
-//! scenario 9 (PostgreSQL, on a throwaway local cluster) `--features postgres`.
+//! scenario 9 (PostgreSQL, on a throwaway local cluster) `--features postgres`;
+//! scenario 10 (the server on PostgreSQL, 1 and 3 nodes, and its failover)
+//! `--features server` with the release server built.
 
 mod children;
 mod delivery;
@@ -18,6 +20,8 @@ mod measure;
 mod postgres;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+mod server_cluster;
 mod sse;
 mod sse_floor;
 
@@ -107,6 +111,12 @@ fn main() -> std::io::Result<()> {
         if run("9") {
             rows.extend(postgres::throughput(&url, 64, scaled(500)).await);
             rows.extend(postgres::takeover(&url).await?);
+        }
+        // The server on PostgreSQL (`--features server` includes postgres).
+        #[cfg(feature = "server")]
+        if run("10") {
+            rows.extend(server_cluster::accepted(&url, scaled(20_000), 32).await);
+            rows.extend(server_cluster::failover(&url).await);
         }
         drop(receiver);
 

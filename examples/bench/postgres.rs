@@ -14,11 +14,11 @@ use crate::measure::{millis, per_second, thousands, Row};
 use crate::WAIT_LIMIT;
 
 #[path = "../../tests/support/postgres.rs"]
-mod cluster;
+pub mod cluster;
 
 const EVENT: &str = "bench.pg";
 
-async fn node(url: &str, name: &str, expiry: Duration) -> (PgStore, WebhooksEmitter) {
+pub async fn node(url: &str, name: &str, expiry: Duration) -> (PgStore, WebhooksEmitter) {
     let store = PgStore::options()
         .node_name(name)
         .lease_expiry(expiry)

@@ -16,10 +16,10 @@ use crate::delivery::{config, payload};
 use crate::durable::{open, Scratch};
 use crate::measure::{millis, per_second, percentile, Row};
 
-const TOKEN: &str = "bench-admin-token-0123456789";
+pub const TOKEN: &str = "bench-admin-token-0123456789";
 
 /// The server process, killed on drop.
-struct Server(Child);
+pub struct Server(pub Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -29,6 +29,12 @@ impl Drop for Server {
 }
 
 fn start_server(journal: &std::path::Path) -> std::io::Result<(Server, String)> {
+    let journal = journal.as_os_str().to_string_lossy().into_owned();
+    spawn_server(&["--journal", &journal], &[])
+}
+
+/// The release server with `args`, and `env`, on a free port; its address.
+pub fn spawn_server(args: &[&str], env: &[(&str, &str)]) -> std::io::Result<(Server, String)> {
     let binary = std::env::current_exe()?
         .parent()
         .and_then(|examples| examples.parent())
@@ -38,13 +44,9 @@ fn start_server(journal: &std::path::Path) -> std::io::Result<(Server, String)> 
             std::io::Error::other("build it first: cargo build --release --features server")
         })?;
     let mut child = Command::new(binary)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-private-targets",
-            "--journal",
-        ])
-        .arg(journal)
+        .args(["--listen", "127.0.0.1:0", "--allow-private-targets"])
+        .args(args)
+        .envs(env.iter().copied())
         .env("WEBHOOKS_ADMIN_TOKEN", TOKEN)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
@@ -66,7 +68,7 @@ fn start_server(journal: &std::path::Path) -> std::io::Result<(Server, String)> 
 }
 
 /// `callers` loops, `events` calls in all; each call's time.
-async fn load<F, Fut>(events: usize, callers: usize, call: F) -> (Duration, Vec<Duration>)
+pub async fn load<F, Fut>(events: usize, callers: usize, call: F) -> (Duration, Vec<Duration>)
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = bool>,
