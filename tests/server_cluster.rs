@@ -469,3 +469,26 @@ async fn a_rolling_restart_under_load_loses_nothing_acknowledged() {
     }
     assert_eq!(firsts, acknowledged, "every 202 delivered, in order");
 }
+
+/// A node's periodic read of the stored endpoints never undoes a change
+/// made on that node meanwhile: each endpoint created is there at once,
+/// and stays (the read that started before its insert must not remove it).
+#[actix_web::test]
+async fn endpoints_created_on_a_node_stay_while_it_reads_the_store() {
+    let db = Postgres::start();
+    let receiver = Receiver::start();
+    let node = ServerProcess::start_node(db.url(), "alone", &[]);
+    for i in 0..40 {
+        let id = format!("e{i}");
+        node.create(endpoint(&id, receiver.url("/s"))).await;
+        let shown = node
+            .api(Method::GET, &format!("/api/v1/endpoints/{id}"), None)
+            .await;
+        assert_eq!(
+            shown.status, 200,
+            "{id} right after its creation: {shown:?}"
+        );
+    }
+    let listed = node.api(Method::GET, "/api/v1/endpoints", None).await;
+    assert_eq!(listed.json.as_array().map(Vec::len), Some(40), "{listed:?}");
+}

@@ -41,9 +41,11 @@ impl Catalog {
 
     /// Reads the stored endpoints and takes up what changed elsewhere.
     pub async fn sync(&self) -> Result<(), Problem> {
+        // Locked before the read: a change made here meanwhile (it holds the
+        // lock until stored) must not be undone by a read from before it.
+        let mut records = self.records.lock().await;
         let started = Instant::now();
         let stored = self.journal.records(NAMESPACE).await?;
-        let mut records = self.records.lock().await;
         let now = unix_now();
         let mut present = HashSet::new();
         let mut changed = false;
