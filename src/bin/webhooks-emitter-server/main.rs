@@ -10,8 +10,8 @@
 //!   of them, in the emitter and in the journal;
 //! - [`routes`]: the API and its OpenAPI document; [`auth`]: the token on
 //!   requests; [`problem`]: errors as problem+json;
-//! - [`idempotency`]: `Idempotency-Key` on `POST /api/v1/events`, and
-//!   [`shared_keys`]: the same, cluster-wide on PostgreSQL;
+//! - [`idempotency`]: `Idempotency-Key` on `POST /api/v1/events`, on the
+//!   journal or cluster-wide on PostgreSQL;
 //! - [`records`]: the server's store, the journal or PostgreSQL;
 //! - [`attempts`]: recent attempts and the console's live feed;
 //! - [`console`]: the embedded web page; [`state`]: what handlers share.
@@ -27,7 +27,6 @@ mod problem;
 mod records;
 mod routes;
 mod secrets;
-mod shared_keys;
 mod state;
 
 use std::process::ExitCode;

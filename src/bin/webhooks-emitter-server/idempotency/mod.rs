@@ -2,7 +2,7 @@
 //! the first answer and emits nothing. Keys are kept in the store (namespace
 //! `idempotency`), so a restart remembers them: on the journal with an index
 //! in memory (here), on PostgreSQL in the database only, cluster-wide
-//! ([`shared_keys`](crate::shared_keys)).
+//! ([`shared`]).
 //!
 //! A key is reserved before the event is emitted, so two requests racing
 //! with one key emit once: the second is told the first is in progress (409).
@@ -11,18 +11,17 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::endpoint::unix_now;
 use crate::problem::Problem;
 use crate::records::ServerStore;
-use crate::shared_keys::{self, SharedClaim};
 
-pub const NAMESPACE: &str = "idempotency";
-/// How long a key is remembered.
-pub const KEY_TTL_SECS: u64 = 24 * 60 * 60;
-/// Longest key accepted.
-const MAX_KEY_LEN: usize = 255;
+mod rules;
+mod shared;
+
+pub use rules::{fingerprint, KEY_TTL_SECS};
+use rules::{reused, MAX_KEY_LEN, NAMESPACE};
+use shared::SharedClaim;
 
 /// The first answer to a key, and what it was for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,7 +63,7 @@ impl Reservation<'_> {
         let fingerprint = std::mem::take(&mut self.fingerprint);
         let keys = self.keys;
         if let ServerStore::Postgres(store) = &keys.journal {
-            return shared_keys::finish(store, &self.key, fingerprint, request_id).await;
+            return shared::finish(store, &self.key, fingerprint, request_id).await;
         }
         let answered = Answered {
             fingerprint,
@@ -88,7 +87,7 @@ impl Drop for Reservation<'_> {
         match &self.keys.journal {
             ServerStore::Postgres(store) => {
                 let (store, key) = (store.clone(), std::mem::take(&mut self.key));
-                actix_web::rt::spawn(async move { shared_keys::release(&store, &key).await });
+                actix_web::rt::spawn(async move { shared::release(&store, &key).await });
             }
             ServerStore::Journal(_) => {
                 self.keys.lock().remove(&self.key);
@@ -97,27 +96,9 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// The problem when a key comes back with another body.
-pub fn reused(first: &str, fingerprint: &str) -> Option<Problem> {
-    (first != fingerprint).then(|| {
-        Problem::new(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "this Idempotency-Key was used with a different request body",
-        )
-    })
-}
-
 pub struct IdempotencyKeys {
     journal: ServerStore,
     entries: Mutex<HashMap<String, Entry>>,
-}
-
-/// Hex SHA-256 of a body.
-pub fn fingerprint(body: &[u8]) -> String {
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl IdempotencyKeys {
@@ -164,7 +145,7 @@ impl IdempotencyKeys {
             )));
         }
         if let ServerStore::Postgres(store) = &self.journal {
-            return Ok(match shared_keys::claim(store, key, fingerprint).await? {
+            return Ok(match shared::claim(store, key, fingerprint).await? {
                 SharedClaim::Replay(request_id) => Claim::Replay(request_id),
                 SharedClaim::Fresh => self.reservation(key, fingerprint),
             });
@@ -216,7 +197,7 @@ impl IdempotencyKeys {
     /// Forgets keys older than 24 hours.
     pub async fn prune(&self) {
         if let ServerStore::Postgres(store) = &self.journal {
-            return shared_keys::prune(store).await;
+            return shared::prune(store).await;
         }
         let now = unix_now();
         let expired: Vec<String> = {
