@@ -492,3 +492,21 @@ async fn endpoints_created_on_a_node_stay_while_it_reads_the_store() {
     let listed = node.api(Method::GET, "/api/v1/endpoints", None).await;
     assert_eq!(listed.json.as_array().map(Vec::len), Some(40), "{listed:?}");
 }
+
+/// On a single node (no other to wait for), deleting an endpoint removes its
+/// stored rows too: the node's own detach is committed before the discard.
+#[actix_web::test]
+async fn a_single_node_deleting_an_endpoint_removes_its_rows() {
+    let db = Postgres::start();
+    let receiver = Receiver::start();
+    let node = ServerProcess::start_node(db.url(), "solo", &[]);
+    node.create(endpoint("gone", receiver.url("/g"))).await;
+    node.emit("order.created", json!({"n": 1})).await;
+    let store = webhooks_emitter::PgStore::connect(db.url()).await.unwrap();
+    assert!(store.counters().await.unwrap().contains_key("gone"));
+    let deleted = node
+        .api(Method::DELETE, "/api/v1/endpoints/gone", None)
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert!(!store.counters().await.unwrap().contains_key("gone"));
+}

@@ -427,6 +427,8 @@ impl PgStore {
     /// lease, counters) unless a live node attaches it; returns whether it
     /// did. For an emitter removed for good: `detach` on every node first.
     pub async fn discard(&self, emitter: &str) -> Result<bool, StoreError> {
+        // This node's own detach first: its configuration row goes with it.
+        self.flush().await?;
         let (emitter, expiry) = (emitter.to_owned(), self.lease_expiry());
         self.ask(|reply| RecordsOp::Discard {
             emitter,
