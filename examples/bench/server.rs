@@ -67,6 +67,15 @@ pub fn spawn_server(args: &[&str], env: &[(&str, &str)]) -> std::io::Result<(Ser
     Ok((server, base))
 }
 
+/// The median and 99th percentile of `times`.
+pub fn latency(times: &[Duration]) -> String {
+    format!(
+        "p50 {}, p99 {}",
+        millis(percentile(times, 0.5)),
+        millis(percentile(times, 0.99))
+    )
+}
+
 /// `callers` loops, `events` calls in all; each call's time.
 pub async fn load<F, Fut>(events: usize, callers: usize, call: F) -> (Duration, Vec<Duration>)
 where
@@ -171,13 +180,6 @@ pub async fn accepted(url: &str, events: usize, callers: usize) -> Vec<Row> {
             lib_times.len()
         );
     }
-    let latency = |times: &[Duration]| {
-        format!(
-            "p50 {}, p99 {}",
-            millis(percentile(times, 0.5)),
-            millis(percentile(times, 0.99))
-        )
-    };
     vec![
         Row::ratio(
             &figure,

@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use crate::delivery::{config, payload};
-use crate::measure::{millis, per_second, percentile, Row};
+use crate::measure::{millis, per_second, Row};
 use crate::postgres::{cluster, node};
-use crate::server::{load, spawn_server, Server, TOKEN};
+use crate::server::{latency, load, spawn_server, Server, TOKEN};
 use crate::WAIT_LIMIT;
 
 /// The lease expiry of the failover run: short, so that the run is short.
@@ -71,14 +71,6 @@ async fn delivered(base: &str, id: &str) -> u64 {
     };
     let stats: serde_json::Value = response.json().await.unwrap_or_default();
     stats["delivered"].as_u64().unwrap_or(0)
-}
-
-fn latency(times: &[Duration]) -> String {
-    format!(
-        "p50 {}, p99 {}",
-        millis(percentile(times, 0.5)),
-        millis(percentile(times, 0.99))
-    )
 }
 
 fn not_run(figure: &str, why: impl std::fmt::Display) -> Vec<Row> {

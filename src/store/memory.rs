@@ -36,9 +36,7 @@ impl EventQueue for MemoryQueue {
         }
         self.waiting.push_back(event);
         // In memory, queued is as safe as it gets.
-        if let Some(durable) = durable {
-            durable.done();
-        }
+        DurableAck::settle(durable);
         Ok(())
     }
 
@@ -68,9 +66,7 @@ impl EventQueue for MemoryQueue {
         if ticket.is_some() {
             self.started = self.started.saturating_sub(1);
         }
-        if let Some(durable) = durable {
-            durable.done();
-        }
+        DurableAck::settle(durable);
     }
 
     fn redeliver(&mut self, letters: Vec<DeadLetter>) {

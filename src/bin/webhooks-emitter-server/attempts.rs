@@ -54,7 +54,7 @@ pub struct AttemptView {
 
 /// The attempt log: where it is, its bound, and the keys it holds.
 pub struct Attempts {
-    journal: ServerStore,
+    store: ServerStore,
     kept: usize,
     /// Per endpoint, the numbers of its stored attempts, oldest first (read
     /// from the journal the first time the endpoint is seen).
@@ -132,9 +132,9 @@ pub fn unix_rfc3339(secs: u64) -> String {
 
 impl Attempts {
     /// A log in `journal` keeping the last `kept` attempts of each endpoint.
-    pub fn new(journal: ServerStore, kept: usize) -> Self {
+    pub fn new(store: ServerStore, kept: usize) -> Self {
         Attempts {
-            journal,
+            store,
             kept: kept.max(1),
             index: Mutex::new(HashMap::new()),
         }
@@ -148,7 +148,7 @@ impl Attempts {
 
     /// The stored attempts of `endpoint`, oldest first, by number.
     async fn stored(&self, endpoint: &str) -> Result<Vec<(u64, Vec<u8>)>, Problem> {
-        let records = self.journal.records(&namespace(endpoint)).await?;
+        let records = self.store.records(&namespace(endpoint)).await?;
         Ok(records
             .into_iter()
             .filter_map(|(key, value)| Some((key.parse().ok()?, value)))
@@ -179,7 +179,7 @@ impl Attempts {
                 key: key(number),
             })
             .collect();
-        Ok(self.journal.change_records(changes).await?)
+        Ok(self.store.change_records(changes).await?)
     }
 
     /// Adds `attempt` to `changes`: its record, and the deletion of the
@@ -250,7 +250,7 @@ impl Attempts {
                 }
                 self.log(&attempt, &mut changes).await;
             }
-            if let Err(error) = self.journal.change_records(changes).await {
+            if let Err(error) = self.store.change_records(changes).await {
                 tracing::error!(%error, "attempts not stored");
             }
         }

@@ -23,18 +23,16 @@ pub use sync::follow;
 const NAMESPACE: &str = "endpoints";
 
 /// Writes `record` to the store; returns once it is committed.
-async fn store(journal: &ServerStore, record: &EndpointRecord) -> Result<(), Problem> {
+async fn write_record(store: &ServerStore, record: &EndpointRecord) -> Result<(), Problem> {
     let bytes = serde_json::to_vec(record)
         .map_err(|e| Problem::bad_request(format!("endpoint not storable: {e}")))?;
-    Ok(journal
-        .put_record(NAMESPACE, &record.spec.id, bytes)
-        .await?)
+    Ok(store.put_record(NAMESPACE, &record.spec.id, bytes).await?)
 }
 
 /// Every endpoint, in the emitter and in the store.
 pub struct Catalog {
     emitter: WebhooksEmitter,
-    journal: ServerStore,
+    store: ServerStore,
     records: Mutex<BTreeMap<String, EndpointRecord>>,
     /// Endpoints per event name, for the answer to every event: read
     /// without the records' lock, rebuilt when an endpoint changes.
@@ -72,8 +70,8 @@ fn subscriber_index(records: &BTreeMap<String, EndpointRecord>) -> HashMap<Strin
 impl Catalog {
     /// Reads the stored endpoints and attaches each; one that no longer
     /// attaches is kept, shown as `detached`, and logged.
-    pub async fn load(emitter: WebhooksEmitter, journal: ServerStore) -> Result<Self, String> {
-        let stored = journal
+    pub async fn load(emitter: WebhooksEmitter, store: ServerStore) -> Result<Self, String> {
+        let stored = store
             .records(NAMESPACE)
             .await
             .map_err(|e| format!("cannot read the endpoints: {e}"))?;
@@ -89,7 +87,7 @@ impl Catalog {
             };
             // Keys past their grace period leave the file too.
             if record.retire_expired(now) {
-                if let Err(problem) = store(&journal, &record).await {
+                if let Err(problem) = write_record(&store, &record).await {
                     tracing::error!(endpoint = %id, %problem, "retired key not removed from the store");
                 }
             }
@@ -107,7 +105,7 @@ impl Catalog {
         }
         Ok(Catalog {
             emitter,
-            journal,
+            store,
             subscribers: std::sync::RwLock::new(subscriber_index(&records)),
             records: Mutex::new(records),
             synced_at: std::sync::Mutex::new(Some(std::time::Instant::now())),
@@ -115,7 +113,7 @@ impl Catalog {
     }
 
     async fn save(&self, record: &EndpointRecord) -> Result<(), Problem> {
-        store(&self.journal, record).await
+        write_record(&self.store, record).await
     }
 
     /// A view of one endpoint, with its live stats.
@@ -128,13 +126,13 @@ impl Catalog {
     /// shared store (the same on every node).
     pub async fn stats(&self, id: &str) -> Result<EmitterStats, Problem> {
         let stats = self.emitter.stats(id).await?;
-        let counters = self.journal.counters().await;
+        let counters = self.store.counters().await;
         Ok(with_counters(stats, &counters))
     }
 
     /// Every endpoint with its stats, asked of the emitter once for all.
     pub async fn list(&self) -> Vec<EndpointView> {
-        let counters = self.journal.counters().await;
+        let counters = self.store.counters().await;
         let mut stats: HashMap<String, EmitterStats> = self
             .emitter
             .stats_all()
@@ -204,7 +202,7 @@ impl Catalog {
         // Stored only where no endpoint is: of two nodes creating one id at
         // once, one stores it.
         let stored = match serde_json::to_vec(&record) {
-            Ok(bytes) => self.journal.insert_record(NAMESPACE, &id, bytes).await,
+            Ok(bytes) => self.store.insert_record(NAMESPACE, &id, bytes).await,
             Err(e) => return Err(Problem::bad_request(format!("endpoint not storable: {e}"))),
         };
         match stored {
@@ -282,7 +280,7 @@ impl Catalog {
         if !records.contains_key(id) {
             return Err(Problem::unknown_endpoint(id));
         }
-        self.journal.delete_record(NAMESPACE, id).await?;
+        self.store.delete_record(NAMESPACE, id).await?;
         records.remove(id);
         self.reindex(&records);
         match self.emitter.detach(id).await {

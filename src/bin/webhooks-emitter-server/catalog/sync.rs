@@ -26,7 +26,7 @@ impl Catalog {
     /// Whether this node may route events: always on the journal; on a
     /// shared store, while its last read is recent.
     pub fn current(&self) -> bool {
-        if !self.journal.shared() {
+        if !self.store.shared() {
             return true;
         }
         self.read_at().is_some_and(|at| at.elapsed() < STALE_AFTER)
@@ -45,7 +45,7 @@ impl Catalog {
         // lock until stored) must not be undone by a read from before it.
         let mut records = self.records.lock().await;
         let started = Instant::now();
-        let stored = self.journal.records(NAMESPACE).await?;
+        let stored = self.store.records(NAMESPACE).await?;
         let now = unix_now();
         let mut present = HashSet::new();
         let mut changed = false;
@@ -107,7 +107,7 @@ impl Catalog {
     /// After a change on a shared store: waits until every other live node
     /// has read it or refuses events.
     pub async fn propagated(&self) {
-        if self.journal.other_live_nodes().await != Some(0) {
+        if self.store.other_live_nodes().await != Some(0) {
             tokio::time::sleep(STALE_AFTER).await;
         }
     }

@@ -62,7 +62,7 @@ impl Reservation<'_> {
         self.finished = true;
         let fingerprint = std::mem::take(&mut self.fingerprint);
         let keys = self.keys;
-        if let ServerStore::Postgres(store) = &keys.journal {
+        if let ServerStore::Postgres(store) = &keys.store {
             return shared::finish(store, &self.key, fingerprint, request_id).await;
         }
         let answered = Answered {
@@ -73,7 +73,7 @@ impl Reservation<'_> {
         let bytes = serde_json::to_vec(&answered).unwrap_or_default();
         keys.lock()
             .insert(self.key.clone(), Entry::Answered(answered));
-        if let Err(error) = keys.journal.put_record(NAMESPACE, &self.key, bytes).await {
+        if let Err(error) = keys.store.put_record(NAMESPACE, &self.key, bytes).await {
             tracing::error!(%error, "idempotency key not stored; it is kept in memory only");
         }
     }
@@ -84,7 +84,7 @@ impl Drop for Reservation<'_> {
         if self.finished {
             return;
         }
-        match &self.keys.journal {
+        match &self.keys.store {
             ServerStore::Postgres(store) => {
                 let (store, key) = (store.clone(), std::mem::take(&mut self.key));
                 actix_web::rt::spawn(async move { shared::release(&store, &key).await });
@@ -97,26 +97,26 @@ impl Drop for Reservation<'_> {
 }
 
 pub struct IdempotencyKeys {
-    journal: ServerStore,
+    store: ServerStore,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl IdempotencyKeys {
     /// The keys stored within the last 24 hours (older ones are deleted); on
     /// PostgreSQL none: each claim asks the database.
-    pub async fn load(journal: ServerStore) -> Result<Self, String> {
-        if journal.shared() {
+    pub async fn load(store: ServerStore) -> Result<Self, String> {
+        if store.shared() {
             return Ok(IdempotencyKeys {
-                journal,
+                store,
                 entries: Mutex::new(HashMap::new()),
             });
         }
-        let stored = journal
+        let stored = store
             .records(NAMESPACE)
             .await
             .map_err(|e| format!("cannot read the idempotency keys: {e}"))?;
         let keys = IdempotencyKeys {
-            journal,
+            store,
             entries: Mutex::new(HashMap::new()),
         };
         let now = unix_now();
@@ -126,7 +126,7 @@ impl IdempotencyKeys {
                     keys.lock().insert(key, Entry::Answered(answered));
                 }
                 _ => {
-                    let _ = keys.journal.delete_record(NAMESPACE, &key).await;
+                    let _ = keys.store.delete_record(NAMESPACE, &key).await;
                 }
             }
         }
@@ -144,7 +144,7 @@ impl IdempotencyKeys {
                 "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
             )));
         }
-        if let ServerStore::Postgres(store) = &self.journal {
+        if let ServerStore::Postgres(store) = &self.store {
             return Ok(match shared::claim(store, key, fingerprint).await? {
                 SharedClaim::Replay(request_id) => Claim::Replay(request_id),
                 SharedClaim::Fresh => self.reservation(key, fingerprint),
@@ -196,7 +196,7 @@ impl IdempotencyKeys {
 
     /// Forgets keys older than 24 hours.
     pub async fn prune(&self) {
-        if let ServerStore::Postgres(store) = &self.journal {
+        if let ServerStore::Postgres(store) = &self.store {
             return shared::prune(store).await;
         }
         let now = unix_now();
@@ -213,7 +213,7 @@ impl IdempotencyKeys {
             expired
         };
         for key in expired {
-            let _ = self.journal.delete_record(NAMESPACE, &key).await;
+            let _ = self.store.delete_record(NAMESPACE, &key).await;
         }
     }
 }
