@@ -205,6 +205,37 @@ async fn a_second_live_node_with_the_same_name_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("`twin`"), "{stderr}");
     assert!(!stderr.contains(support::postgres::PASSWORD), "{stderr}");
+    // Killed, its last heartbeat ages: once older than the lease expiry
+    // (2 s here) the name is free for a new process.
+    _first.kill();
+    let mut refused_while_fresh = 0;
+    let started = Instant::now();
+    loop {
+        let mut child = ServerProcess::node_command(db.url(), "twin")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("runs");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).ok();
+        if line.contains("listening") {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        assert!(!child.wait().expect("exits").success());
+        refused_while_fresh += 1;
+        assert!(
+            started.elapsed() < support::DEADLINE,
+            "the name never freed"
+        );
+        std::thread::sleep(Duration::from_millis(200)); // the heartbeat must age
+    }
+    assert!(
+        refused_while_fresh > 0,
+        "refused while the heartbeat was fresh"
+    );
 }
 
 /// A client sends events one after the other to the nodes in turn, each
@@ -509,4 +540,75 @@ async fn a_single_node_deleting_an_endpoint_removes_its_rows() {
         .await;
     assert_eq!(deleted.status, 204);
     assert!(!store.counters().await.unwrap().contains_key("gone"));
+}
+
+/// Keys as stored: an answered key older than 24 h counts as free (a new
+/// request id), a reservation older than 60 s (its node died) is taken
+/// over, a fresh reservation answers 409.
+#[actix_web::test]
+async fn stale_reservations_are_taken_over_and_expired_keys_are_free() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let node = ServerProcess::start_node(db.url(), "keys", &[]);
+    node.create(endpoint("crm", receiver.url("/i"))).await;
+    let store = webhooks_emitter::PgStore::connect(db.url()).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = json!({"event": "order.created", "payload": {"n": 1}});
+    let fingerprint = webhooks_emitter_fingerprint(&body);
+    let record = |request_id: Option<&str>, age: u64| {
+        serde_json::to_vec(&json!({
+            "fingerprint": fingerprint, "request_id": request_id, "at": now - age,
+        }))
+        .unwrap()
+    };
+    let node = &node;
+    let send = |key: &'static str| {
+        let body = Some(body.clone());
+        async move {
+            node.try_call(
+                Method::POST,
+                "/api/v1/events",
+                body,
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    store
+        .put_record("idempotency", "busy", record(None, 5))
+        .await
+        .unwrap();
+    assert_eq!(send("busy").await.unwrap().status, 409, "in progress");
+    store
+        .put_record("idempotency", "dead", record(None, 61))
+        .await
+        .unwrap();
+    let taken = send("dead").await.unwrap();
+    assert_eq!(taken.status, 202, "{taken:?}");
+    assert!(taken.headers.get("idempotent-replayed").is_none());
+    let old = 25 * 60 * 60;
+    store
+        .put_record("idempotency", "old", record(Some("first-id"), old))
+        .await
+        .unwrap();
+    let again = send("old").await.unwrap();
+    assert_eq!(again.status, 202, "{again:?}");
+    assert_ne!(
+        again.json["request_id"], "first-id",
+        "expired: emitted anew"
+    );
+    assert_eq!(receiver.take(2).await.len(), 2, "both emitted");
+}
+
+/// The body fingerprint the server keeps with a key: SHA-256 of the bytes
+/// the client sends, hex (the client here sends `body` as serde_json writes it).
+fn webhooks_emitter_fingerprint(body: &Value) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(body.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
