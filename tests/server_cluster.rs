@@ -612,3 +612,64 @@ fn webhooks_emitter_fingerprint(body: &Value) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// The console and the SSE streams of one node show what every node
+/// emits and delivers, with the same ids on every node: a client that a
+/// load balancer moves to another node resumes by its `Last-Event-ID`.
+#[actix_web::test]
+async fn live_updates_on_any_node_show_every_node_with_the_same_ids() {
+    use support::live::{next, subscribe};
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let nodes = nodes(&db, 3);
+    nodes[0].create(endpoint("crm", receiver.url("/a"))).await;
+    let stream = |node: &ServerProcess, topic: &str| {
+        node.url(&format!("/sse/{topic}?token={}", support::server::TOKEN))
+    };
+    let (status, _, mut on_3) = subscribe(&stream(&nodes[2], "order.created"), &[]).await;
+    assert_eq!(status, 200);
+    let (_, _, mut on_1) = subscribe(&stream(&nodes[0], "order.created"), &[]).await;
+    let (_, _, mut console_3) =
+        subscribe(&stream(&nodes[2], "console%20deliveries"), &[]).await;
+
+    // Events sent to nodes 1 and 2 (never 3).
+    for n in 1..=4 {
+        let sent = nodes[(n - 1) % 2].emit_raw("order.created", json!({"n": n})).await;
+        assert_eq!(sent.status, 202, "{sent:?}");
+    }
+    let mut ids = Vec::new();
+    for n in 1..=4 {
+        let (a, b) = (next(&mut on_3).await, next(&mut on_1).await);
+        let data: Value = serde_json::from_str(&a.data).unwrap();
+        assert_eq!((a.event.as_str(), &data["n"]), ("order.created", &json!(n)));
+        assert_eq!((&a.id, &a.data), (&b.id, &b.data), "node 1 and node 3 agree");
+        ids.push(a.id.parse::<u64>().expect("a numeric id"));
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    // The console on node 3 shows deliveries, whichever node made them.
+    let mut delivered = 0;
+    while delivered < 4 {
+        let attempt: Value = serde_json::from_str(&next(&mut console_3).await.data).unwrap();
+        if attempt["outcome"] == "delivered" && attempt["endpoint"] == "crm" {
+            delivered += 1;
+        }
+    }
+    for _ in 1..=4 {
+        receiver.next().await;
+    }
+
+    // Moved to node 2 after the first event: it gets the other three, with
+    // their ids, and no word of lost events.
+    let last_seen = ids[0].to_string();
+    let (_, _, mut moved) = subscribe(
+        &stream(&nodes[1], "order.created"),
+        &[("Last-Event-ID", &last_seen)],
+    )
+    .await;
+    for id in &ids[1..] {
+        let replayed = next(&mut moved).await;
+        assert_eq!(replayed.event, "order.created", "{replayed:?}");
+        assert_eq!(replayed.id, id.to_string());
+    }
+}

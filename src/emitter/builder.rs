@@ -16,6 +16,11 @@ use crate::emitter::registry::SseLink;
 use crate::emitter::report::DeliveryReport;
 #[cfg(feature = "sse")]
 use crate::sse::{BroadcasterSlot, SseBroadcaster, SseOptions};
+#[cfg(all(feature = "sse", feature = "postgres"))]
+use crate::{
+    sse::{Numbered, Publish},
+    store::{postgres::feed::FeedRecord, thread::NoticeSink},
+};
 use crate::store::Store;
 
 /// Default largest serialized payload `emit` accepts: 1 MiB.
@@ -172,6 +177,26 @@ impl WebhooksEmitterBuilder {
                 options,
                 pending: Default::default(),
             };
+            #[cfg(feature = "postgres")]
+            if let Store::Postgres(store) = &self.store {
+                if store.shares_live_updates() {
+                    // The cluster's feed numbers every node's publications;
+                    // they come back through the registry, in feed order.
+                    let registry = context.address();
+                    store.follow_live_feed(NoticeSink::new(move |record: FeedRecord| {
+                        registry.do_send(Publish {
+                            topic: record.item.topic,
+                            event: record.item.event,
+                            data: record.item.data,
+                            json: record.item.json,
+                            numbered: Some(Numbered {
+                                id: record.id,
+                                prev: record.prev,
+                            }),
+                        });
+                    }));
+                }
+            }
             let registry = context.run(Registry::new(reports, self.store.clone()).with_sse(link));
             Actors { registry, sse }
         }

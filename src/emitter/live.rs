@@ -58,6 +58,7 @@ impl WebhooksEmitter {
             event: Arc::from(event),
             data,
             json,
+            numbered: None,
         })
     }
 

@@ -22,7 +22,7 @@ use actix_web::HttpRequest;
 #[cfg(feature = "test-util")]
 pub(crate) use broadcaster::CrashBroadcaster;
 pub(crate) use broadcaster::{
-    BroadcasterGone, ClientCounts, Publish, SseBroadcaster, StopBroadcaster,
+    BroadcasterGone, ClientCounts, Numbered, Publish, SseBroadcaster, StopBroadcaster,
 };
 pub use endpoint::SseRejection;
 use frame::breaks_framing;

@@ -123,9 +123,12 @@ async fn open_store(cli: &Cli) -> Result<ServerStore, String> {
             .map_err(|e| format!("cannot open the journal {}: {e}", cli.journal.display()))?;
         return Ok(ServerStore::Journal(journal));
     };
+    // Live updates (SSE, WebSocket, the console) show every node's events
+    // and deliveries, with ids that resume on any node.
     let mut options = PgStore::options()
         .lease_expiry(cli.lease_expiry)
-        .commit_interval(cli.commit_interval);
+        .commit_interval(cli.commit_interval)
+        .shared_live_updates(true);
     if let Some(name) = &cli.node_name {
         options = options.node_name(name);
     }

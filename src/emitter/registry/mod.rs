@@ -215,6 +215,7 @@ impl Handler<Emit> for Registry {
             event: event.shared_name(),
             data: event.payload_bytes(),
             json: true,
+            numbered: None,
         });
     }
 }

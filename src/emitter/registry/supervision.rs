@@ -21,6 +21,8 @@ use super::Registry;
 use crate::emitter::worker::{Enqueue, WorkerGone};
 #[cfg(feature = "sse")]
 use crate::sse::{BroadcasterGone, BroadcasterSlot, Publish, SseBroadcaster, SseOptions};
+#[cfg(all(feature = "sse", feature = "postgres"))]
+use crate::store::{postgres::feed::FeedItem, Store};
 
 /// Restarts allowed within [`RESTART_WINDOW`] before an emitter is held paused.
 pub(crate) const MAX_RESTARTS: usize = 5;
@@ -87,8 +89,21 @@ const MAX_PENDING_PUBLICATIONS: usize = 65_536;
 #[cfg(feature = "sse")]
 impl Registry {
     /// Publishes through the broadcaster; while it is being restarted, the
-    /// publication waits for its successor.
+    /// publication waits for its successor. On a cluster's shared feed, a
+    /// publication goes there first, and comes back numbered.
     pub(super) fn publish(&mut self, publish: Publish) {
+        #[cfg(feature = "postgres")]
+        if let (Store::Postgres(store), None) = (&self.store, publish.numbered) {
+            if store.shares_live_updates() {
+                store.publish(FeedItem {
+                    topic: publish.topic,
+                    event: publish.event,
+                    data: publish.data,
+                    json: publish.json,
+                });
+                return;
+            }
+        }
         let shut_down = self.shut_down;
         let Some(link) = self.sse.as_mut() else {
             return;

@@ -89,7 +89,14 @@ impl SseBroadcaster {
         self
     }
 
-    fn publish_to(&mut self, topic: Arc<str>, event: &Arc<str>, data: &Bytes, json: bool) {
+    fn publish_to(
+        &mut self,
+        topic: Arc<str>,
+        event: &Arc<str>,
+        data: &Bytes,
+        json: bool,
+        numbered: Option<Numbered>,
+    ) {
         // Every new event name makes a topic (with its replay buffer) until
         // it has been idle for the TTL; past the bound, a new topic without
         // clients is not made, so callers cannot grow memory without limit.
@@ -103,8 +110,22 @@ impl SseBroadcaster {
         }
         self.next_seq += 1;
         let last_id = self.topics.get(&topic).map_or(0, |t| t.last_id);
+        let (id, prev) = match numbered {
+            None => (last_id + 1, last_id),
+            Some(numbered) => {
+                if numbered.id <= last_id {
+                    // Already shown (a feed read again after a restart).
+                    return;
+                }
+                if last_id != 0 && numbered.prev != last_id {
+                    self.missed(&topic, last_id, numbered.prev);
+                }
+                (numbered.id, numbered.prev)
+            }
+        };
         let record = Record {
-            id: last_id + 1,
+            id,
+            prev,
             seq: self.next_seq,
             event: event.clone(),
             data: data.clone(),
@@ -127,6 +148,21 @@ impl SseBroadcaster {
         entry.remember(record, &self.options);
         for (client, why) in gone {
             self.drop_client(client, &topic, why);
+        }
+    }
+
+    /// A shared feed skipped ids of `topic` (this node fell behind further
+    /// than the feed keeps): its ring no longer bridges, and its clients,
+    /// who missed events, are dropped to resume by id and hear so.
+    fn missed(&mut self, topic: &Arc<str>, last_id: u64, prev: u64) {
+        tracing::warn!(%topic, last_id, next_after = prev, "live feed: events missed on this node");
+        let Some(entry) = self.topics.get_mut(topic) else {
+            return;
+        };
+        entry.forget();
+        let clients: Vec<u64> = entry.clients.keys().copied().collect();
+        for client in clients {
+            self.drop_client(client, topic, Disconnect::TooSlow);
         }
     }
 
@@ -284,15 +320,31 @@ pub(crate) struct Publish {
     pub data: Bytes,
     /// The data is JSON (WebSocket frames embed it as is); else text.
     pub json: bool,
+    /// Its id when a cluster's shared feed numbered it; `None`: this
+    /// broadcaster numbers it.
+    pub numbered: Option<Numbered>,
+}
+
+/// A publication's place in a cluster's shared feed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Numbered {
+    /// Its id, on its topic and on `*`.
+    pub id: u64,
+    /// The id before it on its topic (on `*`, every id is there: `id - 1`).
+    pub prev: u64,
 }
 
 impl Handler<Publish> for SseBroadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
-        self.publish_to(msg.topic, &msg.event, &msg.data, msg.json);
+        self.publish_to(msg.topic, &msg.event, &msg.data, msg.json, msg.numbered);
         let all = self.all.clone();
-        self.publish_to(all, &msg.event, &msg.data, msg.json);
+        let on_all = msg.numbered.map(|n| Numbered {
+            id: n.id,
+            prev: n.id.saturating_sub(1),
+        });
+        self.publish_to(all, &msg.event, &msg.data, msg.json, on_all);
     }
 }
 
@@ -394,18 +446,55 @@ mod tests {
         let mut broadcaster = SseBroadcaster::new(SseOptions::default(), None);
         let (event, data) = (Arc::<str>::from("e"), Bytes::from_static(b"{}"));
         for n in 0..MAX_KEPT_TOPICS + 50 {
-            broadcaster.publish_to(Arc::from(format!("topic-{n}")), &event, &data, true);
+            broadcaster.publish_to(Arc::from(format!("topic-{n}")), &event, &data, true, None);
         }
         assert_eq!(broadcaster.topics.len(), MAX_KEPT_TOPICS);
         // A topic already kept goes on, and `*` always.
-        broadcaster.publish_to(Arc::from("topic-1"), &event, &data, true);
+        broadcaster.publish_to(Arc::from("topic-1"), &event, &data, true, None);
         assert_eq!(
             broadcaster.topics.get("topic-1").map(|t| t.last_id),
             Some(2)
         );
         let all = broadcaster.all.clone();
-        broadcaster.publish_to(all.clone(), &event, &data, true);
+        broadcaster.publish_to(all.clone(), &event, &data, true, None);
         assert_eq!(broadcaster.topics.get(&all).map(|t| t.last_id), Some(1));
         assert_eq!(broadcaster.topics.len(), MAX_KEPT_TOPICS + 1);
+    }
+
+    /// A cluster's shared feed numbers publications: ids on a topic skip
+    /// other topics' ids, a row read twice is shown once, and a skipped row
+    /// (this node fell behind the feed) empties the ring, so that resuming
+    /// across it says events were lost.
+    #[test]
+    fn numbered_publications_keep_the_feed_ids() {
+        let mut broadcaster = SseBroadcaster::new(SseOptions::default(), None);
+        let (event, data) = (Arc::<str>::from("e"), Bytes::from_static(b"{}"));
+        let topic = Arc::<str>::from("orders");
+        let at = |id, prev| Some(Numbered { id, prev });
+        // A node that starts in the middle of the feed: ids 7 and 9 are
+        // this topic's, 8 was another's, and 4 came before 7.
+        broadcaster.publish_to(topic.clone(), &event, &data, true, at(7, 4));
+        broadcaster.publish_to(topic.clone(), &event, &data, true, at(9, 7));
+        broadcaster.publish_to(topic.clone(), &event, &data, true, at(9, 7));
+        let entry = &broadcaster.topics[&topic];
+        let ids: Vec<u64> = entry.ring.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [7, 9], "the repeat of 9 is not shown again");
+        assert_eq!(entry.resume(4).0, topic::Resume::Bridged);
+        assert_eq!(entry.resume(8).0, topic::Resume::Bridged, "8 was never this topic's");
+        assert_eq!(
+            entry.resume(3).0,
+            topic::Resume::Lost { oldest: Some(7) },
+            "what came before 4 is not here"
+        );
+        // Rows 10 to 20 were pruned before this node read them: 21 follows 15.
+        broadcaster.publish_to(topic.clone(), &event, &data, true, at(21, 15));
+        let entry = &broadcaster.topics[&topic];
+        assert_eq!(entry.last_id, 21);
+        assert_eq!(
+            entry.resume(9).0,
+            topic::Resume::Lost { oldest: Some(21) },
+            "the ring does not claim to bridge what this node never saw"
+        );
+        assert_eq!(entry.resume(15).0, topic::Resume::Bridged);
     }
 }

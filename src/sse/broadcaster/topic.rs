@@ -14,6 +14,10 @@ use crate::sse::SseOptions;
 #[derive(Debug, Clone)]
 pub(super) struct Record {
     pub id: u64,
+    /// The id before it on this topic: `id - 1` when this node numbers the
+    /// topic; any lower id when a cluster's shared feed does (ids between
+    /// were other topics').
+    pub prev: u64,
     /// The broadcaster's publish order across topics, to replay several
     /// topics in the order they were published.
     pub seq: u64,
@@ -62,10 +66,16 @@ impl Topic {
         }
     }
 
+    /// Empties the ring: the ids before the next record are not all known.
+    pub(super) fn forget(&mut self) {
+        self.ring.clear();
+        self.ring_bytes = 0;
+    }
+
     /// Whether the ring can bridge from `last_seen`, and the records to replay.
     pub(super) fn resume(&self, last_seen: u64) -> (Resume, Vec<Record>) {
         let oldest = self.ring.front().map(|r| r.id);
-        if bridged(last_seen, oldest, self.last_id) {
+        if bridged(last_seen, self.ring.front().map(|r| r.prev), self.last_id) {
             let missed = self.ring.iter().filter(|r| r.id > last_seen).cloned();
             (Resume::Bridged, missed.collect())
         } else {
@@ -74,12 +84,13 @@ impl Topic {
     }
 }
 
-/// Whether a ring whose oldest id is `oldest` (none if empty), on a topic whose
-/// last id is `last_id`, holds every id after `last_seen`. `last_seen` comes
-/// from the client: any `u64`, so no arithmetic on it may overflow.
-pub(super) fn bridged(last_seen: u64, oldest: Option<u64>, last_id: u64) -> bool {
-    match oldest {
-        Some(oldest) => last_seen >= oldest.saturating_sub(1) && last_seen <= last_id,
+/// Whether a ring whose oldest record follows `before_oldest` on the topic
+/// (none if the ring is empty), on a topic whose last id is `last_id`, holds
+/// every id after `last_seen`. `last_seen` comes from the client: any `u64`,
+/// so no arithmetic on it may overflow.
+pub(super) fn bridged(last_seen: u64, before_oldest: Option<u64>, last_id: u64) -> bool {
+    match before_oldest {
+        Some(before) => last_seen >= before && last_seen <= last_id,
         // Nothing to replay: fine if nothing was missed.
         None => last_seen == last_id,
     }
@@ -96,6 +107,7 @@ mod tests {
             topic.last_id = id;
             topic.ring.push_back(Record {
                 id,
+                prev: id - 1,
                 seq: id,
                 event: Arc::from("e"),
                 data: Bytes::from_static(b"x"),
@@ -135,7 +147,7 @@ mod tests {
                 Some(o) => (last_seen..=last_id).skip(1).all(|id| id >= o) && last_seen <= last_id,
                 None => last_seen == last_id,
             };
-            prop_assert_eq!(bridged(last_seen, oldest, last_id), expected && last_seen <= last_id);
+            prop_assert_eq!(bridged(last_seen, oldest.map(|o| o - 1), last_id), expected && last_seen <= last_id);
         }
 
         #[test]

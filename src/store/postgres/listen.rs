@@ -1,6 +1,7 @@
 //! Wake-ups between nodes: each commit that queues events, changes dead
 //! letters or pauses an emitter sends one notification; every node (this one
-//! too) listens and tells its workers. A missed notification (the listening
+//! too) listens and tells its workers (and the live feed's reader, on its
+//! own channel). A missed notification (the listening
 //! connection dropped) is made up by the lease keeper's poll.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::mpsc::WeakUnboundedSender;
 
+use super::feed::FEED_CHANNEL;
 use super::transaction::CHANNEL;
 use super::{ClusterNotice, ClusterOp, NodeState};
 
@@ -53,11 +55,15 @@ async fn session(
     ops: &WeakUnboundedSender<ClusterOp>,
 ) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, FEED_CHANNEL]).await?;
     loop {
         // `None`: the connection dropped; sqlx listens again on the next call.
         if let Some(notification) = listener.try_recv().await? {
-            dispatch(shared, ops, notification.payload());
+            if notification.channel() == FEED_CHANNEL {
+                shared.feed_wake.notify_one();
+            } else {
+                dispatch(shared, ops, notification.payload());
+            }
         }
         if ops.upgrade().is_none() {
             return Ok(());

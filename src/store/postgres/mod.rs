@@ -13,6 +13,7 @@
 //! - [`transaction`]: the batch's statements: lock, write, notify;
 //! - [`leases`]: heartbeat, renewal, claims and releases, the poll backstop;
 //! - [`listen`]: `LISTEN/NOTIFY` wake-ups between nodes;
+//! - [`feed`]: the live feed the nodes share (opt-in);
 //! - [`reads`]: an emitter's state and its next events, read back;
 //! - [`queue`]: the worker's side, behind the `EventQueue` boundary;
 //! - [`errors`]: how the driver's errors become [`StoreError`]s.
@@ -28,6 +29,7 @@
 
 mod app_records;
 mod errors;
+pub(crate) mod feed;
 mod leases;
 mod listen;
 mod plan;
@@ -64,6 +66,7 @@ pub struct PgOptions {
     pub(crate) batch: BatchOptions,
     max_connections: u32,
     node_name: Option<String>,
+    shared_live_updates: bool,
 }
 
 impl Default for PgOptions {
@@ -73,6 +76,7 @@ impl Default for PgOptions {
             batch: BatchOptions::default(),
             max_connections: 8,
             node_name: None,
+            shared_live_updates: false,
         }
     }
 }
@@ -111,6 +115,17 @@ impl PgOptions {
     /// that a live node uses ([`StoreError::NodeNameInUse`]).
     pub fn node_name(mut self, name: impl Into<String>) -> Self {
         self.node_name = Some(name.into());
+        self
+    }
+
+    /// Whether SSE and WebSocket clients on every node see what every node
+    /// publishes (emitted events, `broadcast`), with the same ids on every
+    /// node, so that a client a load balancer moves resumes by its
+    /// `Last-Event-ID` on the next node (default off: each node shows its
+    /// own). Publications go through a table of the database, in batches of
+    /// 5 ms: one more write per batch, and that delay on every live update.
+    pub fn shared_live_updates(mut self, shared: bool) -> Self {
+        self.shared_live_updates = shared;
         self
     }
 
@@ -162,6 +177,10 @@ pub struct PgStore {
 }
 
 struct Inner {
+    /// Publications for the shared live feed (if on). Declared before
+    /// `thread`, so dropped first: the feed's writer ends, then the thread
+    /// is joined.
+    feed: Option<tokio::sync::mpsc::Sender<feed::FeedItem>>,
     /// Closing it (on drop) lets the thread commit what is left, give the
     /// leases back and stop.
     thread: StoreThread<mpsc::UnboundedSender<ClusterOp>>,
@@ -179,11 +198,22 @@ pub(crate) struct NodeState {
     pub failure: Mutex<Option<StoreError>>,
     /// Transactions committed.
     pub commits: AtomicU64,
+    /// Where the shared live feed's rows go (the emitter, once it follows).
+    pub feed_sink: Mutex<Option<NoticeSink<feed::FeedRecord>>>,
+    /// Wakes the feed's reader: new rows, or a sink to hand them to.
+    pub feed_wake: tokio::sync::Notify,
 }
 
 impl NodeState {
     pub(crate) fn node(&self) -> String {
         self.node
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn feed_sink(&self) -> Option<NoticeSink<feed::FeedRecord>> {
+        self.feed_sink
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -309,11 +339,13 @@ impl PgStore {
 
     pub(crate) fn new(
         ops: mpsc::UnboundedSender<ClusterOp>,
+        feed: Option<mpsc::Sender<feed::FeedItem>>,
         thread: std::thread::JoinHandle<()>,
         shared: Arc<NodeState>,
     ) -> Self {
         PgStore {
             inner: Arc::new(Inner {
+                feed,
                 thread: StoreThread::new(
                     ops,
                     thread,
@@ -378,6 +410,30 @@ impl PgStore {
     /// Hands an operation to the store's thread; never waits.
     pub(crate) fn send(&self, op: ClusterOp) -> Result<(), StoreError> {
         self.inner.thread.send(op)
+    }
+
+    /// Whether publications go through the shared live feed.
+    pub(crate) fn shares_live_updates(&self) -> bool {
+        self.inner.feed.is_some()
+    }
+
+    /// Hands a publication to the shared live feed; never waits. Dropped
+    /// (with a log line) when the feed falls far behind.
+    pub(crate) fn publish(&self, item: feed::FeedItem) {
+        let Some(feed) = &self.inner.feed else {
+            return;
+        };
+        if let Err(error) = feed.try_send(item) {
+            tracing::debug!(%error, "live feed: publication dropped");
+        }
+    }
+
+    /// Hands every row of the shared live feed, from a little before its
+    /// end, to `sink`, in id order (if the feed is on).
+    pub(crate) fn follow_live_feed(&self, sink: NoticeSink<feed::FeedRecord>) {
+        let shared = &self.inner.shared;
+        *shared.feed_sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+        shared.feed_wake.notify_one();
     }
 
     /// Waits until every operation sent before is committed.

@@ -11,7 +11,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::errors::{from_migrate, from_sqlx};
-use super::{leases, listen, writer, NodeState, PgOptions, PgStore};
+use super::{feed, leases, listen, writer, NodeState, PgOptions, PgStore};
 use crate::error::StoreError;
 
 /// How long connecting may take before it fails.
@@ -44,7 +44,15 @@ pub(super) async fn start(
         members: Mutex::new(HashMap::new()),
         failure: Mutex::new(None),
         commits: AtomicU64::new(0),
+        feed_sink: Mutex::new(None),
+        feed_wake: tokio::sync::Notify::new(),
     });
+    let (feed, feed_items) = if shared.options.shared_live_updates {
+        let (sender, receiver) = mpsc::channel(feed::MAX_WAITING);
+        (Some(sender), Some(receiver))
+    } else {
+        (None, None)
+    };
     let (ops, receiver) = mpsc::unbounded_channel();
     // The listener asks for reads through the channel without keeping it
     // open: the last handle's drop still closes it.
@@ -53,12 +61,12 @@ pub(super) async fn start(
     let thread_shared = shared.clone();
     let thread = std::thread::Builder::new()
         .name("webhooks-emitter-postgres".into())
-        .spawn(move || run(connect, thread_shared, receiver, weak, ready))
+        .spawn(move || run(connect, thread_shared, receiver, weak, feed_items, ready))
         .map_err(|e| StoreError::Io {
             detail: format!("cannot start the store's thread: {e}"),
         })?;
     match answer.await {
-        Ok(Ok(())) => Ok(PgStore::new(ops, thread, shared)),
+        Ok(Ok(())) => Ok(PgStore::new(ops, feed, thread, shared)),
         Ok(Err(error)) => {
             let _ = thread.join();
             Err(error)
@@ -75,6 +83,7 @@ fn run(
     shared: Arc<NodeState>,
     ops: mpsc::UnboundedReceiver<super::ClusterOp>,
     weak: mpsc::WeakUnboundedSender<super::ClusterOp>,
+    feed_items: Option<mpsc::Receiver<feed::FeedItem>>,
     ready: oneshot::Sender<Result<(), StoreError>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -102,9 +111,19 @@ fn run(
         let (stop_leases, leases_stopped) = oneshot::channel();
         let keeper = tokio::spawn(leases::keep(pool.clone(), shared.clone(), leases_stopped));
         let listener = tokio::spawn(listen::listen(pool.clone(), shared.clone(), weak));
+        let feed = feed_items.map(|items| {
+            let writer = tokio::spawn(feed::write(pool.clone(), items));
+            let tail = tokio::spawn(feed::tail(pool.clone(), shared.clone()));
+            (writer, tail)
+        });
         // The writer runs until every handle is gone and its work is done.
         writer::run(pool.clone(), shared.clone(), ops).await;
         listener.abort();
+        if let Some((writer, tail)) = feed {
+            // The handles are gone: the feed's writer appends what it has.
+            let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+            tail.abort();
+        }
         let _ = stop_leases.send(());
         let _ = keeper.await;
         pool.close().await;
