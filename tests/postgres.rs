@@ -442,3 +442,53 @@ async fn discard_removes_an_emitter_once_no_live_node_attaches_it() {
         .unwrap();
     assert_eq!(receiver.next().await.n(), 2);
 }
+
+/// With `shared_live_updates`, the SSE clients of every node see what every
+/// node publishes, with the same ids, so that a client moved to another node
+/// resumes there by its `Last-Event-ID`.
+#[actix_web::test]
+async fn shared_live_updates_show_every_node_with_the_same_ids() {
+    use support::live::{next, subscribe};
+    use webhooks_emitter::WebhooksEmitter;
+    let db = Postgres::start();
+    let mut nodes = Vec::new();
+    for name in ["live-a", "live-b"] {
+        let store = PgStore::options()
+            .node_name(name)
+            .shared_live_updates(true)
+            .connect(db.url())
+            .await
+            .unwrap();
+        let emitter = WebhooksEmitter::builder().store(store).start();
+        let for_server = emitter.clone();
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new().service(for_server.sse_scope("/sse"))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let sse = format!("http://{}/sse/news", server.addrs()[0]);
+        actix_web::rt::spawn(server.run());
+        nodes.push((emitter, sse));
+    }
+    let (_, _, mut on_a) = subscribe(&nodes[0].1, &[]).await;
+    let (_, _, mut on_b) = subscribe(&nodes[1].1, &[]).await;
+    let mut ids = Vec::new();
+    // Published on a, then on b: each one seen by both nodes' clients.
+    for (n, (publisher, _)) in nodes.iter().enumerate() {
+        publisher
+            .broadcast("news", "headline", &json!({ "n": n }))
+            .unwrap();
+        let (a, b) = (next(&mut on_a).await, next(&mut on_b).await);
+        assert_eq!(a.data, json!({ "n": n }).to_string());
+        assert_eq!((&a.id, &a.event, &a.data), (&b.id, &b.event, &b.data));
+        ids.push(a.id);
+    }
+    // A client of a that saw the first moves to b: it gets the second.
+    let (_, _, mut moved) = subscribe(&nodes[1].1, &[("Last-Event-ID", &ids[0])]).await;
+    let resumed = next(&mut moved).await;
+    assert_eq!(
+        (resumed.id.as_str(), resumed.event.as_str()),
+        (ids[1].as_str(), "headline")
+    );
+}

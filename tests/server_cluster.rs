@@ -240,7 +240,7 @@ async fn a_second_live_node_with_the_same_name_refuses_to_start() {
 
 /// A client sends events one after the other to the nodes in turn, each
 /// with a key of its own, and retries one that failed on the next node.
-/// One node is SIGKILLed mid-run: every event that got a 202 is delivered,
+/// The node delivering the endpoint is SIGKILLed mid-run: every event that got a 202 is delivered,
 /// first deliveries in the order the 202s came, a duplicate with the same
 /// request id.
 #[actix_web::test]
@@ -258,7 +258,12 @@ async fn a_node_killed_mid_load_loses_nothing_acknowledged() {
     let mut turn = 0;
     for n in 0..EVENTS {
         if n == EVENTS / 3 {
-            nodes[0].take().unwrap().kill();
+            let holder = db
+                .lease_owner("orders")
+                .await
+                .expect("a node holds the lease");
+            let index = (1..=3).position(|i| holder == format!("node-{i}")).unwrap();
+            nodes[index].take().unwrap().kill();
         }
         let key = format!("event-{n}");
         let body = json!({"event": "order.created", "payload": {"n": n}});
@@ -629,12 +634,13 @@ async fn live_updates_on_any_node_show_every_node_with_the_same_ids() {
     let (status, _, mut on_3) = subscribe(&stream(&nodes[2], "order.created"), &[]).await;
     assert_eq!(status, 200);
     let (_, _, mut on_1) = subscribe(&stream(&nodes[0], "order.created"), &[]).await;
-    let (_, _, mut console_3) =
-        subscribe(&stream(&nodes[2], "console%20deliveries"), &[]).await;
+    let (_, _, mut console_3) = subscribe(&stream(&nodes[2], "console%20deliveries"), &[]).await;
 
     // Events sent to nodes 1 and 2 (never 3).
     for n in 1..=4 {
-        let sent = nodes[(n - 1) % 2].emit_raw("order.created", json!({"n": n})).await;
+        let sent = nodes[(n - 1) % 2]
+            .emit_raw("order.created", json!({"n": n}))
+            .await;
         assert_eq!(sent.status, 202, "{sent:?}");
     }
     let mut ids = Vec::new();
@@ -642,7 +648,11 @@ async fn live_updates_on_any_node_show_every_node_with_the_same_ids() {
         let (a, b) = (next(&mut on_3).await, next(&mut on_1).await);
         let data: Value = serde_json::from_str(&a.data).unwrap();
         assert_eq!((a.event.as_str(), &data["n"]), ("order.created", &json!(n)));
-        assert_eq!((&a.id, &a.data), (&b.id, &b.data), "node 1 and node 3 agree");
+        assert_eq!(
+            (&a.id, &a.data),
+            (&b.id, &b.data),
+            "node 1 and node 3 agree"
+        );
         ids.push(a.id.parse::<u64>().expect("a numeric id"));
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
@@ -671,5 +681,109 @@ async fn live_updates_on_any_node_show_every_node_with_the_same_ids() {
         let replayed = next(&mut moved).await;
         assert_eq!(replayed.event, "order.created", "{replayed:?}");
         assert_eq!(replayed.id, id.to_string());
+    }
+}
+
+/// The node delivering an endpoint is frozen (SIGSTOP) past its lease: another node
+/// takes over and delivers what was acknowledged meanwhile; once the frozen
+/// node runs again (SIGCONT) it is fenced: first deliveries stay in the
+/// order of the 202s, a duplicate carries its request id, and the node
+/// serves again.
+#[actix_web::test]
+async fn a_node_frozen_past_its_lease_is_fenced_when_it_runs_again() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let nodes = nodes(&db, 3);
+    nodes[0]
+        .create(endpoint("orders", receiver.url("/o")))
+        .await;
+    let all: Vec<&ServerProcess> = nodes.iter().collect();
+    let mut turn = 0;
+    let mut acknowledged = vec![accepted(&all, &mut turn, 0).await];
+    assert_eq!(receiver.next().await.n(), 0);
+    let holder = db
+        .lease_owner("orders")
+        .await
+        .expect("a node holds the lease");
+    let frozen = (1..=3).position(|i| holder == format!("node-{i}")).unwrap();
+    let others: Vec<&ServerProcess> = (0..3).filter(|i| *i != frozen).map(|i| &nodes[i]).collect();
+    // Frozen with deliveries in hand (queued or in flight).
+    for n in 1..=5 {
+        acknowledged.push(accepted(&all, &mut turn, n).await);
+    }
+    nodes[frozen].signal("STOP");
+    // Acknowledged while it is frozen (the others answer 503 while its
+    // transaction holds the endpoint's row, until the database ends it):
+    // delivered by another node once the 2 s lease runs out.
+    for n in 6..=20 {
+        acknowledged.push(accepted(&others, &mut turn, n).await);
+    }
+    eventually("another node holds the lease", || async {
+        db.lease_owner("orders")
+            .await
+            .is_some_and(|owner| owner != holder)
+    })
+    .await;
+    nodes[frozen].signal("CONT");
+    for n in 21..=40 {
+        acknowledged.push(accepted(&all, &mut turn, n).await);
+    }
+    let mut firsts: Vec<i64> = vec![0];
+    let mut ids: HashMap<i64, String> = HashMap::new();
+    while firsts.len() < acknowledged.len() {
+        let got = receiver.next().await;
+        let id = got.header("x-webhooks-delivery").unwrap().to_owned();
+        if let Some(first) = ids.get(&got.n()) {
+            assert_eq!(first, &id, "a duplicate carries the same request id");
+            continue;
+        }
+        if got.n() == 0 {
+            continue; // the first event, seen above
+        }
+        ids.insert(got.n(), id);
+        firsts.push(got.n());
+    }
+    assert_eq!(
+        firsts,
+        (0..=40).collect::<Vec<i64>>(),
+        "first deliveries in the order of the 202s"
+    );
+    for (n, request_id) in acknowledged.iter().enumerate().skip(1) {
+        assert_eq!(ids.get(&(n as i64)), Some(request_id), "event {n}");
+    }
+    eventually("the thawed node is ready again", || async {
+        nodes[frozen]
+            .try_call(Method::GET, "/ready", None, &[])
+            .await
+            .is_some_and(|a| a.status == 200)
+    })
+    .await;
+}
+
+/// Sends event `n` to the next node in turn until one answers 202, with one
+/// `Idempotency-Key` throughout (as a client behind a load balancer would);
+/// its request id.
+async fn accepted(nodes: &[&ServerProcess], turn: &mut usize, n: i64) -> String {
+    let key = format!("event-{n}");
+    let body = json!({"event": "order.created", "payload": {"n": n}});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        *turn = (*turn + 1) % nodes.len();
+        let headers = [("idempotency-key", key.as_str())];
+        let answer = nodes[*turn]
+            .try_call(Method::POST, "/api/v1/events", Some(body.clone()), &headers)
+            .await;
+        match answer {
+            Some(answer) if answer.status == 202 => {
+                return answer.json["request_id"].as_str().unwrap().to_owned();
+            }
+            Some(answer) if answer.status != 503 && answer.status != 409 => {
+                panic!("event {n}: {answer:?}")
+            }
+            _ => {
+                assert!(Instant::now() < deadline, "event {n} never accepted");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
     }
 }

@@ -16,12 +16,12 @@ use crate::emitter::registry::SseLink;
 use crate::emitter::report::DeliveryReport;
 #[cfg(feature = "sse")]
 use crate::sse::{BroadcasterSlot, SseBroadcaster, SseOptions};
+use crate::store::Store;
 #[cfg(all(feature = "sse", feature = "postgres"))]
 use crate::{
     sse::{Numbered, Publish},
     store::{postgres::feed::FeedRecord, thread::NoticeSink},
 };
-use crate::store::Store;
 
 /// Default largest serialized payload `emit` accepts: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;

@@ -105,6 +105,21 @@ impl Postgres {
         self.local.as_ref().expect("a local cluster").pg_ctl_start();
     }
 
+    /// The node holding `emitter`'s lease, read from the database (a test's
+    /// way to find which node of a cluster delivers it).
+    pub async fn lease_owner(&self, emitter: &str) -> Option<String> {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        let owner: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT owner FROM webhooks_emitter_leases WHERE emitter = $1 AND expires_at > now()",
+        )
+        .bind(emitter)
+        .fetch_optional(&mut connection)
+        .await
+        .unwrap();
+        owner.flatten()
+    }
+
     pub fn is_local(&self) -> bool {
         self.local.is_some()
     }

@@ -84,6 +84,16 @@ impl ServerProcess {
         command
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal}");
+    }
+
     /// SIGKILL, at once: nothing is cleaned up.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -273,9 +283,7 @@ impl ServerProcess {
 
     /// Sends SIGTERM, without waiting.
     pub fn send_term(&self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM failed");
+        self.signal("TERM");
     }
 
     /// Waits for the process to exit (after a signal).

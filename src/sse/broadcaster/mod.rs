@@ -480,7 +480,11 @@ mod tests {
         let ids: Vec<u64> = entry.ring.iter().map(|r| r.id).collect();
         assert_eq!(ids, [7, 9], "the repeat of 9 is not shown again");
         assert_eq!(entry.resume(4).0, topic::Resume::Bridged);
-        assert_eq!(entry.resume(8).0, topic::Resume::Bridged, "8 was never this topic's");
+        assert_eq!(
+            entry.resume(8).0,
+            topic::Resume::Bridged,
+            "8 was never this topic's"
+        );
         assert_eq!(
             entry.resume(3).0,
             topic::Resume::Lost { oldest: Some(7) },

@@ -432,7 +432,10 @@ impl PgStore {
     /// end, to `sink`, in id order (if the feed is on).
     pub(crate) fn follow_live_feed(&self, sink: NoticeSink<feed::FeedRecord>) {
         let shared = &self.inner.shared;
-        *shared.feed_sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+        *shared
+            .feed_sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(sink);
         shared.feed_wake.notify_one();
     }
 
