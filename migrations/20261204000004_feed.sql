@@ -9,16 +9,8 @@ CREATE TABLE webhooks_emitter_feed_head (
 );
 INSERT INTO webhooks_emitter_feed_head (one, last_id) VALUES (true, 0);
 
--- Each topic's last id, for the next row's `prev` (a node whose replay ring
--- starts at a row knows which ids came before it on that topic).
-CREATE TABLE webhooks_emitter_feed_topics (
-    topic   TEXT   PRIMARY KEY,
-    last_id BIGINT NOT NULL
-);
-
 CREATE TABLE webhooks_emitter_feed (
     id    BIGINT  PRIMARY KEY,
-    prev  BIGINT  NOT NULL,
     topic TEXT    NOT NULL,
     event TEXT    NOT NULL,
     data  BYTEA   NOT NULL,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgPool, Row};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -100,82 +100,39 @@ async fn gather(first: FeedItem, items: &mut mpsc::Receiver<FeedItem>) -> Vec<Fe
     batch
 }
 
-/// One transaction: take the ids, note each row's predecessor on its topic,
-/// insert, prune, wake the nodes.
+/// One statement, so one transaction: take the ids (the head's row lock is
+/// held until it commits, so the next append waits and ids become visible in
+/// order), insert, prune, wake the nodes. Only the head's value is read:
+/// the statement's snapshot, older than the lock, sees nothing else.
 async fn append(pool: &PgPool, batch: &[FeedItem]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
     let count = i64::try_from(batch.len()).unwrap_or(i64::MAX);
-    // The row lock is held until commit: the next append waits, so ids
-    // become visible in order.
-    let last: i64 = sqlx::query_scalar(
-        "UPDATE webhooks_emitter_feed_head SET last_id = last_id + $1 RETURNING last_id",
+    let topics: Vec<&str> = batch.iter().map(|item| &*item.topic).collect();
+    let events: Vec<&str> = batch.iter().map(|item| &*item.event).collect();
+    let data: Vec<&[u8]> = batch.iter().map(|item| &item.data[..]).collect();
+    let json: Vec<bool> = batch.iter().map(|item| item.json).collect();
+    sqlx::query(
+        "WITH head AS ( \
+             UPDATE webhooks_emitter_feed_head SET last_id = last_id + $1 RETURNING last_id \
+         ), appended AS ( \
+             INSERT INTO webhooks_emitter_feed (id, topic, event, data, json) \
+             SELECT head.last_id - $1 + t.n, t.topic, t.event, t.data, t.json FROM head, \
+                 UNNEST($2::text[], $3::text[], $4::bytea[], $5::bool[]) \
+                 WITH ORDINALITY AS t(topic, event, data, json, n) \
+         ), pruned AS ( \
+             DELETE FROM webhooks_emitter_feed WHERE id <= (SELECT last_id FROM head) - $6 \
+         ) \
+         SELECT pg_notify($7, '')",
     )
     .bind(count)
-    .fetch_one(&mut *tx)
-    .await?;
-    let first = last - count + 1;
-    let mut previous = topic_heads(&mut tx, batch).await?;
-    let (mut ids, mut prevs, mut topics, mut events, mut data, mut json) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (id, item) in (first..).zip(batch) {
-        let prev = previous.insert(item.topic.to_string(), id).unwrap_or(0);
-        ids.push(id);
-        prevs.push(prev);
-        topics.push(item.topic.to_string());
-        events.push(item.event.to_string());
-        data.push(item.data.to_vec());
-        json.push(item.json);
-    }
-    sqlx::query(
-        "INSERT INTO webhooks_emitter_feed (id, prev, topic, event, data, json) \
-         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::bool[])",
-    )
-    .bind(&ids)
-    .bind(&prevs)
     .bind(&topics)
     .bind(&events)
     .bind(&data)
     .bind(&json)
-    .execute(&mut *tx)
+    .bind(KEEP_ROWS)
+    .bind(FEED_CHANNEL)
+    .execute(pool)
     .await?;
-    let (names, heads): (Vec<String>, Vec<i64>) = previous.into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO webhooks_emitter_feed_topics (topic, last_id) \
-         SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
-         ON CONFLICT (topic) DO UPDATE SET last_id = EXCLUDED.last_id",
-    )
-    .bind(&names)
-    .bind(&heads)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM webhooks_emitter_feed WHERE id <= $1")
-        .bind(last - KEEP_ROWS)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(FEED_CHANNEL)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
-}
-
-/// The last id of each topic in `batch`, as stored.
-async fn topic_heads(
-    tx: &mut Transaction<'_, Postgres>,
-    batch: &[FeedItem],
-) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let mut names: Vec<String> = batch.iter().map(|item| item.topic.to_string()).collect();
-    names.sort();
-    names.dedup();
-    let rows = sqlx::query(
-        "SELECT topic, last_id FROM webhooks_emitter_feed_topics WHERE topic = ANY($1)",
-    )
-    .bind(&names)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("topic")?, row.try_get("last_id")?)))
-        .collect()
+    Ok(())
 }
 
 /// Reads the feed from a little before its end, then what follows, handing
@@ -199,14 +156,15 @@ pub(super) async fn tail(pool: PgPool, shared: Arc<NodeState>) {
             }
         }
     };
+    let mut order = TopicOrder::starting_after(last);
     loop {
         match read_after(&pool, last).await {
-            Ok(records) => {
+            Ok(rows) => {
                 backoff = Duration::from_millis(100);
-                let full = records.len() as i64 >= READ_ROWS;
-                for record in records {
-                    last = i64::try_from(record.id).unwrap_or(i64::MAX);
-                    sink.send(record);
+                let full = rows.len() as i64 >= READ_ROWS;
+                for (id, item) in rows {
+                    last = id;
+                    sink.send(order.record(id, item));
                 }
                 if !full {
                     // A notification since the last read left a permit:
@@ -231,9 +189,9 @@ async fn start_point(pool: &PgPool) -> Result<i64, sqlx::Error> {
     Ok((last - WARM_ROWS).max(0))
 }
 
-async fn read_after(pool: &PgPool, after: i64) -> Result<Vec<FeedRecord>, sqlx::Error> {
+async fn read_after(pool: &PgPool, after: i64) -> Result<Vec<(i64, FeedItem)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, prev, topic, event, data, json FROM webhooks_emitter_feed \
+        "SELECT id, topic, event, data, json FROM webhooks_emitter_feed \
          WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after)
@@ -242,21 +200,94 @@ async fn read_after(pool: &PgPool, after: i64) -> Result<Vec<FeedRecord>, sqlx::
     .await?;
     rows.iter()
         .map(|row| {
-            let id: i64 = row.try_get("id")?;
-            let prev: i64 = row.try_get("prev")?;
             let topic: String = row.try_get("topic")?;
             let event: String = row.try_get("event")?;
             let data: Vec<u8> = row.try_get("data")?;
-            Ok(FeedRecord {
-                item: FeedItem {
-                    topic: Arc::from(topic),
-                    event: Arc::from(event),
-                    data: Bytes::from(data),
-                    json: row.try_get("json")?,
-                },
-                id: u64::try_from(id).unwrap_or(0),
-                prev: u64::try_from(prev).unwrap_or(0),
-            })
+            let item = FeedItem {
+                topic: Arc::from(topic),
+                event: Arc::from(event),
+                data: Bytes::from(data),
+                json: row.try_get("json")?,
+            };
+            Ok((row.try_get("id")?, item))
         })
         .collect()
+}
+
+/// Which id came before each row on its topic, as far as this node knows:
+/// it has read every row since `known_since` (where it started, or where
+/// rows it had not read were pruned), so a topic's previous row is the last
+/// one it read, or else at most `known_since`. Said so, a client resuming
+/// from before `known_since` is told that events may be lost, never that it
+/// has them all.
+struct TopicOrder {
+    last_on_topic: HashMap<Arc<str>, i64>,
+    known_since: i64,
+    last_read: i64,
+}
+
+/// Topics remembered at most; past it, the node forgets them and starts
+/// knowing afresh (clients resuming from before are told of a possible loss).
+const MAX_TOPICS: usize = 10_000;
+
+impl TopicOrder {
+    fn starting_after(start: i64) -> Self {
+        TopicOrder {
+            last_on_topic: HashMap::new(),
+            known_since: start,
+            last_read: start,
+        }
+    }
+
+    fn record(&mut self, id: i64, item: FeedItem) -> FeedRecord {
+        if id != self.last_read + 1 {
+            // Rows this node had not read were pruned: what came before is
+            // unknown on every topic.
+            self.last_on_topic.clear();
+            self.known_since = id - 1;
+        }
+        if self.last_on_topic.len() >= MAX_TOPICS && !self.last_on_topic.contains_key(&item.topic) {
+            self.last_on_topic.clear();
+            self.known_since = id - 1;
+        }
+        self.last_read = id;
+        let prev = self
+            .last_on_topic
+            .insert(item.topic.clone(), id)
+            .unwrap_or(self.known_since)
+            .max(self.known_since);
+        FeedRecord {
+            item,
+            id: u64::try_from(id).unwrap_or(0),
+            prev: u64::try_from(prev).unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(topic: &str) -> FeedItem {
+        FeedItem {
+            topic: Arc::from(topic),
+            event: Arc::from("e"),
+            data: Bytes::new(),
+            json: true,
+        }
+    }
+
+    #[test]
+    fn each_row_names_the_previous_row_of_its_topic_as_far_as_known() {
+        let mut order = TopicOrder::starting_after(100);
+        let prev = |order: &mut TopicOrder, id, topic| order.record(id, item(topic)).prev;
+        assert_eq!(prev(&mut order, 101, "a"), 100, "before the start: unknown");
+        assert_eq!(prev(&mut order, 102, "b"), 100);
+        assert_eq!(prev(&mut order, 103, "a"), 101);
+        assert_eq!(prev(&mut order, 104, "a"), 103);
+        // 105 to 109 were pruned unread: no topic knows what came before.
+        assert_eq!(prev(&mut order, 110, "a"), 109);
+        assert_eq!(prev(&mut order, 111, "b"), 109);
+        assert_eq!(prev(&mut order, 112, "b"), 111);
+    }
 }
