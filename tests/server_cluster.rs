@@ -787,3 +787,41 @@ async fn accepted(nodes: &[&ServerProcess], turn: &mut usize, n: i64) -> String 
         }
     }
 }
+
+/// With `--local-live-updates`, a node's live updates are its own: node 3
+/// shows the event sent to it, numbered by itself, and not node 1's.
+#[actix_web::test]
+async fn local_live_updates_show_only_the_node_itself() {
+    use support::live::{next, subscribe};
+    let db = Postgres::start();
+    let flag = ["--local-live-updates"];
+    let (one, three) = (
+        ServerProcess::start_node(db.url(), "node-1", &flag),
+        ServerProcess::start_node(db.url(), "node-3", &flag),
+    );
+    let stream = |node: &ServerProcess| {
+        node.url(&format!(
+            "/sse/order.created?token={}",
+            support::server::TOKEN
+        ))
+    };
+    let (_, _, mut on_1) = subscribe(&stream(&one), &[]).await;
+    let (_, _, mut on_3) = subscribe(&stream(&three), &[]).await;
+    assert_eq!(
+        one.emit_raw("order.created", json!({"n": 1})).await.status,
+        202
+    );
+    assert_eq!(next(&mut on_1).await.id, "1");
+    assert_eq!(
+        three
+            .emit_raw("order.created", json!({"n": 2}))
+            .await
+            .status,
+        202
+    );
+    let first_on_3 = next(&mut on_3).await;
+    assert_eq!(
+        (first_on_3.id.as_str(), first_on_3.data.as_str()),
+        ("1", r#"{"n":2}"#)
+    );
+}

@@ -124,11 +124,11 @@ async fn open_store(cli: &Cli) -> Result<ServerStore, String> {
         return Ok(ServerStore::Journal(journal));
     };
     // Live updates (SSE, WebSocket, the console) show every node's events
-    // and deliveries, with ids that resume on any node.
+    // and deliveries, with ids that resume on any node, unless told not to.
     let mut options = PgStore::options()
         .lease_expiry(cli.lease_expiry)
         .commit_interval(cli.commit_interval)
-        .shared_live_updates(true);
+        .shared_live_updates(!cli.local_live_updates);
     if let Some(name) = &cli.node_name {
         options = options.node_name(name);
     }
