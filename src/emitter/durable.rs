@@ -40,6 +40,44 @@ impl WebhooksEmitter {
         }
     }
 
+    /// [`emit_durable`](Self::emit_durable) for several events at once: they
+    /// are routed in the order given before any is waited on, so they share
+    /// the store's group commits, and this returns once every one is on disk
+    /// (or queued, in memory). One result per event, in order: an event that
+    /// is refused (a bad name, request id or payload) gets its error and the
+    /// others go on.
+    pub async fn emit_all_durable<'a, T, I>(&self, events: I) -> Vec<Result<RequestId, EmitError>>
+    where
+        T: Serialize + ?Sized + 'a,
+        I: IntoIterator<Item = (&'a str, &'a T, Option<String>)>,
+    {
+        let routed: Vec<_> = events
+            .into_iter()
+            .map(|(event, payload, request_id)| {
+                let event = self.new_event(event, payload, request_id)?;
+                let request_id = event.request_id().clone();
+                let (reply, stored) = oneshot::channel();
+                self.route(Emit {
+                    event,
+                    durable: Some(reply),
+                })?;
+                Ok((request_id, stored))
+            })
+            .collect();
+        let mut results = Vec::with_capacity(routed.len());
+        for routed in routed {
+            results.push(match routed {
+                Ok((request_id, stored)) => match stored.await {
+                    Ok(Ok(())) => Ok(request_id),
+                    Ok(Err(error)) => Err(EmitError::Store(error)),
+                    Err(_) => Err(EmitError::NotRunning),
+                },
+                Err(error) => Err(error),
+            });
+        }
+        results
+    }
+
     /// Stored events (and dead letters) of emitter ids that are not attached,
     /// per id, sorted: what a previous run left for emitters this one has not
     /// attached (yet). Empty in memory mode.

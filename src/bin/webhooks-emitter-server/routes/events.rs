@@ -63,16 +63,7 @@ pub async fn emit(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(Problem::unavailable(
-            "the server is stopping: send the event to another instance or retry later",
-        ));
-    }
-    if !state.catalog.current() {
-        return Err(Problem::unavailable(
-            "this node cannot confirm that its endpoints are current (the database does not answer): retry, or send the event to another node",
-        ));
-    }
+    accepting(&state)?;
     // Read here, not by an extractor, so that the fingerprint is of the bytes
     // sent and an oversized body is a problem like every other error.
     let body = read_json_body(&req, body, state.body_limit).await?;
@@ -102,8 +93,27 @@ pub async fn emit(
     }
 }
 
+/// Whether this node takes events now: not while draining, nor while it
+/// cannot confirm that its endpoints are current.
+pub(super) fn accepting(state: &AppState) -> Result<(), Problem> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Problem::unavailable(
+            "the server is stopping: send the event to another instance or retry later",
+        ));
+    }
+    if !state.catalog.current() {
+        return Err(Problem::unavailable(
+            "this node cannot confirm that its endpoints are current (the database does not answer): retry, or send the event to another node",
+        ));
+    }
+    Ok(())
+}
+
 /// Emits the event; its request id and how many endpoints it went to.
-async fn emit_now(state: &AppState, event: NewEvent) -> Result<(String, usize), Problem> {
+pub(super) async fn emit_now(
+    state: &AppState,
+    event: NewEvent,
+) -> Result<(String, usize), Problem> {
     let endpoints = state.catalog.subscribers(&event.event);
     let id = state
         .emitter
@@ -119,7 +129,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// type, 413 at once when `Content-Length` announces more than `limit` (no
 /// waiting for bytes that would be refused), 408 when the body does not
 /// arrive within [`BODY_READ_TIMEOUT`].
-async fn read_json_body(
+pub(super) async fn read_json_body(
     req: &HttpRequest,
     body: web::Payload,
     limit: usize,

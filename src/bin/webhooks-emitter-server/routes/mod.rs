@@ -4,6 +4,7 @@
 //! [`document`] builds the app's route tree once more to read the document
 //! off it, so what is served and what is described cannot drift apart.
 
+mod batch;
 mod delivery;
 mod endpoints;
 mod events;
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut ServiceConfig, body_limit: usize) {
             .wrap(from_fn(require_token))
             .service(ops::openapi)
             .service(events::emit)
+            .service(batch::emit_batch)
             .service(endpoints::create)
             .service(endpoints::list)
             .service(endpoints::read)

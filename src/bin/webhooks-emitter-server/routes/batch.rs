@@ -1,0 +1,198 @@
+//! `POST /api/v1/events/batch`: up to [`MAX_BATCH_EVENTS`] events in one
+//! request, emitted in order and written in the same group commits; one
+//! answer with a result per event. A bad event gets its own problem and the
+//! others go on; each may carry its own idempotency key.
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::events::{accepting, read_json_body};
+use crate::idempotency::{fingerprint, Claim, Reservation};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// Most events in one batch.
+pub const MAX_BATCH_EVENTS: usize = 1_000;
+/// Largest batch body: the single event's limit, or 16 MiB if that is more.
+const MIN_BATCH_BODY: usize = 16 * 1024 * 1024;
+
+/// Events to emit, in order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBatch {
+    /// 1 to 1,000 events.
+    #[schema(value_type = Vec<BatchEvent>, min_items = 1, max_items = 1000)]
+    pub events: Vec<Box<RawValue>>,
+}
+
+/// One event of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEvent {
+    /// The event name, as in `POST /api/v1/events`.
+    #[schema(pattern = r"^[!-)+-~]{1,256}$")]
+    pub event: String,
+    /// Any JSON value; sent as the request body.
+    #[schema(value_type = serde_json::Value)]
+    pub payload: Box<RawValue>,
+    /// 1 to 256 visible ASCII characters; a UUID is made without it.
+    #[schema(pattern = r"^[!-~]{1,256}$")]
+    pub request_id: Option<String>,
+    /// This event's idempotency key (1 to 256 visible ASCII characters): a
+    /// repeat of the same event with it within 24 h, in any batch, is
+    /// answered as the first time and emits nothing.
+    #[schema(pattern = r"^[!-~]{1,256}$")]
+    pub idempotency_key: Option<String>,
+}
+
+/// What became of each event, in the order sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAccepted {
+    /// How many events were accepted (202), replays included.
+    pub accepted: usize,
+    pub results: Vec<BatchResult>,
+}
+
+/// What became of one event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// 202 when accepted (stored, or answered again for a repeated key);
+    /// else the problem's status.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// How many endpoints it was routed to; absent on a replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<usize>,
+    /// True when an earlier request with its idempotency key is answered again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+    /// Why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+impl BatchResult {
+    fn accepted(request_id: String, endpoints: Option<usize>) -> Self {
+        BatchResult {
+            status: 202,
+            request_id: Some(request_id),
+            replayed: endpoints.is_none(),
+            endpoints,
+            problem: None,
+        }
+    }
+
+    fn refused(problem: Problem) -> Self {
+        BatchResult {
+            status: problem.status,
+            request_id: None,
+            endpoints: None,
+            replayed: false,
+            problem: Some(problem),
+        }
+    }
+}
+
+/// An event on its way: parsed, its key claimed.
+enum Step<'a> {
+    Done(BatchResult),
+    Emit(BatchEvent, Option<Reservation<'a>>),
+}
+
+#[utoipa::path(request_body = NewBatch,
+    responses((status = 200, body = BatchAccepted), (status = 400, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 503, body = Problem)))]
+#[post("/events/batch")]
+pub async fn emit_batch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    accepting(&state)?;
+    let limit = state.body_limit.max(MIN_BATCH_BODY);
+    let body = read_json_body(&req, body, limit).await?;
+    let batch: NewBatch = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))?;
+    if batch.events.is_empty() || batch.events.len() > MAX_BATCH_EVENTS {
+        return Err(Problem::bad_request(format!(
+            "a batch has 1 to {MAX_BATCH_EVENTS} events, not {}",
+            batch.events.len()
+        )));
+    }
+    // Keys first (each may ask the store), then every event in order, so
+    // that the events are routed, and stored, in the order sent.
+    let steps = join_all(batch.events.iter().map(|raw| claim(&state, raw))).await;
+    let (mut results, mut emitting) = (Vec::new(), Vec::new());
+    for (index, step) in steps.into_iter().enumerate() {
+        match step {
+            Step::Done(result) => results.push(Some(result)),
+            Step::Emit(event, reservation) => {
+                results.push(None);
+                emitting.push((index, event, reservation));
+            }
+        }
+    }
+    let endpoints: Vec<usize> = emitting
+        .iter()
+        .map(|(_, event, _)| state.catalog.subscribers(&event.event))
+        .collect();
+    let emitted = state
+        .emitter
+        .emit_all_durable(emitting.iter().map(|(_, event, _)| {
+            (
+                event.event.as_str(),
+                &*event.payload,
+                event.request_id.clone(),
+            )
+        }))
+        .await;
+    let mut finishing = Vec::new();
+    for (((index, _, reservation), outcome), endpoints) in
+        emitting.into_iter().zip(emitted).zip(endpoints)
+    {
+        results[index] = Some(match outcome {
+            Ok(request_id) => {
+                let request_id = request_id.to_string();
+                if let Some(reservation) = reservation {
+                    finishing.push(reservation.finish(request_id.clone()));
+                }
+                BatchResult::accepted(request_id, Some(endpoints))
+            }
+            // A dropped reservation frees its key.
+            Err(error) => BatchResult::refused(error.into()),
+        });
+    }
+    join_all(finishing).await;
+    let results: Vec<BatchResult> = results.into_iter().flatten().collect();
+    let accepted = results.iter().filter(|r| r.status == 202).count();
+    Ok(HttpResponse::Ok().json(BatchAccepted { accepted, results }))
+}
+
+/// Parses one event and claims its key.
+async fn claim<'a>(state: &'a AppState, raw: &RawValue) -> Step<'a> {
+    let event: BatchEvent = match serde_json::from_str(raw.get()) {
+        Ok(event) => event,
+        Err(e) => {
+            return Step::Done(BatchResult::refused(Problem::bad_request(format!(
+                "invalid event: {e}"
+            ))))
+        }
+    };
+    let Some(key) = &event.idempotency_key else {
+        return Step::Emit(event, None);
+    };
+    match state
+        .keys
+        .claim(key, &fingerprint(raw.get().as_bytes()))
+        .await
+    {
+        Ok(Claim::Replay(request_id)) => Step::Done(BatchResult::accepted(request_id, None)),
+        Ok(Claim::Fresh(reservation)) => Step::Emit(event, Some(reservation)),
+        Err(problem) => Step::Done(BatchResult::refused(problem)),
+    }
+}
