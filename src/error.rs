@@ -50,6 +50,14 @@ pub enum ConfigError {
         /// The setting's name, as the builder method spells it.
         setting: &'static str,
     },
+    /// A number is outside the range the setting allows.
+    #[error("`{setting}` out of range: {detail}")]
+    OutOfRange {
+        /// The setting's name.
+        setting: &'static str,
+        /// The value and the bound it passes.
+        detail: String,
+    },
     /// The backoff limit is smaller than the first delay.
     #[error("backoff limit ({limit:?}) must not be smaller than its start ({start:?})")]
     BackoffLimitBelowStart {

@@ -132,11 +132,12 @@ pub use emitter::test_hooks as __test_hooks;
 #[cfg(feature = "emitter")]
 pub use emitter::{
     redacted_url, AttemptAnswer, Config, DeliveryReport, DropReason, EmitterDeadLetter,
-    EmitterStats, Outcome, PauseReason, ShutdownReport, StoredEvents, TestDelivery, Undelivered,
-    WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_BACKOFF_LIMIT, DEFAULT_BACKOFF_START,
-    DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_DURABLE_QUEUE_CAPACITY, DEFAULT_MAX_PAYLOAD_BYTES,
-    DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY, DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_RETRY_AFTER_LIMIT, ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, TEST_EVENT,
+    EmitterStats, Outcome, PauseReason, RateLimit, ShutdownReport, StoredEvents, TestDelivery,
+    Undelivered, WebhooksEmitter, WebhooksEmitterBuilder, DEFAULT_BACKOFF_LIMIT,
+    DEFAULT_BACKOFF_START, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_DURABLE_QUEUE_CAPACITY,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_REPORT_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER_LIMIT,
+    ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL, TEST_EVENT,
 };
 pub use error::{AttachError, ConfigError, ControlError, EmitError, EventNameError, StoreError};
 pub use signing::headers::{

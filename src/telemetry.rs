@@ -13,6 +13,7 @@
 //! | `webhooks_delivery_lag_seconds` | histogram | `emitter` (emit to 2xx) |
 //! | `webhooks_queue_depth` | gauge | `emitter` (queued, in flight and retrying) |
 //! | `webhooks_emitter_paused` | gauge | `emitter` (1 or 0) |
+//! | `webhooks_circuit_open` | gauge | `emitter` (1 while one request at a time goes after a run of failures) |
 //! | `webhooks_sse_clients` | gauge | `topic` |
 //!
 //! Label values are emitter ids, event names and topics, which configuration
@@ -121,6 +122,18 @@ pub(crate) fn emitter_state(emitter: &Arc<str>, queue_depth: usize, paused: bool
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (emitter, queue_depth, paused);
+}
+
+/// Whether an emitter's circuit is open.
+pub(crate) fn circuit(emitter: &Arc<str>, open: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("webhooks_circuit_open", "emitter" => shared(emitter)).set(if open {
+        1.0
+    } else {
+        0.0
+    });
+    #[cfg(not(feature = "metrics"))]
+    let _ = (emitter, open);
 }
 
 /// The live clients of an SSE topic, now.

@@ -17,6 +17,8 @@ use crate::durable::{open, Scratch};
 use crate::measure::{millis, per_second, percentile, Row};
 
 pub const TOKEN: &str = "bench-admin-token-0123456789";
+/// Events per request in the batch row.
+const BATCH: usize = 100;
 
 /// The server process, killed on drop.
 pub struct Server(pub Child);
@@ -135,6 +137,13 @@ pub async fn accepted(url: &str, events: usize, callers: usize) -> Vec<Row> {
             None,
         )];
     }
+    if std::env::var("BENCH_PAUSED").is_ok() {
+        let _ = client
+            .post(format!("{base}/api/v1/endpoints/bench/pause"))
+            .insert_header(auth.clone())
+            .send()
+            .await;
+    }
     let events_url = format!("{base}/api/v1/events");
     let (http_elapsed, http_times) = load(events, callers, |i| {
         let body = serde_json::json!({"event": "bench.server", "payload": payload(i)});
@@ -143,6 +152,42 @@ pub async fn accepted(url: &str, events: usize, callers: usize) -> Vec<Row> {
             .insert_header(auth.clone())
             .send_json(&body);
         async move { request.await.is_ok_and(|r| r.status() == 202) }
+    })
+    .await;
+    // The same, each request with an `Idempotency-Key` of its own.
+    let (keyed_elapsed, keyed_times) = load(events, callers, |i| {
+        let body = serde_json::json!({"event": "bench.server", "payload": payload(i)});
+        let request = client
+            .post(&events_url)
+            .insert_header(auth.clone())
+            .insert_header(("idempotency-key", format!("bench-{i}")))
+            .send_json(&body);
+        async move { request.await.is_ok_and(|r| r.status() == 202) }
+    })
+    .await;
+    // Batches of `BATCH` events: events accepted per second.
+    let batch_url = format!("{base}/api/v1/events/batch");
+    let batches = events * 10 / BATCH;
+    let (batch_elapsed, batch_times) = load(batches, callers, |i| {
+        let events: Vec<_> = (0..BATCH)
+            .map(
+                |j| serde_json::json!({"event": "bench.server", "payload": payload(i * BATCH + j)}),
+            )
+            .collect();
+        let request = client
+            .post(&batch_url)
+            .insert_header(auth.clone())
+            .send_json(&serde_json::json!({ "events": events }));
+        async move {
+            match request.await {
+                Ok(mut response) if response.status() == 200 => response
+                    .json::<serde_json::Value>()
+                    .limit(1 << 24)
+                    .await
+                    .is_ok_and(|answer| answer["accepted"] == BATCH),
+                _ => false,
+            }
+        }
     })
     .await;
     drop(server);
@@ -180,14 +225,32 @@ pub async fn accepted(url: &str, events: usize, callers: usize) -> Vec<Row> {
             lib_times.len()
         );
     }
+    let lib_rate = per_second(lib_times.len(), lib_elapsed);
     vec![
         Row::ratio(
             &figure,
             "ev/s",
             per_second(http_times.len(), http_elapsed),
-            per_second(lib_times.len(), lib_elapsed),
-            None,
+            lib_rate,
+            Some(0.85),
         ),
+        Row::ratio(
+            &format!("8b server, an Idempotency-Key on every request: events accepted/s, {callers} callers"),
+            "ev/s",
+            per_second(keyed_times.len(), keyed_elapsed),
+            lib_rate,
+            Some(0.8),
+        ),
+        {
+            let rate = per_second(batch_times.len() * BATCH, batch_elapsed);
+            Row::absolute(
+                &format!("8c server, POST /events/batch of {BATCH}: events accepted/s, {callers} callers"),
+                format!("{} ev/s", crate::measure::thousands(rate)),
+                format!("{} ev/s (emit_durable, one at a time per caller)", crate::measure::thousands(lib_rate)),
+                "≥ 100,000 ev/s",
+                Some(rate >= 100_000.0),
+            )
+        },
         Row::absolute(
             "8 server: time to 202 (in process: to on disk)",
             latency(&http_times),

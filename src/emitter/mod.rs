@@ -22,6 +22,7 @@ mod durable;
 pub(crate) mod handle;
 #[cfg(feature = "sse")]
 mod live;
+pub(crate) mod rate_limit;
 mod reconfigure;
 pub(crate) mod registry;
 pub(crate) mod report;
@@ -41,6 +42,7 @@ pub use config::{
     ENV_WEBHOOK_API_KEY, ENV_WEBHOOK_URL,
 };
 pub use handle::WebhooksEmitter;
+pub use rate_limit::RateLimit;
 pub use report::{AttemptAnswer, DeliveryReport, DropReason, Outcome, PauseReason};
 pub use shutdown::{EmitterDeadLetter, ShutdownReport, StoredEvents, Undelivered};
 pub use stats::EmitterStats;

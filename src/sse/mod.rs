@@ -21,8 +21,10 @@ use actix_web::HttpRequest;
 
 #[cfg(feature = "test-util")]
 pub(crate) use broadcaster::CrashBroadcaster;
+#[cfg(feature = "postgres")]
+pub(crate) use broadcaster::Numbered;
 pub(crate) use broadcaster::{
-    BroadcasterGone, ClientCounts, Numbered, Publish, SseBroadcaster, StopBroadcaster,
+    BroadcasterGone, ClientCounts, Publish, SseBroadcaster, StopBroadcaster,
 };
 pub use endpoint::SseRejection;
 use frame::breaks_framing;

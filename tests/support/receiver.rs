@@ -33,6 +33,8 @@ pub enum Reply {
     /// answer 200: the test hangs (and fails at its deadline) unless the
     /// emitter really has that many requests in flight at once.
     Gate(Arc<tokio::sync::Barrier>),
+    /// Wait, then answer this status.
+    SlowStatus(u16, Duration),
 }
 
 /// One request as the receiver saw it.
@@ -40,6 +42,8 @@ pub enum Reply {
 pub struct Received {
     /// When it arrived.
     pub at: std::time::Instant,
+    /// Requests being answered when it arrived, itself included.
+    pub concurrent: usize,
     pub path: String,
     pub method: String,
     pub headers: HeaderMap,
@@ -66,6 +70,7 @@ impl Received {
 #[derive(Clone)]
 struct Shared {
     script: Arc<Mutex<VecDeque<Reply>>>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     seen: mpsc::UnboundedSender<Received>,
 }
 
@@ -103,6 +108,7 @@ impl Receiver {
         let (seen, requests) = mpsc::unbounded_channel();
         let shared = Shared {
             script: script.clone(),
+            in_flight: Arc::default(),
             seen,
         };
         let (started_tx, started) = std::sync::mpsc::channel();
@@ -210,9 +216,24 @@ impl Receiver {
     }
 }
 
+/// Counts a request as being answered until dropped.
+struct Answering(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    let concurrent = shared
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    let _answering = Answering(shared.in_flight.clone());
     let _ = shared.seen.send(Received {
         at: std::time::Instant::now(),
+        concurrent,
         path: req.path().to_owned(),
         method: req.method().to_string(),
         headers: req.headers().clone(),
@@ -230,6 +251,10 @@ async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> Htt
         Some(Reply::Delay(delay)) => {
             actix_web::rt::time::sleep(delay).await;
             HttpResponse::Ok().finish()
+        }
+        Some(Reply::SlowStatus(code, delay)) => {
+            actix_web::rt::time::sleep(delay).await;
+            HttpResponse::build(StatusCode::from_u16(code).unwrap()).finish()
         }
         Some(Reply::Redirect) => HttpResponse::Found()
             .insert_header(("location", "http://127.0.0.1:9/elsewhere"))

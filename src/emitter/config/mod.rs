@@ -11,6 +11,7 @@ mod validated;
 use std::time::Duration;
 
 use crate::delivery::SsrfGuard;
+use crate::emitter::rate_limit::RateLimit;
 use crate::emitter::retry_policy::AutoDisable;
 use crate::error::ConfigError;
 use crate::redact::Redacted;
@@ -81,6 +82,8 @@ pub struct Config {
     auto_disable: AutoDisable,
     envelope: bool,
     ssrf_guard: Option<SsrfGuard>,
+    rate_limit: Option<RateLimit>,
+    circuit_breaker: Option<u32>,
 }
 
 /// What the whole [`WebhooksEmitter`](crate::WebhooksEmitter) adds to each
@@ -126,6 +129,8 @@ impl Config {
             auto_disable: AutoDisable::default(),
             envelope: false,
             ssrf_guard: None,
+            rate_limit: None,
+            circuit_breaker: None,
         }
     }
 
@@ -153,6 +158,24 @@ impl Config {
     /// attempts and backoff, and a failing event no longer holds back the others.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n;
+        self
+    }
+
+    /// At most `limit` requests a second on average, in bursts of up to its
+    /// burst (off by default). Events above it wait in the queue, in order;
+    /// none is dropped, and other emitters are not slowed. Retries count.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// After `failures` consecutive failed attempts (of any events), sends
+    /// one request at a time until one succeeds, instead of as many as
+    /// `max_in_flight` allows (off by default). The retry backoff paces those
+    /// probes; the first success closes the circuit again. Shown in stats
+    /// (`circuit_open`) and the `webhooks_circuit_open` gauge.
+    pub fn circuit_breaker(mut self, failures: u32) -> Self {
+        self.circuit_breaker = Some(failures);
         self
     }
 

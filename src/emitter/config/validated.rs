@@ -12,6 +12,7 @@ use super::{Auth, Config, Defaults, DEFAULT_DURABLE_QUEUE_CAPACITY, DEFAULT_QUEU
 use crate::delivery::template::{RequestTemplate, SenderHeaders};
 use crate::delivery::{tls, TargetPolicy};
 use crate::emitter::backoff::Backoff;
+use crate::emitter::rate_limit::RateLimit;
 use crate::emitter::retry_policy::{DeliveryOrder, RetryPolicy};
 use crate::error::ConfigError;
 use crate::redact::Redacted;
@@ -29,6 +30,16 @@ pub(crate) struct ValidatedConfig {
     pub retry: RetryPolicy,
     pub queue_capacity: usize,
     pub dead_letter_capacity: usize,
+    pub pacing: Pacing,
+}
+
+/// What holds requests back besides the retry policy: a rate limit, and a
+/// circuit breaker that sends one request at a time after a run of failures.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Pacing {
+    pub rate_limit: Option<RateLimit>,
+    /// Consecutive failed attempts that open the circuit.
+    pub circuit_breaker: Option<u32>,
 }
 
 impl ValidatedConfig {
@@ -136,6 +147,10 @@ impl Config {
                 DEFAULT_QUEUE_CAPACITY
             }),
             dead_letter_capacity: self.dead_letter_capacity,
+            pacing: Pacing {
+                rate_limit: self.rate_limit,
+                circuit_breaker: self.circuit_breaker,
+            },
         })
     }
 
@@ -180,6 +195,7 @@ impl Config {
                 "auto_disable_after_dead_letters",
                 self.auto_disable.dead_letters == Some(0),
             ),
+            ("circuit_breaker", self.circuit_breaker == Some(0)),
         ] {
             if zero {
                 return Err(ConfigError::Zero { setting });

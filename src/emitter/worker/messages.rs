@@ -318,6 +318,8 @@ impl Handler<Stats> for Worker {
             last_latency: self.counters.last_latency,
             paused: self.paused,
             stored: self.queue.stored(),
+            rate_limit: self.config.pacing.rate_limit,
+            circuit_open: self.circuit_open(),
         })
     }
 }

@@ -13,6 +13,7 @@
 mod cluster;
 mod crash;
 mod messages;
+mod pacing;
 mod reconfigure;
 mod store;
 
@@ -30,6 +31,7 @@ use tokio::sync::oneshot;
 use crate::delivery::{client, driver, envelope, request};
 use crate::emitter::config::ValidatedConfig;
 use crate::emitter::dead_letters::DeadLetters;
+use crate::emitter::rate_limit::TokenBucket;
 use crate::emitter::report::{AttemptAnswer, Outcome, PauseReason, Reporter};
 use crate::emitter::retry_policy::{Decision, FailedAttempt};
 use crate::model::DeadLetterReason;
@@ -125,6 +127,10 @@ pub(crate) struct Worker {
     recovered: bool,
     /// `WhenRecovered` callers (attach) waiting for the store's state.
     recovery_waiters: Vec<oneshot::Sender<()>>,
+    /// The rate limit's tokens, if it has one.
+    bucket: Option<TokenBucket>,
+    /// Sends held events when a token is due.
+    pacing_timer: Option<SpawnHandle>,
 }
 
 /// What a worker hands to its successor when it crashes: what lives only in
@@ -166,7 +172,15 @@ impl Worker {
             paused_by_call: false,
             recovered: false,
             recovery_waiters: Vec::new(),
+            bucket: None,
+            pacing_timer: None,
         }
+        .with_rate_limit()
+    }
+
+    fn with_rate_limit(mut self) -> Self {
+        self.set_rate_limit();
+        self
     }
 
     /// Takes over what a crashed predecessor held.
@@ -272,6 +286,19 @@ impl Worker {
             self.set_step(ticket, Step::Ready);
             return;
         }
+        if !self.active.contains_key(&ticket) {
+            return;
+        }
+        match self.hold() {
+            None => {}
+            Some(hold) => {
+                self.set_step(ticket, Step::Ready);
+                if let pacing::Hold::Rate(wait) = hold {
+                    self.wake_after(wait, ctx);
+                }
+                return;
+            }
+        }
         let (Some(active), Some(client)) = (self.active.get_mut(&ticket), self.client.clone())
         else {
             return;
@@ -327,12 +354,19 @@ impl Worker {
         };
         active.attempts = active.attempts.saturating_add(1);
         crate::telemetry::attempt(self.reporter.emitter_id(), &result, answer.latency);
+        let was_open = self.circuit_open();
         match result {
             Ok(status) => self.delivered(ticket, status, answer),
             Err(failure) => self.failed(ticket, failure, answer, ctx),
         }
+        self.circuit_changed(was_open);
         self.release_when_idle(ctx);
-        self.pump(ctx);
+        if self.paused {
+            self.pump(ctx);
+        } else {
+            // Events held while this one was in flight (an open circuit) go now.
+            self.resume(ctx);
+        }
     }
 
     fn delivered(&mut self, ticket: Ticket, status: u16, answer: AttemptAnswer) {

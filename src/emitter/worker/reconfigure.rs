@@ -28,6 +28,7 @@ impl Handler<Reconfigure> for Worker {
             self.queue.evict_dead_letters(evicted);
         }
         self.config = config;
+        self.set_rate_limit();
         // The client carries the timeout and the TLS settings.
         self.client = Some(client::build_client(&self.config.request));
         tracing::info!(parent: &self.span, url = %self.config.request.display_url, "emitter reconfigured");
