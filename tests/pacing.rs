@@ -25,7 +25,7 @@ async fn a_rate_limited_emitter_queues_at_its_rate_and_slows_no_other() {
         .attach(
             "slow",
             "slow.event",
-            fast_config(receiver.url("/slow")).rate_limit(limit),
+            fast_config(receiver.url("/slow")).rate_limit(20, 1),
         )
         .await
         .unwrap();
@@ -74,7 +74,7 @@ async fn retries_take_tokens_and_nothing_is_dropped() {
     let emitter = WebhooksEmitter::start();
     let config = fast_config(receiver.url("/r"))
         .max_in_flight(4)
-        .rate_limit(RateLimit::new(50, 5).unwrap());
+        .rate_limit(50, 5);
     emitter.attach("r", "r.event", config).await.unwrap();
     receiver.script_statuses([500, 500, 500]);
     for n in 0..30 {

@@ -566,6 +566,14 @@ async fn hostile_bodies_and_extreme_settings_get_400_and_the_server_stays_up() {
         with("backoff_ms", json!({"start": 0, "limit": 10})),
         with("backoff_ms", json!({"start": 1})),
         with("max_in_flight", json!(0)),
+        with("rate_limit", json!({"per_second": 0})),
+        with("rate_limit", json!({"per_second": 2_000_000})),
+        with("rate_limit", json!({"per_second": 10, "burst": 0})),
+        with("rate_limit", json!({"per_second": -1})),
+        with("rate_limit", json!({"burst": 5})),
+        with("rate_limit", json!(10)),
+        with("circuit_breaker", json!(0)),
+        with("circuit_breaker", json!(-3)),
         with("headers", json!({"x-evil": "a\r\nb: c"})),
         with("headers", json!({"bad name": "v"})),
         with("headers", json!({"x-webhooks-signature": "forged"})),
@@ -807,4 +815,53 @@ async fn attempts_with_response_bodies_and_stats_survive_restarts_within_the_bou
         .create(json!({"id": "log", "url": receiver.url("/"), "events": ["e"]}))
         .await;
     assert_eq!(server.api(Method::GET, path, None).await.json, json!([]));
+}
+
+/// An endpoint's rate limit and circuit breaker: set at create, shown in its
+/// view and stats, changed and removed by PATCH, and in effect: the limited
+/// endpoint's deliveries keep to its rate.
+#[actix_web::test]
+async fn rate_limit_and_circuit_breaker_are_set_shown_and_changed() {
+    let dir = ScratchDir::new("server-pacing");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let mut receiver = Receiver::start();
+    let mut spec = endpoint("crm", &receiver);
+    spec["rate_limit"] = json!({"per_second": 10});
+    spec["circuit_breaker"] = json!(5);
+    let created = server.create(spec).await;
+    assert_eq!(
+        created.json["rate_limit"],
+        json!({"per_second": 10, "burst": 1})
+    );
+    assert_eq!(created.json["circuit_breaker"], 5);
+    let view = server.api(Method::GET, "/api/v1/endpoints/crm", None).await;
+    assert_eq!(view.json["stats"]["circuit_open"], false, "{view:?}");
+    for n in 0..6 {
+        emit(&server, json!({ "n": n })).await;
+    }
+    let got = receiver.take(6).await;
+    let span = got[5].at.duration_since(got[0].at);
+    assert!(
+        span >= std::time::Duration::from_millis(450),
+        "10 a second: {span:?}"
+    );
+
+    let patch = json!({"rate_limit": null, "circuit_breaker": 2});
+    let changed = server
+        .api(Method::PATCH, "/api/v1/endpoints/crm", Some(patch))
+        .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert!(
+        changed.json.get("rate_limit").is_none_or(Value::is_null),
+        "{changed:?}"
+    );
+    assert_eq!(changed.json["circuit_breaker"], 2);
+    let wrong = server
+        .api(
+            Method::PATCH,
+            "/api/v1/endpoints/crm",
+            Some(json!({"rate_limit": {"per_second": 0}})),
+        )
+        .await;
+    assert!(problem(&wrong, 400).contains("rate_limit"), "{wrong:?}");
 }

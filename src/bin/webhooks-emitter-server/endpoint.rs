@@ -24,6 +24,23 @@ pub struct BackoffMs {
     pub limit: u64,
 }
 
+/// Deliveries to an endpoint per second, with a burst.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// Requests per second on average (1 to 1,000,000).
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub per_second: u32,
+    /// Requests at once after a quiet spell (1 to 1,000,000; default 1).
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub burst: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
 /// An endpoint: where events go and how (the body of `POST /api/v1/endpoints`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +82,14 @@ pub struct EndpointSpec {
     /// Wrap payloads as `{id, timestamp, event, data}`.
     #[serde(default)]
     pub envelope: bool,
+    /// At most this many requests a second; events above it wait, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// After this many consecutive failed attempts, one request at a time
+    /// until one succeeds (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub circuit_breaker: Option<u32>,
 }
 
 /// A change to an endpoint (`PATCH`): only the fields given change; `null`
@@ -98,6 +123,12 @@ pub struct EndpointPatch {
     pub max_in_flight: Option<Option<usize>>,
     #[serde(default, deserialize_with = "not_null")]
     pub envelope: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RateLimitSpec>)]
+    pub rate_limit: Option<Option<RateLimitSpec>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub circuit_breaker: Option<Option<u32>>,
 }
 
 /// A required field: absent leaves it as it is, `null` is refused (it
@@ -182,6 +213,8 @@ impl EndpointPatch {
         set(&mut spec.backoff_ms, self.backoff_ms);
         set(&mut spec.max_in_flight, self.max_in_flight);
         set(&mut spec.envelope, self.envelope);
+        set(&mut spec.rate_limit, self.rate_limit);
+        set(&mut spec.circuit_breaker, self.circuit_breaker);
         spec
     }
 }
@@ -221,6 +254,12 @@ impl EndpointRecord {
         if spec.envelope {
             config = config.envelope();
         }
+        if let Some(limit) = spec.rate_limit {
+            config = config.rate_limit(limit.per_second, limit.burst);
+        }
+        if let Some(failures) = spec.circuit_breaker {
+            config = config.circuit_breaker(failures);
+        }
         config
     }
 
@@ -250,6 +289,8 @@ pub struct EndpointView {
     pub backoff_ms: Option<BackoffMs>,
     pub max_in_flight: Option<usize>,
     pub envelope: bool,
+    pub rate_limit: Option<RateLimitSpec>,
+    pub circuit_breaker: Option<u32>,
     /// Rotated-out keys still signing: when each stops (RFC 3339).
     pub retiring_keys_until: Vec<String>,
     /// RFC 3339, like every time the API shows.
@@ -274,6 +315,8 @@ pub struct StatsView {
     pub last_latency_ms: Option<f64>,
     pub paused: bool,
     pub stored: usize,
+    /// One request at a time after a run of failures, until one succeeds.
+    pub circuit_open: bool,
 }
 
 impl From<EmitterStats> for StatsView {
@@ -290,6 +333,7 @@ impl From<EmitterStats> for StatsView {
             last_latency_ms: s.last_latency.map(|l| l.as_secs_f64() * 1000.0),
             paused: s.paused,
             stored: s.stored,
+            circuit_open: s.circuit_open,
         }
     }
 }
@@ -314,6 +358,8 @@ impl EndpointView {
             backoff_ms: spec.backoff_ms,
             max_in_flight: spec.max_in_flight,
             envelope: spec.envelope,
+            rate_limit: spec.rate_limit,
+            circuit_breaker: spec.circuit_breaker,
             retiring_keys_until: record
                 .retiring_keys
                 .iter()

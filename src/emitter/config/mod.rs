@@ -11,7 +11,6 @@ mod validated;
 use std::time::Duration;
 
 use crate::delivery::SsrfGuard;
-use crate::emitter::rate_limit::RateLimit;
 use crate::emitter::retry_policy::AutoDisable;
 use crate::error::ConfigError;
 use crate::redact::Redacted;
@@ -82,7 +81,8 @@ pub struct Config {
     auto_disable: AutoDisable,
     envelope: bool,
     ssrf_guard: Option<SsrfGuard>,
-    rate_limit: Option<RateLimit>,
+    /// Requests per second and burst, checked at attach.
+    rate_limit: Option<(u32, u32)>,
     circuit_breaker: Option<u32>,
 }
 
@@ -161,11 +161,12 @@ impl Config {
         self
     }
 
-    /// At most `limit` requests a second on average, in bursts of up to its
-    /// burst (off by default). Events above it wait in the queue, in order;
-    /// none is dropped, and other emitters are not slowed. Retries count.
-    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
-        self.rate_limit = Some(limit);
+    /// At most `per_second` requests a second on average, up to `burst` at
+    /// once after a quiet spell (off by default; each from 1 to 1,000,000,
+    /// checked at attach: see [`RateLimit`](crate::RateLimit)). Events above it wait in the queue, in order; none is
+    /// dropped, and other emitters are not slowed. Retries count.
+    pub fn rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.rate_limit = Some((per_second, burst));
         self
     }
 

@@ -148,7 +148,10 @@ impl Config {
             }),
             dead_letter_capacity: self.dead_letter_capacity,
             pacing: Pacing {
-                rate_limit: self.rate_limit,
+                rate_limit: self
+                    .rate_limit
+                    .map(|(per_second, burst)| RateLimit::new(per_second, burst))
+                    .transpose()?,
                 circuit_breaker: self.circuit_breaker,
             },
         })

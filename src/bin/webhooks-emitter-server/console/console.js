@@ -92,7 +92,10 @@ async function refreshEndpoints() {
   body.replaceChildren();
   for (const e of endpoints) {
     const s = e.stats || {};
-    const state = el("td", e.state, `state-${e.state}`);
+    // An open circuit: one request at a time until one succeeds.
+    const circuit = s.circuit_open ? " · circuit open" : "";
+    const limit = e.rate_limit ? ` · ≤ ${e.rate_limit.per_second}/s` : "";
+    const state = el("td", e.state + circuit + limit, s.circuit_open ? "state-circuit-open" : `state-${e.state}`);
     const actions = el("td", null, "actions");
     actions.append(
       e.state === "paused"
