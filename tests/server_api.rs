@@ -865,3 +865,58 @@ async fn rate_limit_and_circuit_breaker_are_set_shown_and_changed() {
         .await;
     assert!(problem(&wrong, 400).contains("rate_limit"), "{wrong:?}");
 }
+
+/// SIGKILL right after keyed 202s: the key's answer may not be on disk yet
+/// (it follows its promise without being waited for), but its promise is,
+/// with the request id: after a restart every repeat answers that same id,
+/// and every delivery of each event carries it. Nothing is lost; a
+/// duplicate, if any, has the first id.
+#[actix_web::test]
+async fn keyed_events_keep_their_request_id_across_a_sigkill() {
+    async fn send(server: &ServerProcess, n: i64) -> String {
+        let key = format!("k-{n}");
+        let body = json!({"event": "order.created", "payload": {"n": n}});
+        let answer = server
+            .call(
+                Method::POST,
+                "/api/v1/events",
+                Some(body),
+                Some(TOKEN),
+                &[("idempotency-key", key.as_str())],
+            )
+            .await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        answer.json["request_id"].as_str().unwrap().to_owned()
+    }
+    let dir = ScratchDir::new("server-idem-kill");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let mut receiver = Receiver::start();
+    create(&server, &receiver).await;
+    let mut first = Vec::new();
+    for n in 0..30 {
+        first.push(send(&server, n).await);
+    }
+    let journal = server.journal.clone();
+    server.kill();
+    let server = ServerProcess::start(&journal, &[]);
+    for (n, id) in first.iter().enumerate() {
+        assert_eq!(&send(&server, n as i64).await, id, "key k-{n}");
+    }
+    let marker = emit(&server, json!({"n": 99})).await;
+    let mut seen = std::collections::HashMap::new();
+    loop {
+        let got = receiver.next().await;
+        let id = got.header("x-webhooks-delivery").unwrap().to_owned();
+        if id == marker {
+            break;
+        }
+        assert_eq!(
+            &id,
+            &first[got.n() as usize],
+            "event {} keeps its id",
+            got.n()
+        );
+        seen.insert(got.n(), id);
+    }
+    assert_eq!(seen.len(), 30, "every keyed event delivered");
+}

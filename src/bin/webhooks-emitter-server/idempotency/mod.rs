@@ -6,6 +6,13 @@
 //!
 //! A key is reserved before the event is emitted, so two requests racing
 //! with one key emit once: the second is told the first is in progress (409).
+//!
+//! On the journal, the key's record is written beside the event, in the same
+//! group commit, not after it: it is written as *promised* with the request
+//! id the event is emitted with, then answered without waiting. After a
+//! crash, a promised key is emitted again, with that same request id, on its
+//! next repeat: a receiver sees at most a duplicate with the same id (as
+//! after any crash), never an event lost behind an answered key.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -31,6 +38,10 @@ struct Answered {
     request_id: String,
     /// Unix seconds.
     at: u64,
+    /// Written before its event was known to be stored: a repeat emits it
+    /// again, with this request id.
+    #[serde(default)]
+    promised: bool,
 }
 
 enum Entry {
@@ -53,11 +64,41 @@ pub struct Reservation<'a> {
     key: String,
     fingerprint: String,
     finished: bool,
+    /// The request id a promised key was written with: the event is
+    /// emitted again with it.
+    promised_id: Option<String>,
 }
 
 impl Reservation<'_> {
+    /// The request id the event must be emitted with (a key promised before
+    /// a crash), if any.
+    pub fn request_id(&self) -> Option<&str> {
+        self.promised_id.as_deref()
+    }
+
+    /// Writes the key as promised with `request_id`, beside the event
+    /// (journal); on PostgreSQL the reservation is in the database already.
+    pub async fn promise(&self, request_id: &str) -> Result<(), Problem> {
+        if self.keys.store.shared() {
+            return Ok(());
+        }
+        let promised = Answered {
+            fingerprint: self.fingerprint.clone(),
+            request_id: request_id.to_owned(),
+            at: unix_now(),
+            promised: true,
+        };
+        let bytes = serde_json::to_vec(&promised).unwrap_or_default();
+        self.keys
+            .store
+            .put_record(NAMESPACE, &self.key, bytes)
+            .await?;
+        Ok(())
+    }
+
     /// The answer to remember for the key: in memory at once, then in the
-    /// store (on PostgreSQL, in the database only).
+    /// store without waiting (the promise is on disk already); on
+    /// PostgreSQL, in the database only, waited for.
     pub async fn finish(mut self, request_id: String) {
         self.finished = true;
         let fingerprint = std::mem::take(&mut self.fingerprint);
@@ -69,13 +110,17 @@ impl Reservation<'_> {
             fingerprint,
             request_id,
             at: unix_now(),
+            promised: false,
         };
         let bytes = serde_json::to_vec(&answered).unwrap_or_default();
         keys.lock()
             .insert(self.key.clone(), Entry::Answered(answered));
-        if let Err(error) = keys.store.put_record(NAMESPACE, &self.key, bytes).await {
-            tracing::error!(%error, "idempotency key not stored; it is kept in memory only");
-        }
+        let (store, key) = (keys.store.clone(), self.key.clone());
+        actix_web::rt::spawn(async move {
+            if let Err(error) = store.put_record(NAMESPACE, &key, bytes).await {
+                tracing::error!(%error, "idempotency key's answer not stored; a repeat after a restart emits its event again, with the same request id");
+            }
+        });
     }
 }
 
@@ -147,18 +192,19 @@ impl IdempotencyKeys {
         if let ServerStore::Postgres(store) = &self.store {
             return Ok(match shared::claim(store, key, fingerprint).await? {
                 SharedClaim::Replay(request_id) => Claim::Replay(request_id),
-                SharedClaim::Fresh => self.reservation(key, fingerprint),
+                SharedClaim::Fresh => self.reservation(key, fingerprint, None),
             });
         }
         self.claim_here(key, fingerprint)
     }
 
-    fn reservation(&self, key: &str, fingerprint: &str) -> Claim<'_> {
+    fn reservation(&self, key: &str, fingerprint: &str, promised_id: Option<String>) -> Claim<'_> {
         Claim::Fresh(Reservation {
             keys: self,
             key: key.to_owned(),
             fingerprint: fingerprint.to_owned(),
             finished: false,
+            promised_id,
         })
     }
 
@@ -167,7 +213,15 @@ impl IdempotencyKeys {
         let now = unix_now();
         let mut entries = self.lock();
         let reused = |first: &str| reused(first, fingerprint);
+        let mut promised_id = None;
         match entries.get(key) {
+            Some(Entry::Answered(a)) if a.promised && now.saturating_sub(a.at) < KEY_TTL_SECS => {
+                // Promised before a crash: emitted again, with its request id.
+                if let Some(problem) = reused(&a.fingerprint) {
+                    return Err(problem);
+                }
+                promised_id = Some(a.request_id.clone());
+            }
             Some(Entry::Answered(a)) if now.saturating_sub(a.at) < KEY_TTL_SECS => {
                 if let Some(problem) = reused(&a.fingerprint) {
                     return Err(problem);
@@ -191,7 +245,7 @@ impl IdempotencyKeys {
             },
         );
         drop(entries);
-        Ok(self.reservation(key, fingerprint))
+        Ok(self.reservation(key, fingerprint, promised_id))
     }
 
     /// Forgets keys older than 24 hours.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::events::{accepting, read_json_body};
+use super::events::{accepting, keyed_request_id, read_json_body};
 use crate::idempotency::{fingerprint, Claim, Reservation};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -137,11 +137,34 @@ pub async fn emit_batch(
             }
         }
     }
+    // A keyed event's request id is decided now, so that its key's promise
+    // is written beside it, in the same group commit.
+    let mut emitting: Vec<_> = emitting
+        .into_iter()
+        .filter_map(|(index, mut event, reservation)| {
+            if let Some(reservation) = &reservation {
+                match keyed_request_id(reservation, event.request_id.as_deref()) {
+                    Ok(id) => event.request_id = Some(id),
+                    Err(problem) => {
+                        results[index] = Some(BatchResult::refused(problem));
+                        return None;
+                    }
+                }
+            }
+            Some((index, event, reservation))
+        })
+        .collect();
     let endpoints: Vec<usize> = emitting
         .iter()
         .map(|(_, event, _)| state.catalog.subscribers(&event.event))
         .collect();
-    let emitted = state
+    let promises = join_all(emitting.iter().map(|(_, event, reservation)| async move {
+        match (reservation, &event.request_id) {
+            (Some(reservation), Some(id)) => reservation.promise(id).await,
+            _ => Ok(()),
+        }
+    }));
+    let emits = state
         .emitter
         .emit_all_durable(emitting.iter().map(|(_, event, _)| {
             (
@@ -149,12 +172,21 @@ pub async fn emit_batch(
                 &*event.payload,
                 event.request_id.clone(),
             )
-        }))
-        .await;
+        }));
+    let (promised, emitted) = futures_util::join!(promises, emits);
+    for (item, promised) in emitting.iter_mut().zip(promised) {
+        if let Err(problem) = promised {
+            results[item.0] = Some(BatchResult::refused(problem));
+            item.2 = None; // its key is freed
+        }
+    }
     let mut finishing = Vec::new();
     for (((index, _, reservation), outcome), endpoints) in
         emitting.into_iter().zip(emitted).zip(endpoints)
     {
+        if results[index].is_some() {
+            continue; // its key could not be promised
+        }
         results[index] = Some(match outcome {
             Ok(request_id) => {
                 let request_id = request_id.to_string();

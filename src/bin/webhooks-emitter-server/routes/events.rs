@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::idempotency::{fingerprint, Claim};
+use webhooks_emitter::RequestId;
+
+use crate::idempotency::{fingerprint, Claim, Reservation};
 use crate::problem::{json_error, Problem};
 use crate::state::AppState;
 
@@ -85,12 +87,42 @@ pub async fn emit(
     match state.keys.claim(&key, &fingerprint(&body)).await? {
         Claim::Replay(request_id) => Ok(accepted(request_id, None)),
         Claim::Fresh(reservation) => {
-            // On an error the reservation is dropped: the key is free again.
-            let (id, endpoints) = emit_now(&state, event).await?;
+            let (id, endpoints) = emit_keyed(&state, event, &reservation).await?;
             reservation.finish(id.clone()).await;
             Ok(accepted(id, Some(endpoints)))
         }
     }
+}
+
+/// Emits an event whose key is reserved: its request id decided first (a
+/// promised key's, the client's, or a new one), so that the key's promise
+/// and the event are written at once, in one group commit. On an error the
+/// reservation is dropped by the caller: the key is free again.
+async fn emit_keyed(
+    state: &AppState,
+    mut event: NewEvent,
+    reservation: &Reservation<'_>,
+) -> Result<(String, usize), Problem> {
+    let request_id = keyed_request_id(reservation, event.request_id.as_deref())?;
+    event.request_id = Some(request_id.clone());
+    let (promised, emitted) =
+        futures_util::join!(reservation.promise(&request_id), emit_now(state, event));
+    promised?;
+    emitted
+}
+
+/// The request id of an event with a key: a promised key's (the event is
+/// emitted again with it), the client's (checked before it is promised), or
+/// a new one.
+pub(super) fn keyed_request_id(
+    reservation: &Reservation<'_>,
+    given: Option<&str>,
+) -> Result<String, Problem> {
+    Ok(match (reservation.request_id(), given) {
+        (Some(promised), _) => promised.to_owned(),
+        (None, Some(given)) => RequestId::parse(given)?.to_string(),
+        (None, None) => RequestId::generate().to_string(),
+    })
 }
 
 /// Whether this node takes events now: not while draining, nor while it
