@@ -9,7 +9,9 @@
 //! needs `--features server` and `cargo build --release --features server`;
 //! scenario 9 (PostgreSQL, on a throwaway local cluster) `--features postgres`;
 //! scenario 10 (the server on PostgreSQL, 1 and 3 nodes, and its failover)
-//! `--features server` with the release server built.
+//! `--features server` with the release server built; scenario 11 (the
+//! server's memory over ten minutes at a steady rate, `BENCH_SOAK_SECS` to
+//! change it) runs only when named: `BENCH_ONLY=11`.
 
 mod children;
 mod delivery;
@@ -22,6 +24,8 @@ mod postgres;
 mod server;
 #[cfg(feature = "server")]
 mod server_cluster;
+#[cfg(feature = "server")]
+mod server_soak;
 mod sse;
 mod sse_floor;
 
@@ -117,6 +121,11 @@ fn main() -> std::io::Result<()> {
         if run("10") {
             rows.extend(server_cluster::accepted(&url, scaled(20_000), 32).await);
             rows.extend(server_cluster::failover(&url).await);
+        }
+        // Ten minutes: only when named.
+        #[cfg(feature = "server")]
+        if only.iter().any(|o| o == "11") {
+            rows.extend(server_soak::flat_memory(&url).await);
         }
         drop(receiver);
 

@@ -139,7 +139,12 @@ pub fn per_second(count: usize, elapsed: Duration) -> f64 {
 
 /// Resident set size of this process, in bytes.
 pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_of("self")
+}
+
+/// Resident set size of process `pid` (`self` for this one), in bytes.
+pub fn rss_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
