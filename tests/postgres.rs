@@ -492,3 +492,37 @@ async fn shared_live_updates_show_every_node_with_the_same_ids() {
         (ids[1].as_str(), "headline")
     );
 }
+
+/// Announcements reach every node listening to their topic, this one too;
+/// other topics do not hear them; an oversized one is refused.
+#[tokio::test]
+async fn announcements_reach_every_listening_node() {
+    let db = Postgres::start();
+    let (a, _) = db.node("announcer").await;
+    let (b, _) = db.node("listener").await;
+    let mut on_b = b.announcements("changes");
+    let mut on_a = a.announcements("changes");
+    let mut elsewhere = b.announcements("other");
+    // Listening is set up at connect; a first message may race it: retry.
+    let heard = loop {
+        a.announce("changes", "v1").await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(200), on_b.recv()).await {
+            Ok(heard) => break heard.unwrap(),
+            Err(_) => continue,
+        }
+    };
+    assert_eq!(heard, "v1");
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, on_a.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+        "v1"
+    );
+    assert!(elsewhere.try_recv().is_err());
+    let refused = a.announce("changes", &"x".repeat(8_000)).await;
+    assert!(
+        matches!(refused, Err(StoreError::InvalidSetting { .. })),
+        "{refused:?}"
+    );
+}

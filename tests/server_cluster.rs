@@ -47,6 +47,12 @@ async fn changes_made_on_any_node_are_in_effect_on_every_node_when_it_answers() 
     let nodes = nodes(&db, 3);
 
     nodes[0].create(endpoint("crm", receiver.url("/a"))).await;
+    // The change was announced, and the other two nodes said they read it
+    // (its token) before it answered; node 1 hears its own announcement too.
+    let read = db.records("endpoint-changes-read").await;
+    let readers: Vec<&str> = read.iter().map(|(node, _)| node.as_str()).collect();
+    assert!(readers.ends_with(&["node-2", "node-3"]), "{readers:?}");
+    assert_eq!(read[read.len() - 2].1, read[read.len() - 1].1);
     let sent = nodes[1].emit_raw("order.created", json!({"n": 1})).await;
     assert_eq!(
         (sent.status, &sent.json["endpoints"]),

@@ -18,7 +18,8 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 const WARM_UP: Duration = Duration::from_secs(60);
 
 pub async fn flat_memory(url: &str) -> Vec<Row> {
-    let figure = "11 server RSS at 2,000 events/s, no /metrics scrape: after warm-up · at the end · most";
+    let figure =
+        "11 server RSS at 2,000 events/s, no /metrics scrape: after warm-up · at the end · most";
     let secs: u64 = std::env::var("BENCH_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -27,7 +28,15 @@ pub async fn flat_memory(url: &str) -> Vec<Row> {
     let journal = scratch.journal().to_string_lossy().into_owned();
     let (server, base) = match spawn_server(&["--journal", &journal], &[]) {
         Ok(started) => started,
-        Err(e) => return vec![Row::absolute(figure, format!("not run: {e}"), "—".into(), "—", None)],
+        Err(e) => {
+            return vec![Row::absolute(
+                figure,
+                format!("not run: {e}"),
+                "—".into(),
+                "—",
+                None,
+            )]
+        }
     };
     let pid = server.0.id().to_string();
     let client = awc::Client::builder().timeout(crate::WAIT_LIMIT).finish();
@@ -50,7 +59,10 @@ pub async fn flat_memory(url: &str) -> Vec<Row> {
         let requests = (0..8).map(|_| {
             sent += 1;
             let body = serde_json::json!({"event": "bench.soak", "payload": payload(sent)});
-            client.post(&events_url).insert_header(auth.clone()).send_json(&body)
+            client
+                .post(&events_url)
+                .insert_header(auth.clone())
+                .send_json(&body)
         });
         futures_util::future::join_all(requests).await;
         if Instant::now() >= next_sample {

@@ -120,6 +120,19 @@ impl Postgres {
         owner.flatten()
     }
 
+    /// The application records of `namespace`, read from the database.
+    pub async fn records(&self, namespace: &str) -> Vec<(String, Vec<u8>)> {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        sqlx::query_as(
+            "SELECT key, value FROM webhooks_emitter_records WHERE namespace = $1 ORDER BY key",
+        )
+        .bind(namespace)
+        .fetch_all(&mut connection)
+        .await
+        .unwrap()
+    }
+
     pub fn is_local(&self) -> bool {
         self.local.is_some()
     }

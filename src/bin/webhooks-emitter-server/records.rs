@@ -36,19 +36,6 @@ impl ServerStore {
         !matches!(self, ServerStore::Journal(_))
     }
 
-    /// How many other nodes are live on this store (0 on the journal);
-    /// `None` when it cannot tell.
-    pub async fn other_live_nodes(&self) -> Option<usize> {
-        match self {
-            ServerStore::Journal(_) => Some(0),
-            ServerStore::Postgres(store) => {
-                let me = store.node_name();
-                let live = store.live_nodes().await.ok()?;
-                Some(live.iter().filter(|name| **name != me).count())
-            }
-        }
-    }
-
     /// Every emitter's counters as a shared store keeps them (none on the
     /// journal, whose node's own stats are the whole story, nor when the
     /// database does not answer).

@@ -71,6 +71,11 @@ pub(crate) enum RecordsOp {
         changes: Vec<RecordChange>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Send an announcement to every listening node.
+    Announce {
+        payload: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// Does one call and answers it.
@@ -168,6 +173,15 @@ pub(super) async fn perform(pool: PgPool, op: RecordsOp) {
             answer(reply, names);
         }
         RecordsOp::Change { changes, reply } => answer(reply, change(&pool, &changes).await),
+        RecordsOp::Announce { payload, reply } => {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::announce::ANNOUNCE_CHANNEL)
+                .bind(&payload)
+                .execute(&pool)
+                .await
+                .map(|_| ());
+            answer(reply, sent);
+        }
     }
 }
 
@@ -311,6 +325,38 @@ impl PgStore {
         let (reply, answer) = oneshot::channel();
         self.send(ClusterOp::Records(op(reply)))?;
         answer.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Sends `message` on `topic` to every node listening to it
+    /// ([`announcements`](Self::announcements)), this one too, through
+    /// `NOTIFY`: best effort (a node whose listening connection is down
+    /// misses it), so keep a poll behind it. Topic and message together at
+    /// most 7,000 bytes.
+    pub async fn announce(&self, topic: &str, message: &str) -> Result<(), StoreError> {
+        if topic.len() + message.len() > super::announce::MAX_ANNOUNCEMENT_BYTES {
+            return Err(StoreError::InvalidSetting {
+                detail: format!(
+                    "an announcement has at most {} bytes",
+                    super::announce::MAX_ANNOUNCEMENT_BYTES
+                ),
+            });
+        }
+        let payload = serde_json::to_string(&super::announce::Announcement {
+            t: topic.to_owned(),
+            m: message.to_owned(),
+        })
+        .map_err(|e| StoreError::InvalidSetting {
+            detail: e.to_string(),
+        })?;
+        self.ask(|reply| RecordsOp::Announce { payload, reply })
+            .await
+    }
+
+    /// The messages announced on `topic` from now on, by any node (this
+    /// one too). A receiver that falls 256 behind misses the oldest
+    /// (`RecvError::Lagged`).
+    pub fn announcements(&self, topic: &str) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.shared.announcements.subscribe(topic)
     }
 
     /// Stores `value` under (`namespace`, `key`), replacing what was there;

@@ -12,6 +12,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::mpsc::WeakUnboundedSender;
 
+use super::announce::ANNOUNCE_CHANNEL;
 use super::feed::FEED_CHANNEL;
 use super::transaction::CHANNEL;
 use super::{ClusterNotice, ClusterOp, NodeState};
@@ -55,14 +56,16 @@ async fn session(
     ops: &WeakUnboundedSender<ClusterOp>,
 ) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen_all([CHANNEL, FEED_CHANNEL]).await?;
+    listener
+        .listen_all([CHANNEL, FEED_CHANNEL, ANNOUNCE_CHANNEL])
+        .await?;
     loop {
         // `None`: the connection dropped; sqlx listens again on the next call.
         if let Some(notification) = listener.try_recv().await? {
-            if notification.channel() == FEED_CHANNEL {
-                shared.feed_wake.notify_one();
-            } else {
-                dispatch(shared, ops, notification.payload());
+            match notification.channel() {
+                FEED_CHANNEL => shared.feed_wake.notify_one(),
+                ANNOUNCE_CHANNEL => shared.announcements.dispatch(notification.payload()),
+                _ => dispatch(shared, ops, notification.payload()),
             }
         }
         if ops.upgrade().is_none() {

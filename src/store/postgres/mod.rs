@@ -14,6 +14,7 @@
 //! - [`leases`]: heartbeat, renewal, claims and releases, the poll backstop;
 //! - [`listen`]: `LISTEN/NOTIFY` wake-ups between nodes;
 //! - [`feed`]: the live feed the nodes share (opt-in);
+//! - [`announce`]: an application's short messages to every node;
 //! - [`reads`]: an emitter's state and its next events, read back;
 //! - [`queue`]: the worker's side, behind the `EventQueue` boundary;
 //! - [`errors`]: how the driver's errors become [`StoreError`]s.
@@ -27,6 +28,7 @@
 //!   every write it makes (attempts, acks, dead letters) commits only if its
 //!   epoch is still the lease's: a stalled former holder writes nothing.
 
+pub(crate) mod announce;
 mod app_records;
 mod errors;
 pub(crate) mod feed;
@@ -202,6 +204,8 @@ pub(crate) struct NodeState {
     pub feed_sink: Mutex<Option<NoticeSink<feed::FeedRecord>>>,
     /// Wakes the feed's reader: new rows, or a sink to hand them to.
     pub feed_wake: tokio::sync::Notify,
+    /// Who listens to which announcements.
+    pub announcements: announce::Listeners,
 }
 
 impl NodeState {

@@ -46,6 +46,7 @@ pub(super) async fn start(
         commits: AtomicU64::new(0),
         feed_sink: Mutex::new(None),
         feed_wake: tokio::sync::Notify::new(),
+        announcements: Default::default(),
     });
     let (feed, feed_items) = if shared.options.shared_live_updates {
         let (sender, receiver) = mpsc::channel(feed::MAX_WAITING);

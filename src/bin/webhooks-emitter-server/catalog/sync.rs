@@ -4,23 +4,36 @@
 //! Every [`SYNC_EVERY`] a node reads the stored endpoints and attaches,
 //! reconfigures or detaches what differs. It is *current* while its last
 //! read started less than [`STALE_AFTER`] ago; a node that is not refuses
-//! events (503) rather than route them with a stale catalog. A change made
-//! on one node answers after [`STALE_AFTER`] when other nodes are live: by
-//! then each of them has read the change, or refuses events.
+//! events (503) rather than route them with a stale catalog.
+//!
+//! A change made on one node is announced to the others (`LISTEN/NOTIFY`,
+//! with a token of its own); each reads the endpoints at once and answers
+//! with the token (a record per node). The change answers once every other
+//! live node has, or after [`STALE_AFTER`] at most: by then each of them has
+//! read the change, or refuses events. The poll is the backstop of a missed
+//! announcement.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use webhooks_emitter::AttachError;
 
+use webhooks_emitter::PgStore;
+
 use super::{Catalog, NAMESPACE};
 use crate::endpoint::{unix_now, EndpointRecord};
 use crate::problem::Problem;
+use crate::records::ServerStore;
 
 /// How often a node reads the stored endpoints.
 pub const SYNC_EVERY: Duration = Duration::from_millis(200);
 /// How old a node's last read may be before it refuses events.
 pub const STALE_AFTER: Duration = Duration::from_secs(1);
+/// The topic of endpoint changes, and where each node says it read one.
+const CHANGES: &str = "endpoints";
+const READ_BY: &str = "endpoint-changes-read";
+/// How often a change looks for the other nodes' answers.
+const ACK_POLL: Duration = Duration::from_millis(10);
 
 impl Catalog {
     /// Whether this node may route events: always on the journal; on a
@@ -107,17 +120,56 @@ impl Catalog {
     /// After a change on a shared store: waits until every other live node
     /// has read it or refuses events.
     pub async fn propagated(&self) {
-        if self.store.other_live_nodes().await != Some(0) {
-            tokio::time::sleep(STALE_AFTER).await;
+        let ServerStore::Postgres(store) = &self.store else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + STALE_AFTER;
+        let token = webhooks_emitter::RequestId::generate().to_string();
+        if let Err(error) = store.announce(CHANGES, &token).await {
+            tracing::warn!(%error, "endpoint change not announced; the other nodes poll");
+        }
+        while tokio::time::Instant::now() < deadline {
+            if all_read(store, &token).await {
+                return;
+            }
+            tokio::time::sleep(ACK_POLL).await;
         }
     }
 }
 
-/// Keeps this node's catalog current, for as long as the server runs.
+/// Whether every other live node has read the change `token` names.
+async fn all_read(store: &PgStore, token: &str) -> bool {
+    let me = store.node_name();
+    let (Ok(live), Ok(read)) = (store.live_nodes().await, store.records(READ_BY).await) else {
+        return false;
+    };
+    live.iter().filter(|node| **node != me).all(|node| {
+        read.iter()
+            .any(|(reader, seen)| reader == node && seen.as_slice() == token.as_bytes())
+    })
+}
+
+/// Keeps this node's catalog current, for as long as the server runs:
+/// reads at once when a change is announced (and says so), and every
+/// [`SYNC_EVERY`] anyway.
 pub async fn follow(catalog: std::sync::Arc<Catalog>) {
     let mut failing = false;
+    let mut changes = match &catalog.store {
+        ServerStore::Postgres(store) => Some((store.clone(), store.announcements(CHANGES))),
+        ServerStore::Journal(_) => None,
+    };
+    let mut announced: Option<String> = None;
     loop {
-        match catalog.sync().await {
+        let synced = catalog.sync().await;
+        if let (Ok(()), Some(token), Some((store, _))) = (&synced, announced.take(), &changes) {
+            if let Err(error) = store
+                .put_record(READ_BY, &store.node_name(), token.into_bytes())
+                .await
+            {
+                tracing::debug!(%error, "endpoint change read, not said");
+            }
+        }
+        match synced {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!("endpoints readable again; events accepted");
@@ -130,6 +182,19 @@ pub async fn follow(catalog: std::sync::Arc<Catalog>) {
                 failing = true;
             }
         }
-        tokio::time::sleep(SYNC_EVERY).await;
+        let Some((_, receiver)) = changes.as_mut() else {
+            tokio::time::sleep(SYNC_EVERY).await;
+            continue;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(SYNC_EVERY) => {}
+            heard = receiver.recv() => match heard {
+                Ok(token) => announced = Some(token),
+                // Missed some: the next read takes them all up; their
+                // changes wait out their second.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = None,
+            },
+        }
     }
 }
