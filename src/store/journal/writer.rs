@@ -173,31 +173,29 @@ impl Writer {
         }
     }
 
-    /// Adds to `batch` what arrives within the commit interval of the first
-    /// urgent operation (someone waits on it), or within `MAX_UNSYNCED` while
-    /// only acks and attempt counts wait: fewer commits for them, same
-    /// promptness for the rest.
+    /// Adds to `batch` what arrives until the commit window of an urgent
+    /// operation (someone waits on it) ends ([`window_end`](Self::window_end)),
+    /// or within `MAX_UNSYNCED` while only acks and attempt counts wait:
+    /// fewer commits for them, same promptness for the rest.
     ///
     /// It sleeps and then takes what has arrived, rather than waiting on the
     /// channel: a waiting receiver makes every send a wake-up (a syscall on
     /// the worker's thread and a context switch here), tens of thousands a
     /// second under load.
     fn gather(&self, batch: &mut Vec<Pending>, inbox: &Inbox, closing: &mut bool) {
-        let interval = self.shared.options.batch.commit_interval;
         let started = Instant::now();
         let mut urgent = batch.iter().any(|p| p.op.urgent());
-        let mut deadline = started
-            + if urgent {
-                interval
-            } else {
-                MAX_UNSYNCED.max(interval)
-            };
+        let mut deadline = if urgent {
+            self.window_end(started)
+        } else {
+            started + MAX_UNSYNCED.max(self.shared.options.batch.commit_interval)
+        };
         loop {
             let before = batch.len();
             *closing |= inbox.drain(batch);
             if !urgent && batch[before..].iter().any(|p| p.op.urgent()) {
                 urgent = true;
-                deadline = deadline.min(Instant::now() + interval);
+                deadline = deadline.min(self.window_end(Instant::now()));
             }
             let now = Instant::now();
             if *closing || batch.len() >= self.shared.options.batch.max_batch || now >= deadline {
@@ -216,6 +214,17 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// When a batch with an urgent operation that arrived at `now` is
+    /// committed: one commit interval after the last durable commit ended,
+    /// or at once if that is past. The interval bounds how often the file
+    /// is synced; counting it from the last sync rather than from the first
+    /// arrival means callers who answer a commit and emit again (a client
+    /// across HTTP, say) make the next commit on time, not one round trip
+    /// late, and an emit on an idle journal is synced at once.
+    fn window_end(&self, now: Instant) -> Instant {
+        (self.last_sync + self.shared.options.batch.commit_interval).max(now)
     }
 
     /// Applies `batch` in one transaction and commits it; `effects` collects

@@ -40,6 +40,7 @@ pub(super) async fn run(
         ops,
         carried: Vec::new(),
         closed_at: None,
+        last_commit: Instant::now(),
     };
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -51,7 +52,9 @@ pub(super) async fn run(
         }
         intake.gather(shared.options.batch).await;
         let batch = std::mem::take(&mut intake.carried);
-        match commit(&pool, &shared, batch).await {
+        let committed = commit(&pool, &shared, batch).await;
+        intake.last_commit = Instant::now();
+        match committed {
             Ok(()) => {
                 if shared.failing() {
                     tracing::info!("PostgreSQL store reaches the database again");
@@ -84,6 +87,13 @@ struct Intake {
     carried: Vec<ClusterOp>,
     /// When the channel closed (the store is closing).
     closed_at: Option<Instant>,
+    /// When the last batch ended: the next one is committed one commit
+    /// interval later, or at once if that is past. The interval bounds the
+    /// rate of transactions; counted from the last one rather than from the
+    /// next arrival, callers who answer a commit and emit again (a client
+    /// across HTTP) make the next batch on time, and an idle store commits
+    /// at once.
+    last_commit: Instant,
 }
 
 impl Intake {
@@ -124,9 +134,11 @@ impl Intake {
         }
     }
 
-    /// Adds what arrives within `interval`, up to the batch's bounds.
+    /// Adds what arrives until the commit interval since the last batch has
+    /// passed (see `last_commit`), up to the batch's bounds.
     async fn gather(&mut self, batch: BatchOptions) {
-        let (gather_until, max_batch) = (Instant::now() + batch.commit_interval, batch.max_batch);
+        let gather_until = (self.last_commit + batch.commit_interval).max(Instant::now());
+        let max_batch = batch.max_batch;
         let mut bytes: usize = self.carried.iter().map(ClusterOp::bytes).sum();
         while self.closed_at.is_none() && self.carried.len() < max_batch && bytes < MAX_BATCH_BYTES
         {
