@@ -345,3 +345,34 @@ async fn a_failing_disk_is_reported_and_nothing_accepted_is_lost() {
         "nothing accepted was dropped"
     );
 }
+
+/// A record written with `put_record_soon` is on disk after a flush (here
+/// the emitter's shutdown) and read back after the journal is opened again.
+#[actix_web::test]
+async fn a_record_put_soon_is_kept_once_the_journal_is_flushed() {
+    let dir = ScratchDir::new("journal-soon");
+    let path = dir.file("j.redb");
+    {
+        let journal = webhooks_emitter::Journal::open(&path).unwrap();
+        journal
+            .put_record("keys", "k", b"promised".to_vec())
+            .await
+            .unwrap();
+        journal
+            .put_record_soon("keys", "k", b"answered".to_vec())
+            .unwrap();
+        let emitter = WebhooksEmitter::builder()
+            .store(journal.clone())
+            .start_in_background();
+        let _ = emitter.shutdown(Duration::ZERO).await;
+        assert_eq!(
+            journal.records("keys").await.unwrap(),
+            [("k".to_owned(), b"answered".to_vec())]
+        );
+    }
+    let journal = reopen(&path);
+    assert_eq!(
+        journal.records("keys").await.unwrap(),
+        [("k".to_owned(), b"answered".to_vec())]
+    );
+}

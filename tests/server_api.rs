@@ -262,6 +262,14 @@ async fn an_idempotency_key_replays_the_first_answer_and_emits_once() {
         )
         .await;
     assert_eq!(after.json["request_id"], first.json["request_id"]);
+    assert_eq!(
+        after
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true"),
+        "answered from the key, not emitted again"
+    );
     // A fresh event marks the end: exactly one delivery came before it.
     let marker = emit(&server, json!({"n": 99})).await;
     assert_eq!(receiver.next().await.n(), 1);

@@ -420,6 +420,12 @@ impl WebhooksEmitter {
                 dead_letters: Vec::new(),
                 stored: Vec::new(),
             });
+        // Acknowledgements and attempt counts ride on the next durable
+        // commit: there is none after this unless asked for, and a restart
+        // would deliver their events again.
+        if let Err(error) = self.inner.store.flush().await {
+            tracing::warn!(%error, "store not flushed at shutdown; acknowledged events may be delivered again after a restart");
+        }
         #[cfg(feature = "sse")]
         self.stop_sse().await;
         if let Some(background) = &self.inner.background {

@@ -19,6 +19,12 @@ pub(crate) enum AppOp {
         value: Vec<u8>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Written with the next durable commit; nobody waits on it.
+    PutSoon {
+        namespace: String,
+        key: String,
+        value: Vec<u8>,
+    },
     Insert {
         namespace: String,
         key: String,
@@ -46,6 +52,11 @@ impl AppOp {
         matches!(self, AppOp::List { .. })
     }
 
+    /// Written whenever the next commit comes: no caller waits on it.
+    pub(super) fn unhurried(&self) -> bool {
+        matches!(self, AppOp::PutSoon { .. })
+    }
+
     /// An application record's write or read, answered once committed.
     pub(super) fn apply(
         &mut self,
@@ -62,6 +73,11 @@ impl AppOp {
                 tables.put_app(namespace, key, value)?;
                 answer_after_commit(replies, reply, ());
             }
+            AppOp::PutSoon {
+                namespace,
+                key,
+                value,
+            } => tables.put_app(namespace, key, value)?,
             AppOp::Insert {
                 namespace,
                 key,
@@ -130,6 +146,25 @@ impl Journal {
             reply,
         })
         .await
+    }
+
+    /// Stores `value` under (`namespace`, `key`), replacing what was there,
+    /// with the journal's next durable commit (within 100 ms), without
+    /// waiting for it: for what may be lost in a crash in that time (a later
+    /// state of a record already on disk, say). It is not ordered with
+    /// writes of the same key that are not yet committed: wait for those
+    /// first. A later `flush` returns once it is on disk.
+    pub fn put_record_soon(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.send(JournalOp::App(AppOp::PutSoon {
+            namespace: namespace.to_owned(),
+            key: key.to_owned(),
+            value,
+        }))
     }
 
     /// Stores `value` under (`namespace`, `key`) unless a record is there;

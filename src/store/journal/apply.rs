@@ -70,6 +70,8 @@ pub(super) fn apply(
 ) -> Result<(), redb::Error> {
     count(tables, op)?;
     match op {
+        // Application records, answered or not (`put_record_soon`).
+        JournalOp::App(_) => answer(workers, tables, op, &mut effects.replies),
         _ if op.answers() => answer(workers, tables, op, &mut effects.replies),
         JournalOp::Recover { .. } | JournalOp::Load { .. } => read(workers, tables, op, effects),
         JournalOp::EvictDeadLetters { .. } | JournalOp::Redeliver { .. } => {

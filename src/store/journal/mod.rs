@@ -323,7 +323,7 @@ impl JournalOp {
             | JournalOp::Recover { .. }
             | JournalOp::Load { .. }
             | JournalOp::Orphans { .. } => false,
-            JournalOp::App(op) => !op.reads_only(),
+            JournalOp::App(op) => !op.reads_only() && !op.unhurried(),
             _ => true,
         }
     }
@@ -332,7 +332,11 @@ impl JournalOp {
     /// state or its next events): its batch is committed within the commit
     /// interval. The others (acks, attempt counts) may wait longer.
     fn urgent(&self) -> bool {
-        !matches!(self, JournalOp::Ack { .. } | JournalOp::Attempted { .. })
+        match self {
+            JournalOp::Ack { .. } | JournalOp::Attempted { .. } => false,
+            JournalOp::App(op) => !op.unhurried(),
+            _ => true,
+        }
     }
 
     /// The stored event an append, attempt or ack is about.
@@ -354,8 +358,7 @@ impl JournalOp {
                 | JournalOp::Orphans { .. }
                 | JournalOp::Discard { .. }
                 | JournalOp::Flush { .. }
-                | JournalOp::App(_)
-        )
+        ) || matches!(self, JournalOp::App(op) if !op.unhurried())
     }
 }
 

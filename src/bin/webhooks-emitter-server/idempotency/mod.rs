@@ -115,12 +115,12 @@ impl Reservation<'_> {
         let bytes = serde_json::to_vec(&answered).unwrap_or_default();
         keys.lock()
             .insert(self.key.clone(), Entry::Answered(answered));
-        let (store, key) = (keys.store.clone(), self.key.clone());
-        actix_web::rt::spawn(async move {
-            if let Err(error) = store.put_record(NAMESPACE, &key, bytes).await {
+        // The promise is on disk: the answer rides on the next commit.
+        if let ServerStore::Journal(journal) = &keys.store {
+            if let Err(error) = journal.put_record_soon(NAMESPACE, &self.key, bytes) {
                 tracing::error!(%error, "idempotency key's answer not stored; a repeat after a restart emits its event again, with the same request id");
             }
-        });
+        }
     }
 }
 
