@@ -26,18 +26,8 @@ impl WebhooksEmitter {
         payload: &T,
         request_id: Option<String>,
     ) -> Result<RequestId, EmitError> {
-        let event = self.new_event(event, payload, request_id)?;
-        let request_id = event.request_id().clone();
-        let (reply, stored) = oneshot::channel();
-        self.route(Emit {
-            event,
-            durable: Some(reply),
-        })?;
-        match stored.await {
-            Ok(Ok(())) => Ok(request_id),
-            Ok(Err(error)) => Err(EmitError::Store(error)),
-            Err(_) => Err(EmitError::NotRunning),
-        }
+        let (request_id, stored) = self.route_durable(event, payload, request_id)?;
+        on_disk(request_id, stored).await
     }
 
     /// [`emit_durable`](Self::emit_durable) for several events at once: they
@@ -53,29 +43,34 @@ impl WebhooksEmitter {
     {
         let routed: Vec<_> = events
             .into_iter()
-            .map(|(event, payload, request_id)| {
-                let event = self.new_event(event, payload, request_id)?;
-                let request_id = event.request_id().clone();
-                let (reply, stored) = oneshot::channel();
-                self.route(Emit {
-                    event,
-                    durable: Some(reply),
-                })?;
-                Ok((request_id, stored))
-            })
+            .map(|(event, payload, request_id)| self.route_durable(event, payload, request_id))
             .collect();
         let mut results = Vec::with_capacity(routed.len());
         for routed in routed {
             results.push(match routed {
-                Ok((request_id, stored)) => match stored.await {
-                    Ok(Ok(())) => Ok(request_id),
-                    Ok(Err(error)) => Err(EmitError::Store(error)),
-                    Err(_) => Err(EmitError::NotRunning),
-                },
+                Ok((request_id, stored)) => on_disk(request_id, stored).await,
                 Err(error) => Err(error),
             });
         }
         results
+    }
+
+    /// Checks an event and hands it to the registry; its request id, and
+    /// what answers once it is stored.
+    fn route_durable<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+        request_id: Option<String>,
+    ) -> Result<(RequestId, oneshot::Receiver<Result<(), StoreError>>), EmitError> {
+        let event = self.new_event(event, payload, request_id)?;
+        let request_id = event.request_id().clone();
+        let (reply, stored) = oneshot::channel();
+        self.route(Emit {
+            event,
+            durable: Some(reply),
+        })?;
+        Ok((request_id, stored))
     }
 
     /// Stored events (and dead letters) of emitter ids that are not attached,
@@ -108,5 +103,17 @@ impl WebhooksEmitter {
 impl From<StoreError> for ControlError {
     fn from(error: StoreError) -> Self {
         ControlError::Store(error)
+    }
+}
+
+/// `request_id` once `stored` says the event is on disk.
+async fn on_disk(
+    request_id: RequestId,
+    stored: oneshot::Receiver<Result<(), StoreError>>,
+) -> Result<RequestId, EmitError> {
+    match stored.await {
+        Ok(Ok(())) => Ok(request_id),
+        Ok(Err(error)) => Err(EmitError::Store(error)),
+        Err(_) => Err(EmitError::NotRunning),
     }
 }

@@ -30,9 +30,9 @@ pub struct EmitterStats {
     pub paused: bool,
     /// Events held in the durable store (0 in memory mode).
     pub stored: usize,
-    /// The rate limit, if one is set ([`Config::rate_limit`](crate::Config::rate_limit)).
-    pub rate_limit: Option<crate::RateLimit>,
-    /// Whether the circuit is open: after [`Config::circuit_breaker`](crate::Config::circuit_breaker)
+    /// The rate limit, if one is set ([`Config::rate_limit`](crate::emitter::Config::rate_limit)).
+    pub rate_limit: Option<crate::emitter::RateLimit>,
+    /// Whether the circuit is open: after [`Config::circuit_breaker`](crate::emitter::Config::circuit_breaker)
     /// consecutive failures, one request at a time until one succeeds.
     pub circuit_open: bool,
 }

@@ -163,7 +163,7 @@ impl Config {
 
     /// At most `per_second` requests a second on average, up to `burst` at
     /// once after a quiet spell (off by default; each from 1 to 1,000,000,
-    /// checked at attach: see [`RateLimit`](crate::RateLimit)). Events above it wait in the queue, in order; none is
+    /// checked at attach: see [`RateLimit`](crate::emitter::RateLimit)). Events above it wait in the queue, in order; none is
     /// dropped, and other emitters are not slowed. Retries count.
     pub fn rate_limit(mut self, per_second: u32, burst: u32) -> Self {
         self.rate_limit = Some((per_second, burst));

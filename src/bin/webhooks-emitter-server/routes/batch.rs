@@ -41,10 +41,11 @@ pub struct BatchEvent {
     /// 1 to 256 visible ASCII characters; a UUID is made without it.
     #[schema(pattern = r"^[!-~]{1,256}$")]
     pub request_id: Option<String>,
-    /// This event's idempotency key (1 to 256 visible ASCII characters): a
-    /// repeat of the same event with it within 24 h, in any batch, is
-    /// answered as the first time and emits nothing.
-    #[schema(pattern = r"^[!-~]{1,256}$")]
+    /// This event's idempotency key (1 to 255 visible ASCII characters, as
+    /// the `Idempotency-Key` header): a repeat of the same event with it
+    /// within 24 h, in any batch, is answered as the first time and emits
+    /// nothing.
+    #[schema(pattern = r"^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
