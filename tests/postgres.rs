@@ -526,3 +526,45 @@ async fn announcements_reach_every_listening_node() {
         "{refused:?}"
     );
 }
+
+/// `change_records` keeps the order of its changes: with a key twice (put,
+/// then deleted) the last one wins; with distinct keys (written in one
+/// statement per kind) every change is made.
+#[tokio::test]
+async fn record_changes_keep_their_order() {
+    use webhooks_emitter::RecordChange;
+    let db = Postgres::start();
+    let (store, _) = db.node("ordering").await;
+    let put = |key: &str, value: &str| RecordChange::Put {
+        namespace: "n".into(),
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+    };
+    let delete = |key: &str| RecordChange::Delete {
+        namespace: "n".into(),
+        key: key.into(),
+    };
+    store
+        .change_records(vec![
+            put("a", "1"),
+            put("b", "2"),
+            delete("a"),
+            put("b", "3"),
+        ])
+        .await
+        .unwrap();
+    let read = store.records("n").await.unwrap();
+    assert_eq!(read, [("b".to_owned(), b"3".to_vec())]);
+    store
+        .change_records(vec![put("c", "4"), delete("b"), put("d", "5")])
+        .await
+        .unwrap();
+    let read = store.records("n").await.unwrap();
+    assert_eq!(
+        read,
+        [
+            ("c".to_owned(), b"4".to_vec()),
+            ("d".to_owned(), b"5".to_vec())
+        ]
+    );
+}

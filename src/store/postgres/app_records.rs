@@ -281,9 +281,37 @@ async fn list(pool: &PgPool, namespace: &str) -> Result<Records, sqlx::Error> {
         .collect()
 }
 
-/// Every change in order, in one transaction.
+/// Every change in order, in one transaction. When no key appears twice,
+/// order cannot matter: the puts go in one statement and the deletes in
+/// another (a batch of attempt records is two round trips, not hundreds).
 async fn change(pool: &PgPool, changes: &[RecordChange]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    if keys_distinct(changes) {
+        change_at_once(&mut tx, changes).await?;
+    } else {
+        for change in changes {
+            change_at_once(&mut tx, std::slice::from_ref(change)).await?;
+        }
+    }
+    tx.commit().await
+}
+
+fn keys_distinct(changes: &[RecordChange]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    changes.iter().all(|change| {
+        let (RecordChange::Put { namespace, key, .. } | RecordChange::Delete { namespace, key }) =
+            change;
+        seen.insert((namespace, key))
+    })
+}
+
+/// `changes` (no key twice) in two statements: the puts, then the deletes.
+async fn change_at_once(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    changes: &[RecordChange],
+) -> Result<(), sqlx::Error> {
+    let (mut put_ns, mut put_keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut del_ns, mut del_keys) = (Vec::new(), Vec::new());
     for change in changes {
         match change {
             RecordChange::Put {
@@ -291,30 +319,41 @@ async fn change(pool: &PgPool, changes: &[RecordChange]) -> Result<(), sqlx::Err
                 key,
                 value,
             } => {
-                sqlx::query(
-                    "INSERT INTO webhooks_emitter_records (namespace, key, value) \
-                     VALUES ($1, $2, $3) \
-                     ON CONFLICT (namespace, key) \
-                     DO UPDATE SET value = EXCLUDED.value, written_at = now()",
-                )
-                .bind(namespace)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
+                put_ns.push(namespace.as_str());
+                put_keys.push(key.as_str());
+                values.push(value.as_slice());
             }
             RecordChange::Delete { namespace, key } => {
-                sqlx::query(
-                    "DELETE FROM webhooks_emitter_records WHERE namespace = $1 AND key = $2",
-                )
-                .bind(namespace)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
+                del_ns.push(namespace.as_str());
+                del_keys.push(key.as_str());
             }
         }
     }
-    tx.commit().await
+    if !put_keys.is_empty() {
+        sqlx::query(
+            "INSERT INTO webhooks_emitter_records (namespace, key, value) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[]) \
+             ON CONFLICT (namespace, key) \
+             DO UPDATE SET value = EXCLUDED.value, written_at = now()",
+        )
+        .bind(&put_ns)
+        .bind(&put_keys)
+        .bind(&values)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !del_keys.is_empty() {
+        sqlx::query(
+            "DELETE FROM webhooks_emitter_records r \
+             USING UNNEST($1::text[], $2::text[]) AS d(namespace, key) \
+             WHERE r.namespace = d.namespace AND r.key = d.key",
+        )
+        .bind(&del_ns)
+        .bind(&del_keys)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 impl PgStore {
