@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use webhooks_emitter::{DeadLetterReason, DeliveryReport, Outcome, RecordChange, WebhooksEmitter};
 
@@ -28,6 +28,8 @@ pub const CONSOLE_TOPIC: &str = "console deliveries";
 pub const DEFAULT_KEPT: usize = 1_000;
 /// Most reports written in one transaction.
 const BATCH: usize = 1_024;
+/// How long reports are gathered for one write.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One attempt (or final outcome) of one event at one endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -225,34 +227,55 @@ impl Attempts {
     }
 
     /// Follows the emitter's reports until it stops: each attempt to the
-    /// console's feed at once, and to the journal with the others that
-    /// arrived meanwhile.
+    /// console's feed at once, and to the store with the others that arrive
+    /// within [`GATHER`] (one transaction for them all: a delivering server
+    /// writes a few dozen a second, not one per attempt).
     pub async fn follow(self: std::sync::Arc<Self>, emitter: WebhooksEmitter) {
         let mut reports = emitter.reports();
         loop {
-            let mut batch = Vec::new();
-            match reports.recv().await {
-                Ok(report) => batch.push(report),
-                Err(RecvError::Lagged(missed)) => lagged(missed),
-                Err(RecvError::Closed) => return,
-            }
-            while batch.len() < BATCH {
-                match reports.try_recv() {
-                    Ok(report) => batch.push(report),
-                    Err(TryRecvError::Lagged(missed)) => lagged(missed),
-                    Err(_) => break,
-                }
-            }
             let mut changes = Vec::new();
-            for attempt in batch.iter().filter_map(view) {
-                if let Err(error) = emitter.broadcast(CONSOLE_TOPIC, "attempt", &attempt) {
-                    tracing::debug!(%error, "console feed not published");
+            let mut taken = 0;
+            let first = match reports.recv().await {
+                Ok(report) => report,
+                Err(RecvError::Lagged(missed)) => {
+                    lagged(missed);
+                    continue;
                 }
-                self.log(&attempt, &mut changes).await;
+                Err(RecvError::Closed) => return,
+            };
+            self.take(&emitter, &first, &mut changes).await;
+            let until = tokio::time::Instant::now() + GATHER;
+            while taken < BATCH {
+                match tokio::time::timeout_at(until, reports.recv()).await {
+                    Ok(Ok(report)) => {
+                        taken += 1;
+                        self.take(&emitter, &report, &mut changes).await;
+                    }
+                    Ok(Err(RecvError::Lagged(missed))) => lagged(missed),
+                    Ok(Err(RecvError::Closed)) | Err(_) => break,
+                }
+            }
+            if changes.is_empty() {
+                continue;
             }
             if let Err(error) = self.store.change_records(changes).await {
                 tracing::error!(%error, "attempts not stored");
             }
+        }
+    }
+
+    /// One report: to the console's feed now, to the store's next write.
+    async fn take(
+        &self,
+        emitter: &WebhooksEmitter,
+        report: &DeliveryReport,
+        changes: &mut Vec<RecordChange>,
+    ) {
+        if let Some(attempt) = view(report) {
+            if let Err(error) = emitter.broadcast(CONSOLE_TOPIC, "attempt", &attempt) {
+                tracing::debug!(%error, "console feed not published");
+            }
+            self.log(&attempt, changes).await;
         }
     }
 }
