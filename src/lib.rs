@@ -54,8 +54,10 @@
 //! │   ├── builder.rs   options shared by all emitters; starts the actors
 //! │   ├── registry/    actor: ids and event names → workers; supervision
 //! │   ├── worker/      actor per emitter: state machine, messages, the store's
-//! │   │                notices (store.rs), the cluster's lease (cluster.rs)
+//! │   │                notices (store.rs), the cluster's lease (cluster.rs),
+//! │   │                rate limit and circuit breaker (pacing.rs)
 //! │   ├── retry_policy.rs, backoff.rs   what follows a failed attempt
+//! │   ├── rate_limit.rs   RateLimit and its token bucket
 //! │   ├── config/      per-emitter Config, its validation, URLs
 //! │   └── dead_letters.rs, report.rs, stats.rs, shutdown.rs, …
 //! ├── sse/             live updates (feature `sse`): the broadcaster actor,
@@ -68,7 +70,8 @@
 //! │   ├── memory.rs    the in-memory queue
 //! │   ├── journal/     the embedded journal (redb) and its writer thread
 //! │   ├── postgres/    PostgreSQL (feature `postgres`): group commit, leases,
-//! │   │                LISTEN/NOTIFY, on a thread of its own
+//! │   │                LISTEN/NOTIFY, the shared live feed (feed.rs),
+//! │   │                announcements (announce.rs), on a thread of its own
 //! │   └── records.rs, batch.rs, durable.rs, thread.rs
 //! ├── telemetry.rs     metrics through the `metrics` facade (feature `metrics`)
 //! ├── verify/          the receiving side (feature `verify`): verifiers,
