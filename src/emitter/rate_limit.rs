@@ -121,7 +121,9 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(bucket.take(start), Ok(()));
         }
-        let wait = bucket.take(start).expect_err("the burst is spent");
+        let Err(wait) = bucket.take(start) else {
+            panic!("the burst is spent: a fourth request must wait");
+        };
         assert!((wait.as_secs_f64() - 0.1).abs() < 1e-9, "{wait:?}");
         assert_eq!(bucket.take(start + Duration::from_millis(100)), Ok(()));
         // A long quiet spell refills only up to the burst.
