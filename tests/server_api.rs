@@ -277,6 +277,65 @@ async fn an_idempotency_key_replays_the_first_answer_and_emits_once() {
     assert_eq!(next.header("x-webhooks-delivery"), Some(marker.as_str()));
 }
 
+/// A journal written by an earlier version keeps each key's record under
+/// the key itself, with no `key` field: such a key still replays, after
+/// which a new key and a repeat of both survive another restart.
+#[actix_web::test]
+async fn a_key_stored_by_an_earlier_version_still_replays() {
+    use sha2::{Digest, Sha256};
+    let dir = ScratchDir::new("server-idem-legacy");
+    let path = dir.file("j.redb");
+    let body = json!({"event": "order.created", "payload": {"n": 7}});
+    let fingerprint: String = Sha256::digest(serde_json::to_vec(&body).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    {
+        let journal = webhooks_emitter::Journal::open(&path).unwrap();
+        let legacy = json!({"fingerprint": fingerprint, "request_id": "legacy-id", "at": now});
+        journal
+            .put_record(
+                "idempotency",
+                "old-key",
+                serde_json::to_vec(&legacy).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    async fn send(server: &ServerProcess, key: &str, body: Value) -> support::server::Answer {
+        server
+            .call(
+                Method::POST,
+                "/api/v1/events",
+                Some(body),
+                Some(TOKEN),
+                &[("idempotency-key", key)],
+            )
+            .await
+    }
+    let server = ServerProcess::start(&path, &[]);
+    let replayed = send(&server, "old-key", body.clone()).await;
+    assert_eq!(replayed.status, 202, "{replayed:?}");
+    assert_eq!(replayed.json["request_id"], "legacy-id");
+    assert!(replayed.headers.get("idempotent-replayed").is_some());
+    let fresh = send(&server, "new-key", body.clone()).await;
+    assert!(fresh.headers.get("idempotent-replayed").is_none());
+    assert!(server.terminate().success());
+    let server = ServerProcess::start(&path, &[]);
+    for (key, id) in [
+        ("old-key", json!("legacy-id")),
+        ("new-key", fresh.json["request_id"].clone()),
+    ] {
+        let again = send(&server, key, body.clone()).await;
+        assert_eq!(again.json["request_id"], id, "{key}");
+        assert!(again.headers.get("idempotent-replayed").is_some(), "{key}");
+    }
+}
+
 #[actix_web::test]
 async fn a_rotated_key_and_the_previous_one_both_verify_during_the_grace_period() {
     let dir = ScratchDir::new("server-rotate");

@@ -7,14 +7,21 @@
 //! A key is reserved before the event is emitted, so two requests racing
 //! with one key emit once: the second is told the first is in progress (409).
 //!
-//! On the journal, the key's record is written beside the event, in the same
-//! group commit, not after it: it is written as *promised* with the request
+//! On the journal, a key's record is stored under a number that grows (not
+//! under the key itself), so that the records a commit writes sit side by
+//! side at the end of the table: a client's random keys would otherwise
+//! touch a page of the table each, and every commit would sync dozens. The
+//! key is in the record; the index in memory maps it to its number.
+//!
+//! The key's record is written beside the event, in the same group commit,
+//! not after it: it is written as *promised* with the request
 //! id the event is emitted with, then answered without waiting. After a
 //! crash, a promised key is emitted again, with that same request id, on its
 //! next repeat: a receiver sees at most a duplicate with the same id (as
 //! after any crash), never an event lost behind an answered key.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -42,11 +49,21 @@ struct Answered {
     /// again, with this request id.
     #[serde(default)]
     promised: bool,
+    /// The key; absent in records written before keys were stored under a
+    /// number (their record's name is the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
 enum Entry {
-    InProgress { fingerprint: String },
-    Answered(Answered),
+    InProgress {
+        fingerprint: String,
+    },
+    Answered {
+        answered: Answered,
+        /// The name of its record in the store.
+        record: String,
+    },
 }
 
 /// What to do with a request carrying a key.
@@ -67,6 +84,8 @@ pub struct Reservation<'a> {
     /// The request id a promised key was written with: the event is
     /// emitted again with it.
     promised_id: Option<String>,
+    /// The name of the key's record in the store (a number that grows).
+    record: String,
 }
 
 impl Reservation<'_> {
@@ -87,11 +106,12 @@ impl Reservation<'_> {
             request_id: request_id.to_owned(),
             at: unix_now(),
             promised: true,
+            key: Some(self.key.clone()),
         };
         let bytes = serde_json::to_vec(&promised).unwrap_or_default();
         self.keys
             .store
-            .put_record(NAMESPACE, &self.key, bytes)
+            .put_record(NAMESPACE, &self.record, bytes)
             .await?;
         Ok(())
     }
@@ -111,13 +131,20 @@ impl Reservation<'_> {
             request_id,
             at: unix_now(),
             promised: false,
+            key: Some(self.key.clone()),
         };
         let bytes = serde_json::to_vec(&answered).unwrap_or_default();
-        keys.lock()
-            .insert(self.key.clone(), Entry::Answered(answered));
+        let record = std::mem::take(&mut self.record);
+        keys.lock().insert(
+            self.key.clone(),
+            Entry::Answered {
+                answered,
+                record: record.clone(),
+            },
+        );
         // The promise is on disk: the answer rides on the next commit.
         if let ServerStore::Journal(journal) = &keys.store {
-            if let Err(error) = journal.put_record_soon(NAMESPACE, &self.key, bytes) {
+            if let Err(error) = journal.put_record_soon(NAMESPACE, &record, bytes) {
                 tracing::error!(%error, "idempotency key's answer not stored; a repeat after a restart emits its event again, with the same request id");
             }
         }
@@ -144,38 +171,68 @@ impl Drop for Reservation<'_> {
 pub struct IdempotencyKeys {
     store: ServerStore,
     entries: Mutex<HashMap<String, Entry>>,
+    /// The next record's name, as a number (journal).
+    next_record: AtomicU64,
 }
 
 impl IdempotencyKeys {
     /// The keys stored within the last 24 hours (older ones are deleted); on
     /// PostgreSQL none: each claim asks the database.
     pub async fn load(store: ServerStore) -> Result<Self, String> {
-        if store.shared() {
-            return Ok(IdempotencyKeys {
-                store,
-                entries: Mutex::new(HashMap::new()),
-            });
-        }
-        let stored = store
-            .records(NAMESPACE)
-            .await
-            .map_err(|e| format!("cannot read the idempotency keys: {e}"))?;
+        // Numbers start at the clock in microseconds, past every stored one.
+        let now_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let keys = IdempotencyKeys {
             store,
             entries: Mutex::new(HashMap::new()),
+            next_record: AtomicU64::new(now_micros),
         };
+        if keys.store.shared() {
+            return Ok(keys);
+        }
+        let stored = keys
+            .store
+            .records(NAMESPACE)
+            .await
+            .map_err(|e| format!("cannot read the idempotency keys: {e}"))?;
         let now = unix_now();
-        for (key, bytes) in stored {
-            match serde_json::from_slice::<Answered>(&bytes) {
-                Ok(answered) if now.saturating_sub(answered.at) < KEY_TTL_SECS => {
-                    keys.lock().insert(key, Entry::Answered(answered));
-                }
-                _ => {
-                    let _ = keys.store.delete_record(NAMESPACE, &key).await;
-                }
+        for (record, bytes) in stored {
+            if let Ok(number) = record.parse::<u64>() {
+                keys.next_record.fetch_max(number + 1, Ordering::Relaxed);
             }
+            let answered = match serde_json::from_slice::<Answered>(&bytes) {
+                Ok(answered) if now.saturating_sub(answered.at) < KEY_TTL_SECS => answered,
+                _ => {
+                    let _ = keys.store.delete_record(NAMESPACE, &record).await;
+                    continue;
+                }
+            };
+            keys.load_one(record, answered).await;
         }
         Ok(keys)
+    }
+
+    /// Indexes a stored key; of two records of one key (a promised key
+    /// emitted again after a crash is stored anew), the later stays and the
+    /// other is deleted.
+    async fn load_one(&self, record: String, answered: Answered) {
+        let key = answered.key.clone().unwrap_or_else(|| record.clone());
+        let replaced = {
+            let mut entries = self.lock();
+            match entries.get(&key) {
+                Some(Entry::Answered { answered: kept, .. }) if kept.at > answered.at => {
+                    Some(record)
+                }
+                _ => match entries.insert(key, Entry::Answered { answered, record }) {
+                    Some(Entry::Answered { record, .. }) => Some(record),
+                    _ => None,
+                },
+            }
+        };
+        if let Some(stale) = replaced {
+            let _ = self.store.delete_record(NAMESPACE, &stale).await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -192,19 +249,30 @@ impl IdempotencyKeys {
         if let ServerStore::Postgres(store) = &self.store {
             return Ok(match shared::claim(store, key, fingerprint).await? {
                 SharedClaim::Replay(request_id) => Claim::Replay(request_id),
-                SharedClaim::Fresh => self.reservation(key, fingerprint, None),
+                SharedClaim::Fresh => self.reservation(key, fingerprint, None, None),
             });
         }
         self.claim_here(key, fingerprint)
     }
 
-    fn reservation(&self, key: &str, fingerprint: &str, promised_id: Option<String>) -> Claim<'_> {
+    /// A reservation of `key`; its record is `record` (the key's record
+    /// before, promised or expired) or a new one.
+    fn reservation(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        promised_id: Option<String>,
+        record: Option<String>,
+    ) -> Claim<'_> {
+        let record = record
+            .unwrap_or_else(|| format!("{:020}", self.next_record.fetch_add(1, Ordering::Relaxed)));
         Claim::Fresh(Reservation {
             keys: self,
             key: key.to_owned(),
             fingerprint: fingerprint.to_owned(),
             finished: false,
             promised_id,
+            record,
         })
     }
 
@@ -215,14 +283,18 @@ impl IdempotencyKeys {
         let reused = |first: &str| reused(first, fingerprint);
         let mut promised_id = None;
         match entries.get(key) {
-            Some(Entry::Answered(a)) if a.promised && now.saturating_sub(a.at) < KEY_TTL_SECS => {
+            Some(Entry::Answered { answered: a, .. })
+                if a.promised && now.saturating_sub(a.at) < KEY_TTL_SECS =>
+            {
                 // Promised before a crash: emitted again, with its request id.
                 if let Some(problem) = reused(&a.fingerprint) {
                     return Err(problem);
                 }
                 promised_id = Some(a.request_id.clone());
             }
-            Some(Entry::Answered(a)) if now.saturating_sub(a.at) < KEY_TTL_SECS => {
+            Some(Entry::Answered { answered: a, .. })
+                if now.saturating_sub(a.at) < KEY_TTL_SECS =>
+            {
                 if let Some(problem) = reused(&a.fingerprint) {
                     return Err(problem);
                 }
@@ -238,14 +310,19 @@ impl IdempotencyKeys {
             }
             _ => {}
         }
-        entries.insert(
+        let replaced = entries.insert(
             key.to_owned(),
             Entry::InProgress {
                 fingerprint: fingerprint.to_owned(),
             },
         );
         drop(entries);
-        Ok(self.reservation(key, fingerprint, promised_id))
+        // A promised or expired key's record is written over, not left behind.
+        let record = match replaced {
+            Some(Entry::Answered { record, .. }) => Some(record),
+            _ => None,
+        };
+        Ok(self.reservation(key, fingerprint, promised_id, record))
     }
 
     /// Forgets keys older than 24 hours.
@@ -256,18 +333,20 @@ impl IdempotencyKeys {
         let now = unix_now();
         let expired: Vec<String> = {
             let mut entries = self.lock();
-            let expired: Vec<String> = entries
-                .iter()
-                .filter(|(_, e)| matches!(e, Entry::Answered(a) if now.saturating_sub(a.at) >= KEY_TTL_SECS))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in &expired {
-                entries.remove(key);
-            }
-            expired
+            let mut records = Vec::new();
+            entries.retain(|_, entry| match entry {
+                Entry::Answered { answered, record }
+                    if now.saturating_sub(answered.at) >= KEY_TTL_SECS =>
+                {
+                    records.push(std::mem::take(record));
+                    false
+                }
+                _ => true,
+            });
+            records
         };
-        for key in expired {
-            let _ = self.store.delete_record(NAMESPACE, &key).await;
+        for record in expired {
+            let _ = self.store.delete_record(NAMESPACE, &record).await;
         }
     }
 }
