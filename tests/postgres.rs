@@ -491,6 +491,24 @@ async fn shared_live_updates_show_every_node_with_the_same_ids() {
         (resumed.id.as_str(), resumed.event.as_str()),
         (ids[1].as_str(), "headline")
     );
+    // The feed is best effort: its rows skip the WAL; its head does not.
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let persistence: Vec<(String, String)> = sqlx::query_as(
+        "SELECT relname::text, relpersistence::text FROM pg_class \
+         WHERE relname IN ('webhooks_emitter_feed', 'webhooks_emitter_feed_head') ORDER BY relname",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    let expected = [
+        ("webhooks_emitter_feed", "u"),
+        ("webhooks_emitter_feed_head", "p"),
+    ];
+    assert_eq!(
+        persistence,
+        expected.map(|(table, kind)| (table.to_owned(), kind.to_owned()))
+    );
 }
 
 /// Announcements reach every node listening to their topic, this one too;
