@@ -18,8 +18,9 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use webhooks_emitter::{DeadLetterReason, DeliveryReport, Outcome, RecordChange, WebhooksEmitter};
 
+use crate::endpoint::unix_micros;
 use crate::problem::Problem;
-use crate::records::ServerStore;
+use crate::records::{numbered_key as key, ServerStore};
 
 /// The SSE topic of the console's feed. It has a space, which no event name
 /// can have, so it never mixes with emitted events.
@@ -65,10 +66,6 @@ pub struct Attempts {
 
 fn namespace(endpoint: &str) -> String {
     format!("attempts/{endpoint}")
-}
-
-fn key(number: u64) -> String {
-    format!("{number:020}")
 }
 
 fn view(report: &DeliveryReport) -> Option<AttemptView> {
@@ -206,10 +203,7 @@ impl Attempts {
         let numbers = index.entry(endpoint.to_owned()).or_default();
         // Unix microseconds at least: on a shared store, the node that takes
         // an endpoint over goes on after the previous one's numbers.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let number = numbers.back().map_or(1, |last| last + 1).max(now);
+        let number = numbers.back().map_or(1, |last| last + 1).max(unix_micros());
         numbers.push_back(number);
         changes.push(RecordChange::Put {
             namespace: namespace(endpoint),

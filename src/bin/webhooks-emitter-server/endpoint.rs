@@ -172,6 +172,14 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Unix microseconds: where record numbers that must grow across restarts
+/// (and across nodes) start.
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// Checks an id: it is a path segment and a metrics label.
 pub fn check_id(id: &str) -> Result<(), String> {
     let valid = (1..=128).contains(&id.len())

@@ -6,6 +6,12 @@ use std::collections::HashMap;
 
 use webhooks_emitter::{Journal, RecordChange, Records, Store, StoreError, StoredCounters};
 
+/// The name of a record numbered `number`: zero-padded, so that the store
+/// lists records in the order of their numbers.
+pub fn numbered_key(number: u64) -> String {
+    format!("{number:020}")
+}
+
 /// The server's store: the journal's file, or a PostgreSQL database shared
 /// by every node.
 #[derive(Clone, Debug)]

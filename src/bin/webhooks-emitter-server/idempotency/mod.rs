@@ -26,9 +26,9 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::unix_now;
+use crate::endpoint::{unix_micros, unix_now};
 use crate::problem::Problem;
-use crate::records::ServerStore;
+use crate::records::{numbered_key, ServerStore};
 
 mod rules;
 mod shared;
@@ -84,7 +84,8 @@ pub struct Reservation<'a> {
     /// The request id a promised key was written with: the event is
     /// emitted again with it.
     promised_id: Option<String>,
-    /// The name of the key's record in the store (a number that grows).
+    /// The name of the key's record on the journal (a number that grows);
+    /// empty on PostgreSQL, where the record is named by the key.
     record: String,
 }
 
@@ -180,13 +181,10 @@ impl IdempotencyKeys {
     /// PostgreSQL none: each claim asks the database.
     pub async fn load(store: ServerStore) -> Result<Self, String> {
         // Numbers start at the clock in microseconds, past every stored one.
-        let now_micros = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let keys = IdempotencyKeys {
             store,
             entries: Mutex::new(HashMap::new()),
-            next_record: AtomicU64::new(now_micros),
+            next_record: AtomicU64::new(unix_micros()),
         };
         if keys.store.shared() {
             return Ok(keys);
@@ -198,9 +196,6 @@ impl IdempotencyKeys {
             .map_err(|e| format!("cannot read the idempotency keys: {e}"))?;
         let now = unix_now();
         for (record, bytes) in stored {
-            if let Ok(number) = record.parse::<u64>() {
-                keys.next_record.fetch_max(number + 1, Ordering::Relaxed);
-            }
             let answered = match serde_json::from_slice::<Answered>(&bytes) {
                 Ok(answered) if now.saturating_sub(answered.at) < KEY_TTL_SECS => answered,
                 _ => {
@@ -217,7 +212,18 @@ impl IdempotencyKeys {
     /// emitted again after a crash is stored anew), the later stays and the
     /// other is deleted.
     async fn load_one(&self, record: String, answered: Answered) {
-        let key = answered.key.clone().unwrap_or_else(|| record.clone());
+        // Only records that carry their key are named by a number; an
+        // earlier version's are named by the client's key, whatever it is.
+        let key = match &answered.key {
+            Some(key) => {
+                if let Ok(number) = record.parse::<u64>() {
+                    self.next_record
+                        .fetch_max(number.saturating_add(1), Ordering::Relaxed);
+                }
+                key.clone()
+            }
+            None => record.clone(),
+        };
         let replaced = {
             let mut entries = self.lock();
             match entries.get(&key) {
@@ -249,23 +255,20 @@ impl IdempotencyKeys {
         if let ServerStore::Postgres(store) = &self.store {
             return Ok(match shared::claim(store, key, fingerprint).await? {
                 SharedClaim::Replay(request_id) => Claim::Replay(request_id),
-                SharedClaim::Fresh => self.reservation(key, fingerprint, None, None),
+                SharedClaim::Fresh => self.reservation(key, fingerprint, None, String::new()),
             });
         }
         self.claim_here(key, fingerprint)
     }
 
-    /// A reservation of `key`; its record is `record` (the key's record
-    /// before, promised or expired) or a new one.
+    /// A reservation of `key`, whose record on the journal is `record`.
     fn reservation(
         &self,
         key: &str,
         fingerprint: &str,
         promised_id: Option<String>,
-        record: Option<String>,
+        record: String,
     ) -> Claim<'_> {
-        let record = record
-            .unwrap_or_else(|| format!("{:020}", self.next_record.fetch_add(1, Ordering::Relaxed)));
         Claim::Fresh(Reservation {
             keys: self,
             key: key.to_owned(),
@@ -319,8 +322,8 @@ impl IdempotencyKeys {
         drop(entries);
         // A promised or expired key's record is written over, not left behind.
         let record = match replaced {
-            Some(Entry::Answered { record, .. }) => Some(record),
-            _ => None,
+            Some(Entry::Answered { record, .. }) => record,
+            _ => numbered_key(self.next_record.fetch_add(1, Ordering::Relaxed)),
         };
         Ok(self.reservation(key, fingerprint, promised_id, record))
     }
