@@ -586,3 +586,81 @@ async fn record_changes_keep_their_order() {
         ]
     );
 }
+
+/// The live feed is best effort: after PostgreSQL crashes its rows are gone
+/// (they skip the WAL), its head is not, and the next publication takes an
+/// id after every earlier one: a client never sees an id twice.
+#[actix_web::test]
+async fn after_a_crash_of_postgres_the_feed_is_empty_and_its_ids_go_on() {
+    use sqlx::Connection;
+    use support::live::{next, subscribe};
+    use webhooks_emitter::WebhooksEmitter;
+    let db = Postgres::start();
+    if !db.is_local() {
+        return; // crashing a server it did not start is not this test's to do
+    }
+    let store = PgStore::options()
+        .node_name("crash-feed")
+        .shared_live_updates(true)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let emitter = WebhooksEmitter::builder().store(store).start();
+    let for_server = emitter.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().service(for_server.sse_scope("/sse"))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let sse = format!("http://{}/sse/news", server.addrs()[0]);
+    actix_web::rt::spawn(server.run());
+    let (_, _, mut client) = subscribe(&sse, &[]).await;
+    let mut before = Vec::new();
+    for n in 0..2 {
+        emitter
+            .broadcast("news", "before", &json!({ "n": n }))
+            .unwrap();
+        before.push(next(&mut client).await.id.parse::<u64>().unwrap());
+    }
+    let count = |url: String| async move {
+        let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM webhooks_emitter_feed")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        let head: i64 = sqlx::query_scalar("SELECT last_id FROM webhooks_emitter_feed_head")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        (rows, head)
+    };
+    assert_eq!(count(db.url().to_owned()).await, (2, 2));
+    // The test cluster runs with `synchronous_commit=off`: a checkpoint puts
+    // the head's last update on disk, as every commit does by default.
+    let mut connection = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    sqlx::query("CHECKPOINT")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    drop(connection);
+    db.crash();
+    db.start_again();
+    assert_eq!(
+        count(db.url().to_owned()).await,
+        (0, 2),
+        "rows gone, head kept"
+    );
+    // Publications while the node's connections are found dead are dropped
+    // (best effort): publish until one comes through.
+    let after = loop {
+        emitter.broadcast("news", "after", &json!({})).unwrap();
+        match tokio::time::timeout(Duration::from_millis(500), next(&mut client)).await {
+            Ok(event) => break event,
+            Err(_) => continue,
+        }
+    };
+    assert_eq!(after.event, "after");
+    let id: u64 = after.id.parse().unwrap();
+    assert!(id > before[1], "{id} after {before:?}");
+}

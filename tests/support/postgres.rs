@@ -100,6 +100,13 @@ impl Postgres {
         local.pg_ctl(&["stop", "-m", "fast", "-w"]);
     }
 
+    /// Crashes the server (immediate: no checkpoint; the next start
+    /// recovers from the WAL, as after a power cut).
+    pub fn crash(&self) {
+        let local = self.local.as_ref().expect("a local cluster");
+        local.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+    }
+
     /// Starts it again on the same port.
     pub fn start_again(&self) {
         self.local.as_ref().expect("a local cluster").pg_ctl_start();
