@@ -42,7 +42,7 @@ async fn send(
             .post(&urls[i % urls.len()])
             .insert_header(("authorization", format!("Bearer {TOKEN}")))
             .send_json(&body);
-        async move { request.await.is_ok_and(|r| r.status() == 202) }
+        crate::server::answered(request, 202)
     })
     .await
 }
