@@ -839,3 +839,38 @@ async fn local_live_updates_show_only_the_node_itself() {
         ("1", r#"{"n":2}"#)
     );
 }
+
+/// An event type made on one node checks events on every node when it
+/// answers, and its archive frees them on every node; the same name made on
+/// two nodes at once is made once.
+#[actix_web::test]
+async fn event_types_made_on_any_node_check_events_on_every_node_when_it_answers() {
+    let db = Postgres::start();
+    let nodes = nodes(&db, 3);
+    let typed = json!({"name": "order.created", "schema": {"type": "object", "required": ["id"]}});
+    let made = post(&nodes[0], "/api/v1/event-types", Some(typed)).await;
+    assert_eq!(made.status, 201, "{made:?}");
+    for node in &nodes[1..] {
+        let refused = node.emit_raw("order.created", json!({"n": 1})).await;
+        assert!(problem(&refused, 422).contains("order.created"));
+    }
+    let archived = nodes[1]
+        .api(Method::DELETE, "/api/v1/event-types/order.created", None)
+        .await;
+    assert_eq!(archived.status, 204, "{archived:?}");
+    for node in [&nodes[0], &nodes[2]] {
+        let accepted = node.emit_raw("order.created", json!({"n": 2})).await;
+        assert_eq!(accepted.status, 202, "{accepted:?}");
+    }
+
+    let same = json!({"name": "user.deleted"});
+    let (a, b) = futures_util::join!(
+        post(&nodes[0], "/api/v1/event-types", Some(same.clone())),
+        post(&nodes[2], "/api/v1/event-types", Some(same)),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "{a:?} {b:?}");
+    let listed = nodes[1].api(Method::GET, "/api/v1/event-types", None).await;
+    assert_eq!(listed.json.as_array().map(Vec::len), Some(1), "{listed:?}");
+}

@@ -7,7 +7,8 @@
 //!
 //! - [`cli`]: flags and environment; [`secrets`]: the admin token, new keys;
 //! - [`endpoint`]: an endpoint as sent, stored and shown; [`catalog`]: all
-//!   of them, in the emitter and in the journal;
+//!   of them, in the emitter and in the journal, and the event types;
+//! - [`event_type`]: an event type as sent, stored and shown, its schema;
 //! - [`routes`]: the API and its OpenAPI document; [`auth`]: the token on
 //!   requests; [`problem`]: errors as problem+json;
 //! - [`idempotency`]: `Idempotency-Key` on `POST /api/v1/events`, on the
@@ -22,6 +23,7 @@ mod catalog;
 mod cli;
 mod console;
 mod endpoint;
+mod event_type;
 mod idempotency;
 mod problem;
 mod records;

@@ -19,6 +19,18 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong, and what to change.
     pub detail: String,
+    /// Where a payload fails its event type's schema (422 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<Violation>>,
+}
+
+/// One place where a payload does not match its schema.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Violation {
+    /// The JSON pointer (RFC 6901) into the payload; `""` is the payload itself.
+    pub pointer: String,
+    /// What the schema wanted there (the value itself is not repeated).
+    pub message: String,
 }
 
 impl Problem {
@@ -29,6 +41,15 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            errors: None,
+        }
+    }
+
+    /// 422: the payload does not match its event type's schema.
+    pub fn unprocessable(detail: impl Into<String>, violations: Vec<Violation>) -> Self {
+        Problem {
+            errors: Some(violations),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
         }
     }
 

@@ -1,4 +1,4 @@
-//! Where the server keeps its own state (endpoints, idempotency keys,
+//! Where the server keeps its own state (endpoints, event types, idempotency keys,
 //! attempts): application records on the journal, or on PostgreSQL, behind
 //! one interface, so that every table the server adds exists on both.
 

@@ -16,7 +16,9 @@ use crate::problem::Problem;
 use crate::records::ServerStore;
 use crate::secrets::new_standard_key;
 
+mod event_types;
 mod sync;
+pub use event_types::EventTypes;
 pub use sync::follow;
 
 /// Where endpoint records live in the store.
@@ -39,6 +41,9 @@ pub struct Catalog {
     subscribers: std::sync::RwLock<HashMap<String, usize>>,
     /// When the last read of the stored endpoints started (see `sync`).
     synced_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The event types, whose schemas check events; read with the
+    /// endpoints, so that a current node has current schemas too.
+    pub types: EventTypes,
 }
 
 /// `stats` with the counters a shared store keeps for its emitter, where
@@ -103,8 +108,10 @@ impl Catalog {
             }
             records.insert(id, record);
         }
+        let types = EventTypes::load(store.clone()).await?;
         Ok(Catalog {
             emitter,
+            types,
             store,
             subscribers: std::sync::RwLock::new(subscriber_index(&records)),
             records: Mutex::new(records),

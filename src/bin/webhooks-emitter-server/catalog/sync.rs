@@ -2,7 +2,8 @@
 //! in the stored endpoints, and knows whether it is current.
 //!
 //! Every [`SYNC_EVERY`] a node reads the stored endpoints and attaches,
-//! reconfigures or detaches what differs. It is *current* while its last
+//! reconfigures or detaches what differs; and the event types, whose schemas
+//! check events. It is *current* while its last
 //! read started less than [`STALE_AFTER`] ago; a node that is not refuses
 //! events (503) rather than route them with a stale catalog.
 //!
@@ -110,6 +111,7 @@ impl Catalog {
         if changed {
             self.reindex(&records);
         }
+        self.types.sync().await?;
         *self
             .synced_at
             .lock()

@@ -216,6 +216,9 @@ async fn claim<'a>(state: &'a AppState, raw: &RawValue) -> Step<'a> {
             ))))
         }
     };
+    if let Err(problem) = state.catalog.types.check(&event.event, &event.payload) {
+        return Step::Done(BatchResult::refused(problem));
+    }
     let Some(key) = &event.idempotency_key else {
         return Step::Emit(event, None);
     };

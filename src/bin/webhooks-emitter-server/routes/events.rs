@@ -71,6 +71,8 @@ pub async fn emit(
     let body = read_json_body(&req, body, state.body_limit).await?;
     let event: NewEvent = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))?;
+    // Before the key is claimed: a refused event leaves its key free.
+    state.catalog.types.check(&event.event, &event.payload)?;
     let key = match req.headers().get("idempotency-key") {
         None => None,
         Some(value) => Some(

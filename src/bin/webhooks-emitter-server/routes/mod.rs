@@ -7,6 +7,7 @@
 mod batch;
 mod delivery;
 mod endpoints;
+mod event_types;
 mod events;
 mod fallback;
 mod ops;
@@ -60,6 +61,11 @@ pub fn configure(cfg: &mut ServiceConfig, body_limit: usize) {
             .service(delivery::redeliver)
             .service(delivery::stats)
             .service(delivery::rotate)
+            .service(event_types::create)
+            .service(event_types::list)
+            .service(event_types::read)
+            .service(event_types::change)
+            .service(event_types::archive)
             .default_service(web::to(no_route)),
     );
 }

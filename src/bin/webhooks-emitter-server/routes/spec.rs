@@ -15,7 +15,7 @@ use utoipa::openapi::{
 };
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::problem::Problem;
+use crate::problem::{Problem, Violation};
 
 /// The document as served, serialized once.
 pub struct ApiDocument(pub String);
@@ -41,6 +41,9 @@ pub fn finish(mut api: OpenApi) -> (ApiDocument, super::KnownPaths) {
     components
         .schemas
         .insert(Problem::name().into_owned(), Problem::schema());
+    components
+        .schemas
+        .insert(Violation::name().into_owned(), Violation::schema());
     for (path, item) in api.paths.paths.iter_mut() {
         let public = PUBLIC.contains(&path.as_str());
         for (method, operation) in operations(item) {
