@@ -287,6 +287,33 @@ async fn a_node_name_in_use_by_a_live_node_is_refused() {
     assert_eq!(again.node_name(), "twin");
 }
 
+/// `close` does what dropping the last handle does while handles live on
+/// (a process whose actors outlive `main`): the name is free at once, far
+/// within the lease expiry, and the remaining handles are refused.
+#[tokio::test]
+async fn close_frees_the_name_while_other_handles_live_on() {
+    let db = Postgres::start();
+    let connect = || {
+        PgStore::options()
+            .lease_expiry(Duration::from_secs(600))
+            .node_name("closing")
+            .connect(db.url())
+    };
+    let first = connect().await.unwrap();
+    first.put_record("ns", "k", b"v".to_vec()).await.unwrap();
+    let kept = first.clone();
+    first.close().await;
+    let again = connect().await.expect("the name is free after close");
+    assert_eq!(
+        again.records("ns").await.unwrap().len(),
+        1,
+        "written before the close"
+    );
+    let refused = kept.put_record("ns", "k2", b"v".to_vec()).await;
+    assert!(matches!(refused, Err(StoreError::Closed)), "{refused:?}");
+    kept.close().await; // twice: nothing happens
+}
+
 /// Stats are the cluster's, kept in the database by the batches that do
 /// what they count: a node that attaches the emitter later (here after the
 /// first node has gone) starts from them.

@@ -874,3 +874,25 @@ async fn event_types_made_on_any_node_check_events_on_every_node_when_it_answers
     let listed = nodes[1].api(Method::GET, "/api/v1/event-types", None).await;
     assert_eq!(listed.json.as_array().map(Vec::len), Some(1), "{listed:?}");
 }
+
+/// A node stopped with SIGTERM gives its leases back and leaves the live
+/// nodes before it exits: it starts again at once under its name, and the
+/// other node delivers its endpoint's events without waiting out the lease
+/// (600 s here, far past the test's deadline).
+#[actix_web::test]
+async fn a_node_stopped_with_sigterm_leaves_the_cluster_at_once() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let first = ServerProcess::start_node_leasing(db.url(), "node-1", "600s");
+    first.create(endpoint("crm", receiver.url("/h"))).await;
+    first.emit("order.created", json!({"n": 1})).await;
+    receiver.take(1).await; // node 1 holds the endpoint's lease
+    let second = ServerProcess::start_node_leasing(db.url(), "node-2", "600s");
+    assert!(first.terminate().success());
+
+    let again = ServerProcess::start_node_leasing(db.url(), "node-1", "600s");
+    second.emit("order.created", json!({"n": 2})).await;
+    assert_eq!(receiver.next().await.json(), json!({"n": 2}));
+    again.emit("order.created", json!({"n": 3})).await;
+    assert_eq!(receiver.next().await.json(), json!({"n": 3}));
+}

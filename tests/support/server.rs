@@ -69,12 +69,22 @@ impl ServerProcess {
         Self::run(command, Path::new("/nonexistent-journal"))
     }
 
+    /// A node whose leases last `lease` (`start_node`'s are 2 s).
+    pub fn start_node_leasing(database_url: &str, name: &str, lease: &str) -> Self {
+        let command = Self::node_command_leasing(database_url, name, lease);
+        Self::run(command, Path::new("/nonexistent-journal"))
+    }
+
     /// The command of a node, not started (for one expected to refuse).
     pub fn node_command(database_url: &str, name: &str) -> Command {
+        Self::node_command_leasing(database_url, name, "2s")
+    }
+
+    fn node_command_leasing(database_url: &str, name: &str, lease: &str) -> Command {
         let mut command = Self::binary();
         command
             .args(["--listen", "127.0.0.1:0", "--allow-private-targets"])
-            .args(["--node-name", name, "--lease-expiry", "2s"])
+            .args(["--node-name", name, "--lease-expiry", lease])
             .env("WEBHOOKS_DATABASE_URL", database_url)
             .env("WEBHOOKS_ADMIN_TOKEN", TOKEN)
             .env(

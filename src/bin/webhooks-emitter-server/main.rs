@@ -244,6 +244,7 @@ async fn stop(
     state.draining.store(true, Ordering::Relaxed);
     let report = drain(&state.emitter, drain_timeout).await;
     server.stop(true).await;
+    state.store.close().await;
     let stored: usize = report.stored.iter().map(|s| s.events).sum();
     tracing::info!(
         undelivered = report.undelivered.len(),

@@ -52,6 +52,17 @@ impl ServerStore {
         }
     }
 
+    /// At the end of a graceful stop, after the emitter's shutdown: on
+    /// PostgreSQL, this node's leases go back and it leaves the live nodes
+    /// at once, so that a node started again with its name is not refused
+    /// and the others take its endpoints without waiting out the lease. (The
+    /// journal commits every write as it comes; nothing is left to do.)
+    pub async fn close(&self) {
+        if let ServerStore::Postgres(store) = self {
+            store.close().await;
+        }
+    }
+
     /// After an endpoint is deleted and every node has detached it: its
     /// stored rows go too (on the journal, `detach` removed them already).
     pub async fn discard(&self, id: &str) {

@@ -449,6 +449,23 @@ impl PgStore {
         self.send(ClusterOp::Flush { reply })?;
         answer.await.unwrap_or(Err(StoreError::Closed))
     }
+
+    /// Closes the store for every handle, as dropping the last one does, and
+    /// waits until it is done: what was sent before is committed, this
+    /// node's leases are given back (another node takes its emitters at
+    /// once, not after the lease expiry) and it leaves the live nodes (a
+    /// process started again with the same name is not refused). Call it
+    /// after [`WebhooksEmitter::shutdown`](crate::WebhooksEmitter::shutdown),
+    /// before the process exits: other handles (the emitter's actors, say)
+    /// may outlive `main`, and a process that exits without it leaves its
+    /// name taken until the lease expiry. Later operations fail with
+    /// [`StoreError::Closed`]. Closing twice is harmless.
+    pub async fn close(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.send(ClusterOp::Close { reply }).is_ok() {
+            let _ = answer.await;
+        }
+    }
 }
 
 impl fmt::Debug for PgStore {
@@ -608,4 +625,9 @@ pub(crate) enum ClusterOp {
     },
     /// An application record call: done on its own, beside the batches.
     Records(app_records::RecordsOp),
+    /// Stop: commit what was sent before, give the leases back and leave
+    /// the live nodes; answered once that is done ([`PgStore::close`]).
+    Close {
+        reply: oneshot::Sender<()>,
+    },
 }

@@ -118,16 +118,26 @@ fn run(
             (writer, tail)
         });
         // The writer runs until every handle is gone and its work is done.
-        writer::run(pool.clone(), shared.clone(), ops).await;
+        let close = writer::run(pool.clone(), shared.clone(), ops).await;
         listener.abort();
         if let Some((writer, tail)) = feed {
-            // The handles are gone: the feed's writer appends what it has.
-            let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+            if close.is_some() {
+                // Closed while handles live on: the feed's channel stays
+                // open, so its writer would wait for more. Live updates are
+                // best effort; what it has not appended is dropped.
+                writer.abort();
+            } else {
+                // The handles are gone: the feed's writer appends what it has.
+                let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+            }
             tail.abort();
         }
         let _ = stop_leases.send(());
         let _ = keeper.await;
         pool.close().await;
+        if let Some(close) = close {
+            let _ = close.send(());
+        }
     });
 }
 

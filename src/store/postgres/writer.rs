@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::errors::from_sqlx;
@@ -30,16 +30,19 @@ const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// At close, how long a failing batch is retried before it is given up.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs until the channel is closed and what it held is committed.
+/// Runs until the channel is closed (or a [`ClusterOp::Close`] comes) and
+/// what came before is committed; returns the close's answer, to be sent
+/// once the thread has given everything back.
 pub(super) async fn run(
     pool: PgPool,
     shared: Arc<NodeState>,
     ops: mpsc::UnboundedReceiver<ClusterOp>,
-) {
+) -> Option<oneshot::Sender<()>> {
     let mut intake = Intake {
         ops,
         carried: Vec::new(),
         closed_at: None,
+        close: None,
         last_commit: Instant::now(),
     };
     let mut backoff = FIRST_BACKOFF;
@@ -48,7 +51,7 @@ pub(super) async fn run(
             && (intake.closed_at.is_some()
                 || !intake.wait_first(&pool, &shared, &mut backoff).await)
         {
-            return;
+            return intake.close;
         }
         intake.gather(shared.options.batch).await;
         let batch = std::mem::take(&mut intake.carried);
@@ -71,7 +74,7 @@ pub(super) async fn run(
                     .is_some_and(|at| at.elapsed() > CLOSE_GRACE)
                 {
                     tracing::error!(dropped = intake.carried.len(), "PostgreSQL store closing with the database unavailable; pending writes dropped (stored events stay)");
-                    return;
+                    return intake.close;
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -85,8 +88,10 @@ pub(super) async fn run(
 struct Intake {
     ops: mpsc::UnboundedReceiver<ClusterOp>,
     carried: Vec<ClusterOp>,
-    /// When the channel closed (the store is closing).
+    /// When the channel closed or a close came (the store is closing).
     closed_at: Option<Instant>,
+    /// Who asked to close, waiting for the answer.
+    close: Option<oneshot::Sender<()>>,
     /// When the last batch ended: the next one is committed one commit
     /// interval later, or at once if that is past. The interval bounds the
     /// rate of transactions; counted from the last one rather than from the
@@ -126,12 +131,25 @@ impl Intake {
             };
             return match next {
                 Some(op) => {
-                    self.carried.push(op);
+                    self.take(op);
                     true
                 }
                 None => false,
             };
         }
+    }
+
+    /// Carries `op` into the batch, or takes a close (what comes after it
+    /// is not written); the payload bytes it adds.
+    fn take(&mut self, op: ClusterOp) -> usize {
+        if let ClusterOp::Close { reply } = op {
+            self.closed_at.get_or_insert_with(Instant::now);
+            self.close = Some(reply);
+            return 0;
+        }
+        let bytes = op.bytes();
+        self.carried.push(op);
+        bytes
     }
 
     /// Adds what arrives until the commit interval since the last batch has
@@ -143,10 +161,7 @@ impl Intake {
         while self.closed_at.is_none() && self.carried.len() < max_batch && bytes < MAX_BATCH_BYTES
         {
             match tokio::time::timeout_at(gather_until, self.ops.recv()).await {
-                Ok(Some(op)) => {
-                    bytes += op.bytes();
-                    self.carried.push(op);
-                }
+                Ok(Some(op)) => bytes += self.take(op),
                 Ok(None) => self.closed_at = Some(Instant::now()),
                 Err(_) => break,
             }
