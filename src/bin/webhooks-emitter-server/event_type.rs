@@ -175,6 +175,13 @@ impl EventTypePatch {
 /// A compiled schema. Without the crate's `resolve-*` features nothing is
 /// fetched: a `$ref` outside the schema fails here.
 pub fn compile(schema: &Value) -> Result<jsonschema::Validator, Problem> {
+    // `true` and `false` are schemas too, but a type that accepts every
+    // payload, or none, is said better without one (or not at all).
+    if !schema.is_object() {
+        return Err(Problem::bad_request(
+            "the schema must be a JSON object (send no schema to accept any payload)",
+        ));
+    }
     jsonschema::validator_for(schema)
         .map_err(|e| Problem::bad_request(format!("the schema is not usable: {}", e.masked())))
 }

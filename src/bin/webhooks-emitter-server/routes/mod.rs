@@ -61,11 +61,11 @@ pub fn configure(cfg: &mut ServiceConfig, body_limit: usize) {
             .service(delivery::redeliver)
             .service(delivery::stats)
             .service(delivery::rotate)
-            .service(event_types::create)
-            .service(event_types::list)
-            .service(event_types::read)
-            .service(event_types::change)
-            .service(event_types::archive)
+            .service(event_types::create_event_type)
+            .service(event_types::list_event_types)
+            .service(event_types::read_event_type)
+            .service(event_types::change_event_type)
+            .service(event_types::archive_event_type)
             .default_service(web::to(no_route)),
     );
 }
