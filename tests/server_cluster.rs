@@ -896,3 +896,36 @@ async fn a_node_stopped_with_sigterm_leaves_the_cluster_at_once() {
     again.emit("order.created", json!({"n": 3})).await;
     assert_eq!(receiver.next().await.json(), json!({"n": 3}));
 }
+
+/// An API key made on one node works on every node when it answers, and
+/// its revocation on another node is in force everywhere when that answers.
+#[actix_web::test]
+async fn api_keys_made_and_revoked_on_any_node_hold_on_every_node_when_it_answers() {
+    let db = Postgres::start();
+    let nodes = nodes(&db, 3);
+    let made = post(
+        &nodes[0],
+        "/api/v1/api-keys",
+        Some(json!({"name": "reader", "scopes": ["endpoints:read"]})),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let key = made.json["key"].as_str().unwrap().to_owned();
+    for node in &nodes {
+        assert_eq!(read_with(node, &key).await.status, 200);
+    }
+    let id = made.json["id"].as_str().unwrap();
+    let revoked = nodes[1]
+        .api(Method::DELETE, &format!("/api/v1/api-keys/{id}"), None)
+        .await;
+    assert_eq!(revoked.status, 204, "{revoked:?}");
+    for node in &nodes {
+        problem(&read_with(node, &key).await, 401);
+    }
+}
+
+/// `GET /api/v1/endpoints` with `key` as the bearer token.
+async fn read_with(node: &ServerProcess, key: &str) -> support::server::Answer {
+    node.call(Method::GET, "/api/v1/endpoints", None, Some(key), &[])
+        .await
+}

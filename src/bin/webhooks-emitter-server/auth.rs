@@ -1,6 +1,7 @@
-//! The admin token on every request that needs it: `Authorization: Bearer
-//! <token>` for the API and the metrics; for SSE and WebSocket also
-//! `?token=` (browsers' `EventSource` and `WebSocket` cannot send headers).
+//! The admin token, or a scoped API key, on every request that needs one:
+//! `Authorization: Bearer <token>` for the API and the metrics; for SSE and
+//! WebSocket also `?token=` (browsers' `EventSource` and `WebSocket` cannot
+//! send headers). Which scope a route needs is `api_key::needs`.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -9,8 +10,11 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
+use crate::api_key::{needs, Needs};
+use crate::catalog::Offered;
 use crate::problem::Problem;
 use crate::secrets::AdminToken;
+use crate::state::AppState;
 
 /// The token from an `Authorization: Bearer …` header.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -23,7 +27,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn unauthorized() -> HttpResponse {
     let problem = Problem::new(
         StatusCode::UNAUTHORIZED,
-        "send the admin token as `Authorization: Bearer <token>`",
+        "send the admin token or an API key as `Authorization: Bearer <token>`",
     );
     let mut response = problem.error_response();
     response.headers_mut().insert(
@@ -52,19 +56,57 @@ pub async fn require_token_or_query(
     admit(req, next, offered).await
 }
 
-/// Lets the request go on if `offered` is the admin token; 401 otherwise.
+/// Lets the request go on if `offered` is the admin token, or an API key
+/// with the scope the route needs (see [`needs`]); 401 for anything else,
+/// 403 for a key without the scope.
 async fn admit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
     offered: Option<String>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let accepted = req
+    let admin = req
         .app_data::<web::Data<AdminToken>>()
         .is_some_and(|token| token.accepts(offered.as_deref()));
-    if !accepted {
-        return Ok(req.into_response(unauthorized()));
+    if !admin {
+        if let Some(refusal) = key_refusal(&req, offered.as_deref()) {
+            return Ok(req.into_response(refusal));
+        }
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Why `offered`, not the admin token, may not make this request; `None`
+/// if it is a key with what the route needs.
+fn key_refusal(req: &ServiceRequest, offered: Option<&str>) -> Option<HttpResponse> {
+    let state = req.app_data::<web::Data<AppState>>();
+    let (Some(state), Some(offered)) = (state, offered) else {
+        return Some(unauthorized());
+    };
+    let scopes = match state.catalog.api_keys.check(offered) {
+        Offered::Key(scopes) => scopes,
+        Offered::Unknown | Offered::NotAKey => return Some(unauthorized()),
+    };
+    // A node that cannot read the store may not know of a revocation.
+    if !state.catalog.current() {
+        return Some(
+            Problem::unavailable(
+                "this node cannot confirm that its API keys are current (the database does not answer): retry, or use another node",
+            )
+            .error_response(),
+        );
+    }
+    let forbidden = |detail: String| Problem::new(StatusCode::FORBIDDEN, detail).error_response();
+    match needs(req.method(), req.match_info().as_str()) {
+        Needs::AnyKey => None,
+        Needs::Scope(scope) if scopes.contains(&scope) => None,
+        Needs::Scope(scope) => Some(forbidden(format!(
+            "this API key lacks the scope `{}` that this route needs",
+            scope.name()
+        ))),
+        Needs::Admin => Some(forbidden(
+            "this route needs the admin token; no API key may use it".into(),
+        )),
+    }
 }
 
 /// The token from the header, or from `?token=` (SSE and WebSocket).

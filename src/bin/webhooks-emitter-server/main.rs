@@ -9,6 +9,7 @@
 //! - [`endpoint`]: an endpoint as sent, stored and shown; [`catalog`]: all
 //!   of them, in the emitter and in the journal, and the event types;
 //! - [`event_type`]: an event type as sent, stored and shown, its schema;
+//! - [`api_key`]: a scoped API key, and the scope each route needs;
 //! - [`routes`]: the API and its OpenAPI document; [`auth`]: the token on
 //!   requests; [`problem`]: errors as problem+json;
 //! - [`idempotency`]: `Idempotency-Key` on `POST /api/v1/events`, on the
@@ -17,6 +18,7 @@
 //! - [`attempts`]: recent attempts and the console's live feed;
 //! - [`console`]: the embedded web page; [`state`]: what handlers share.
 
+mod api_key;
 mod attempts;
 mod auth;
 mod catalog;

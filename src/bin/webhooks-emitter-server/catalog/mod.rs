@@ -16,8 +16,10 @@ use crate::problem::Problem;
 use crate::records::ServerStore;
 use crate::secrets::new_standard_key;
 
+mod api_keys;
 mod event_types;
 mod sync;
+pub use api_keys::{ApiKeys, Offered};
 pub use event_types::EventTypes;
 pub use sync::follow;
 
@@ -41,9 +43,11 @@ pub struct Catalog {
     subscribers: std::sync::RwLock<HashMap<String, usize>>,
     /// When the last read of the stored endpoints started (see `sync`).
     synced_at: std::sync::Mutex<Option<std::time::Instant>>,
-    /// The event types, whose schemas check events; read with the
-    /// endpoints, so that a current node has current schemas too.
+    /// The event types, whose schemas check events, and the API keys; read
+    /// with the endpoints, so that a current node has current schemas and
+    /// knows every revocation.
     pub types: EventTypes,
+    pub api_keys: ApiKeys,
 }
 
 /// `stats` with the counters a shared store keeps for its emitter, where
@@ -109,9 +113,11 @@ impl Catalog {
             records.insert(id, record);
         }
         let types = EventTypes::load(store.clone()).await?;
+        let api_keys = ApiKeys::load(store.clone()).await?;
         Ok(Catalog {
             emitter,
             types,
+            api_keys,
             store,
             subscribers: std::sync::RwLock::new(subscriber_index(&records)),
             records: Mutex::new(records),

@@ -3,7 +3,7 @@
 //!
 //! Every [`SYNC_EVERY`] a node reads the stored endpoints and attaches,
 //! reconfigures or detaches what differs; and the event types, whose schemas
-//! check events. It is *current* while its last
+//! check events, and the API keys. It is *current* while its last
 //! read started less than [`STALE_AFTER`] ago; a node that is not refuses
 //! events (503) rather than route them with a stale catalog.
 //!
@@ -112,6 +112,7 @@ impl Catalog {
             self.reindex(&records);
         }
         self.types.sync().await?;
+        self.api_keys.sync().await?;
         *self
             .synced_at
             .lock()

@@ -4,6 +4,7 @@
 //! [`document`] builds the app's route tree once more to read the document
 //! off it, so what is served and what is described cannot drift apart.
 
+mod api_keys;
 mod batch;
 mod delivery;
 mod endpoints;
@@ -66,6 +67,9 @@ pub fn configure(cfg: &mut ServiceConfig, body_limit: usize) {
             .service(event_types::read_event_type)
             .service(event_types::change_event_type)
             .service(event_types::archive_event_type)
+            .service(api_keys::create_api_key)
+            .service(api_keys::list_api_keys)
+            .service(api_keys::revoke_api_key)
             .default_service(web::to(no_route)),
     );
 }

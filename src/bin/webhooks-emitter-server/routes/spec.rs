@@ -120,7 +120,16 @@ fn complete(operation: &mut Operation, method: HttpMethod, public: bool) {
         "bearer",
         Vec::<String>::new(),
     )]);
-    add(responses, "401", "the admin token is missing or wrong");
+    add(
+        responses,
+        "401",
+        "the admin token or API key is missing or wrong",
+    );
+    add(
+        responses,
+        "403",
+        "an API key without the scope this route needs (or a route for the admin token only)",
+    );
     if has_params || has_body {
         add(responses, "400", "invalid path, query or body");
     }
@@ -168,6 +177,10 @@ fn sse() -> PathItem {
         .response("400", plain("an invalid topic or `Last-Event-ID`"))
         .response("401", problem("the admin token is missing or wrong"))
         .response(
+            "403",
+            problem("an API key: live updates take the admin token only"),
+        )
+        .response(
             "200",
             ResponseBuilder::new()
                 .description("the event stream")
@@ -197,7 +210,10 @@ fn websocket() -> PathItem {
         )
         .response("400", plain("not a WebSocket handshake"))
         .response("401", problem("the admin token is missing or wrong"))
-        .response("403", plain("an `Origin` that is not allowed"))
+        .response(
+            "403",
+            plain("an `Origin` that is not allowed; or an API key (problem+json): the admin token only"),
+        )
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build();
     PathItem::new(HttpMethod::Get, operation)

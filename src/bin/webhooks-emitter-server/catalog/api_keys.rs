@@ -1,0 +1,135 @@
+//! The scoped API keys: kept in the server's store (namespace `api-keys`,
+//! the secrets' hashes only), held in memory for every request's check. On a
+//! shared store each node takes up the others' keys and revocations with its
+//! endpoints (`sync`), so that a revoked key is refused on every node once
+//! the revocation has answered.
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
+use tokio::sync::Mutex;
+
+use crate::api_key::{parse, ApiKeyRecord, ApiKeySpec, ApiKeyView, NewApiKey, Scope};
+use crate::endpoint::unix_now;
+use crate::problem::Problem;
+use crate::records::ServerStore;
+
+/// Where keys live in the store.
+const NAMESPACE: &str = "api-keys";
+
+/// Every key, by id.
+pub struct ApiKeys {
+    store: ServerStore,
+    /// Serializes changes, so that a sync does not undo one half-made.
+    changing: Mutex<()>,
+    keys: RwLock<HashMap<String, ApiKeyRecord>>,
+}
+
+/// What a key offered with a request turns out to be.
+pub enum Offered {
+    /// A key of ours, with its scopes.
+    Key(Vec<Scope>),
+    /// Shaped like a key, but none of ours (revoked, or made up).
+    Unknown,
+    /// Not a key at all.
+    NotAKey,
+}
+
+async fn read_all(store: &ServerStore) -> Result<HashMap<String, ApiKeyRecord>, Problem> {
+    let mut keys = HashMap::new();
+    for (id, bytes) in store.records(NAMESPACE).await? {
+        match serde_json::from_slice::<ApiKeyRecord>(&bytes) {
+            Ok(record) => {
+                keys.insert(id, record);
+            }
+            Err(error) => {
+                tracing::error!(api_key = %id, %error, "stored API key unreadable; refused")
+            }
+        }
+    }
+    Ok(keys)
+}
+
+impl ApiKeys {
+    pub async fn load(store: ServerStore) -> Result<Self, String> {
+        let keys = read_all(&store)
+            .await
+            .map_err(|p| format!("cannot read the API keys: {}", p.detail))?;
+        Ok(ApiKeys {
+            store,
+            changing: Mutex::new(()),
+            keys: RwLock::new(keys),
+        })
+    }
+
+    /// Reads the stored keys again (on a shared store, other nodes' changes).
+    pub async fn sync(&self) -> Result<(), Problem> {
+        let _changing = self.changing.lock().await;
+        let stored = read_all(&self.store).await?;
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = stored;
+        Ok(())
+    }
+
+    /// Makes a key; the answer holds it, shown this once.
+    pub async fn create(&self, spec: ApiKeySpec) -> Result<NewApiKey, Problem> {
+        let (record, key) = spec.issue(unix_now())?;
+        let _changing = self.changing.lock().await;
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| Problem::bad_request(format!("API key not storable: {e}")))?;
+        // 64 random bits of id: a clash is as good as impossible, but one
+        // would not replace the other key.
+        if !self
+            .store
+            .insert_record(NAMESPACE, &record.id, bytes)
+            .await?
+        {
+            return Err(Problem::unavailable(
+                "a new key's id was taken; make the key again",
+            ));
+        }
+        let view = ApiKeyView::from(&record);
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(record.id.clone(), record);
+        Ok(NewApiKey { view, key })
+    }
+
+    /// Every key, newest last (no secrets).
+    pub fn list(&self) -> Vec<ApiKeyView> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let mut views: Vec<(u64, ApiKeyView)> = keys
+            .values()
+            .map(|record| (record.created_at, ApiKeyView::from(record)))
+            .collect();
+        views.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        views.into_iter().map(|(_, view)| view).collect()
+    }
+
+    /// Revokes (deletes) key `id`: refused from then on.
+    pub async fn revoke(&self, id: &str) -> Result<(), Problem> {
+        let _changing = self.changing.lock().await;
+        if !self.store.delete_record(NAMESPACE, id).await? {
+            return Err(Problem::not_found(format!("no API key with id `{id}`")));
+        }
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        Ok(())
+    }
+
+    /// What `offered` (a bearer token that is not the admin token) is.
+    pub fn check(&self, offered: &str) -> Offered {
+        let Some((id, secret)) = parse(offered) else {
+            return Offered::NotAKey;
+        };
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        match keys.get(id) {
+            Some(record) if record.matches(secret) => {
+                Offered::Key(record.scopes.iter().copied().collect())
+            }
+            _ => Offered::Unknown,
+        }
+    }
+}
