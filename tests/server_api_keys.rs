@@ -203,6 +203,16 @@ async fn each_route_needs_its_scope_and_says_which() {
             "{path}"
         );
     }
+    // Paths spelled another way reach the same routes, and need the same.
+    for path in [
+        "/api/v1/%61pi-keys",
+        "/api/v1//api-keys",
+        "/api/v1/events/../api-keys",
+        "/api/v1/./api-keys",
+    ] {
+        let answer = as_key(&server, &admin_of_endpoints, Method::GET, path, None).await;
+        assert!(matches!(answer.status, 403 | 404), "{path}: {answer:?}");
+    }
     for (method, path) in [
         (Method::GET, KEYS),
         (Method::POST, KEYS),

@@ -148,6 +148,11 @@ async fn bad_names_schemas_and_fields_are_refused_and_nothing_is_stored() {
             "at most 4096",
         ),
         (json!({"name": "t", "colour": "red"}), "unknown field"),
+        (
+            json!({"name": "t", "schema": false}),
+            "must be a JSON object",
+        ),
+        (json!({"name": "t", "schema": [1]}), "must be a JSON object"),
     ];
     for (body, expected) in refused {
         let answer = server.api(Method::POST, TYPES, Some(body.clone())).await;
