@@ -111,7 +111,10 @@ pub mod verify;
 #[cfg(feature = "emitter")]
 pub use delivery::SsrfGuard;
 #[cfg(feature = "emitter")]
-pub use model::{DeadLetter, DeadLetterReason, Event, Failure, RequestId, MAX_REQUEST_ID_LEN};
+pub use model::{
+    subscription_covers, DeadLetter, DeadLetterReason, Event, Failure, RequestId,
+    MAX_REQUEST_ID_LEN,
+};
 
 /// Property tests everywhere use this: a fixed seed and a bounded number of
 /// cases, so that CI runs are repeatable and short. `PROPTEST_CASES` raises the

@@ -24,6 +24,7 @@ use crate::emitter::worker::{
     ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, WhenRecovered, Worker,
 };
 use crate::error::{AttachError, ControlError, EmitError};
+use crate::model::subscription::validate_subscription;
 use crate::model::DeadLetter;
 use crate::model::{validate_event_name, Event, RequestId};
 use crate::store::Store;
@@ -140,6 +141,19 @@ impl WebhooksEmitter {
 
     /// Attaches emitter `id` to several event names; it gets each event emitted
     /// under any of them, in emit order. Repeated names count once.
+    ///
+    /// A name may be a pattern: `*` is every event, `order.*` every event
+    /// whose name starts with `order.` (not `order` itself). An event that
+    /// several of an emitter's names or patterns cover reaches it once. `*`
+    /// anywhere else is refused ([`AttachError::InvalidEventName`]).
+    ///
+    /// ```no_run
+    /// # async fn run(emitter: webhooks_emitter::WebhooksEmitter) -> Result<(), webhooks_emitter::AttachError> {
+    /// use webhooks_emitter::Config;
+    /// let config = Config::new("https://crm.example/hooks");
+    /// emitter.attach_many("crm", ["order.*", "user.deleted"], config).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn attach_many<I, S>(
         &self,
         id: impl Into<String>,
@@ -182,7 +196,7 @@ impl WebhooksEmitter {
         let mut names: Vec<Arc<str>> = Vec::new();
         for event in events {
             let event = event.into();
-            validate_event_name(&event)?;
+            validate_subscription(&event)?;
             if seen.insert(event.clone()) {
                 names.push(Arc::from(event));
             }

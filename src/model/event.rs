@@ -69,11 +69,11 @@ pub(crate) fn validate_event_name(name: &str) -> Result<(), EventNameError> {
         reason,
     };
     header_safe(name).map_err(refused)?;
-    // `*` would read as "every event" (`*`, `order.*`) and match only an
-    // event of that literal name: refused until names can hold patterns.
+    // `*` makes a subscription a pattern (`*`, `order.*`); an emitted name
+    // holding one would read as a pattern and match only itself.
     if name.contains('*') {
         return Err(refused(
-            "`*` is reserved for wildcards, which event names do not support: list the names",
+            "`*` is reserved for subscriptions (`order.*`): an event's name cannot hold it",
         ));
     }
     Ok(())
@@ -81,7 +81,7 @@ pub(crate) fn validate_event_name(name: &str) -> Result<(), EventNameError> {
 
 /// The rule shared by request ids and event names, which both travel in
 /// headers unchanged: 1 to 256 visible ASCII characters.
-fn header_safe(value: &str) -> Result<(), &'static str> {
+pub(super) fn header_safe(value: &str) -> Result<(), &'static str> {
     if value.is_empty() {
         Err("it is empty")
     } else if value.len() > MAX_REQUEST_ID_LEN {

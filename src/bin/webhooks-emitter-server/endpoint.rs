@@ -51,8 +51,11 @@ pub struct EndpointSpec {
     /// The target URL (https, or http), without whitespace.
     #[schema(pattern = r"^https?://\S+$", min_length = 8)]
     pub url: String,
-    /// Event names this endpoint receives: 1 to 256 visible ASCII characters
-    /// each, no `*`.
+    /// What this endpoint receives (also accepted as `filter_types`): event
+    /// names (1 to 256 visible ASCII characters, no `*`), and patterns: `*`
+    /// for every event, `order.*` for every event whose name starts with
+    /// `order.`. An event that several of them cover is sent once.
+    #[serde(alias = "filter_types")]
     #[schema(min_items = 1)]
     pub events: Vec<String>,
     /// Legacy (Elixir-compatible) HMAC-SHA256 secret.
@@ -99,7 +102,8 @@ pub struct EndpointSpec {
 pub struct EndpointPatch {
     #[serde(default, deserialize_with = "not_null")]
     pub url: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
+    /// Names and patterns, as at create (also accepted as `filter_types`).
+    #[serde(default, deserialize_with = "not_null", alias = "filter_types")]
     pub events: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]

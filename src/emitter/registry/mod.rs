@@ -12,7 +12,7 @@ mod control;
 mod reconfigure;
 mod supervision;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +31,7 @@ use crate::emitter::report::{DeliveryReport, DropReason, Outcome, Reporter};
 use crate::emitter::worker::{Enqueue, Inheritance, Stop, Worker};
 use crate::error::StoreError;
 use crate::error::{AttachError, ControlError};
+use crate::model::subscription::{covers, is_pattern};
 use crate::model::Event;
 #[cfg(feature = "sse")]
 use crate::sse::Publish;
@@ -61,7 +62,11 @@ struct Route {
 /// Maps names to workers; owns the workers' lifecycle.
 pub(crate) struct Registry {
     emitters: HashMap<String, Attached>,
+    /// By what each emitter is attached to: event names and patterns.
     routes: HashMap<Arc<str>, Vec<Route>>,
+    /// The patterns among `routes`' keys (`*`, `order.*`), looked through on
+    /// every emit; usually none or few.
+    patterns: Vec<Arc<str>>,
     reports: broadcast::Sender<DeliveryReport>,
     /// Where the workers keep their queues.
     store: Store,
@@ -76,6 +81,7 @@ impl Registry {
         Registry {
             emitters: HashMap::new(),
             routes: HashMap::new(),
+            patterns: Vec::new(),
             reports,
             store,
             #[cfg(feature = "sse")]
@@ -116,6 +122,9 @@ impl Registry {
     /// Puts `attached` in the maps under `id`: its events are routed to it.
     fn insert(&mut self, id: String, attached: Attached) {
         for event in &attached.events {
+            if is_pattern(event) && !self.routes.contains_key(event) {
+                self.patterns.push(event.clone());
+            }
             self.routes.entry(event.clone()).or_default().push(Route {
                 id: attached.reporter.emitter_id().clone(),
                 worker: attached.worker.clone(),
@@ -133,6 +142,7 @@ impl Registry {
                 routes.retain(|r| *r.id != *id);
                 if routes.is_empty() {
                     self.routes.remove(event);
+                    self.patterns.retain(|p| p != event);
                 }
             }
         }
@@ -194,12 +204,18 @@ impl Handler<Emit> for Registry {
     type Result = ();
 
     fn handle(&mut self, Emit { event, durable }: Emit, _: &mut Context<Self>) {
-        let routes = self.routes.get(event.name());
+        let exact = self.routes.get(event.name());
         // Only names some emitter is attached to become a label: any caller
         // can emit any name, and label sets must stay bounded.
-        crate::telemetry::emitted(routes.map(|_| event.shared_name()));
-        let durable = durable.map(|answer| DurableAck::new(routes.map_or(0, Vec::len), answer));
-        for route in routes.into_iter().flatten() {
+        let mut label = exact.map(|_| event.shared_name());
+        let routes: Vec<&Route> = if self.patterns.is_empty() {
+            exact.into_iter().flatten().collect()
+        } else {
+            covering(&self.routes, &self.patterns, &event, &mut label)
+        };
+        crate::telemetry::emitted(label);
+        let durable = durable.map(|answer| DurableAck::new(routes.len(), answer));
+        for route in routes {
             if route.worker.connected() {
                 let enqueue = Enqueue::new(event.clone(), durable.clone(), route.reporter.clone());
                 route.worker.do_send(enqueue);
@@ -218,6 +234,33 @@ impl Handler<Emit> for Registry {
             numbered: None,
         });
     }
+}
+
+/// The routes of every emitter whose names or patterns cover `event`, each
+/// once. An event that only a pattern covers is labelled with the (first)
+/// pattern: patterns are as few as the emitters' subscriptions.
+fn covering<'a>(
+    routes: &'a HashMap<Arc<str>, Vec<Route>>,
+    patterns: &[Arc<str>],
+    event: &Event,
+    label: &mut Option<Arc<str>>,
+) -> Vec<&'a Route> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut covering = Vec::new();
+    let exact = routes.get(event.name()).into_iter().flatten();
+    let by_pattern = patterns
+        .iter()
+        .filter(|pattern| covers(pattern, event.name()))
+        .flat_map(|pattern| {
+            label.get_or_insert_with(|| pattern.clone());
+            routes.get(pattern).into_iter().flatten()
+        });
+    for route in exact.chain(by_pattern) {
+        if seen.insert(&route.id) {
+            covering.push(route);
+        }
+    }
+    covering
 }
 
 /// Forward an app's own SSE publication. It passes through the registry, like

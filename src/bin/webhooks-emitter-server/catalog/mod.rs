@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use webhooks_emitter::{AttachError, EmitterStats, StoredCounters, WebhooksEmitter};
+use webhooks_emitter::{
+    subscription_covers, AttachError, EmitterStats, StoredCounters, WebhooksEmitter,
+};
 
 use crate::endpoint::{
     check_id, unix_now, EndpointPatch, EndpointRecord, EndpointSpec, EndpointView, RetiringKey,
@@ -38,9 +40,9 @@ pub struct Catalog {
     emitter: WebhooksEmitter,
     store: ServerStore,
     records: Mutex<BTreeMap<String, EndpointRecord>>,
-    /// Endpoints per event name, for the answer to every event: read
-    /// without the records' lock, rebuilt when an endpoint changes.
-    subscribers: std::sync::RwLock<HashMap<String, usize>>,
+    /// Who gets which event, for the answer to every event: read without
+    /// the records' lock, rebuilt when an endpoint changes.
+    subscribers: std::sync::RwLock<SubscriberIndex>,
     /// When the last read of the stored endpoints started (see `sync`).
     synced_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// The event types, whose schemas check events, and the API keys; read
@@ -65,15 +67,42 @@ fn with_counters(
     stats
 }
 
-/// Endpoints per event name.
-fn subscriber_index(records: &BTreeMap<String, EndpointRecord>) -> HashMap<String, usize> {
-    let mut index = HashMap::new();
-    for record in records.values() {
-        for event in &record.spec.events {
-            *index.entry(event.clone()).or_default() += 1;
+/// Which endpoints an event name reaches, for the answer to every event:
+/// endpoints attached to names only, counted per name; those with a pattern
+/// among their names (`*`, `order.*`), looked through one by one.
+#[derive(Default)]
+struct SubscriberIndex {
+    by_name: HashMap<String, usize>,
+    with_patterns: Vec<Vec<String>>,
+}
+
+impl SubscriberIndex {
+    fn new(records: &BTreeMap<String, EndpointRecord>) -> Self {
+        let mut index = SubscriberIndex::default();
+        for record in records.values() {
+            let events = &record.spec.events;
+            if events.iter().any(|e| e.contains('*')) {
+                index.with_patterns.push(events.clone());
+                continue;
+            }
+            let names: std::collections::HashSet<&String> = events.iter().collect();
+            for name in names {
+                *index.by_name.entry(name.clone()).or_default() += 1;
+            }
         }
+        index
     }
-    index
+
+    /// How many endpoints get an event named `event` (each once).
+    fn count(&self, event: &str) -> usize {
+        let by_name = self.by_name.get(event).copied().unwrap_or(0);
+        let by_pattern = self
+            .with_patterns
+            .iter()
+            .filter(|names| names.iter().any(|n| subscription_covers(n, event)))
+            .count();
+        by_name + by_pattern
+    }
 }
 
 impl Catalog {
@@ -119,7 +148,7 @@ impl Catalog {
             types,
             api_keys,
             store,
-            subscribers: std::sync::RwLock::new(subscriber_index(&records)),
+            subscribers: std::sync::RwLock::new(SubscriberIndex::new(&records)),
             records: Mutex::new(records),
             synced_at: std::sync::Mutex::new(Some(std::time::Instant::now())),
         })
@@ -174,7 +203,7 @@ impl Catalog {
             .subscribers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        index.get(event).copied().unwrap_or(0)
+        index.count(event)
     }
 
     /// After a change of `records`.
@@ -182,7 +211,7 @@ impl Catalog {
         *self
             .subscribers
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = subscriber_index(records);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = SubscriberIndex::new(records);
     }
 
     /// Whether `id` is an endpoint (attached or not).

@@ -1,0 +1,128 @@
+//! What an emitter is attached to: an event name, or a pattern of names.
+//! `*` stands for every event; `order.*` for every event whose name starts
+//! with `order.` (`order.created`, `order.line.added`; not `order` itself).
+//! No other use of `*` is a pattern, and none is allowed: an emitted name
+//! never holds `*`, so a subscription that looked like a pattern but matched
+//! only itself would be a silent mistake.
+
+use crate::error::EventNameError;
+
+use super::event::header_safe;
+
+/// The subscription to every event.
+const EVERY: &str = "*";
+/// How a prefix pattern ends.
+const ANY_AFTER: &str = ".*";
+
+/// Checks a subscription: an event name (1 to 256 visible ASCII
+/// characters, no `*`), `*`, or `prefix.*` with such a prefix.
+pub(crate) fn validate_subscription(subscription: &str) -> Result<(), EventNameError> {
+    let refused = |reason| EventNameError {
+        name: subscription.escape_debug().to_string(),
+        reason,
+    };
+    header_safe(subscription).map_err(refused)?;
+    if !subscription.contains('*') || subscription == EVERY {
+        return Ok(());
+    }
+    match subscription.strip_suffix(ANY_AFTER) {
+        Some(prefix) if !prefix.is_empty() && !prefix.contains('*') => Ok(()),
+        _ => Err(refused(
+            "`*` may stand alone (every event) or end a name after a dot (`order.*`), nowhere else",
+        )),
+    }
+}
+
+/// Whether `subscription` is a pattern rather than one name.
+pub(crate) fn is_pattern(subscription: &str) -> bool {
+    subscription.contains('*')
+}
+
+/// Whether an emitter attached to `subscription` (an event name, `*`, or
+/// `prefix.*`) gets the event named `name`.
+///
+/// ```
+/// use webhooks_emitter::subscription_covers;
+/// assert!(subscription_covers("order.*", "order.created"));
+/// assert!(!subscription_covers("order.*", "order"));
+/// assert!(subscription_covers("*", "user.deleted"));
+/// assert!(subscription_covers("user.deleted", "user.deleted"));
+/// ```
+pub fn covers(subscription: &str, name: &str) -> bool {
+    if subscription == EVERY {
+        return true;
+    }
+    match subscription.strip_suffix('*') {
+        // `order.` must be followed by at least one character.
+        Some(prefix) => name.len() > prefix.len() && name.starts_with(prefix),
+        None => subscription == name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn patterns_and_names_that_are_refused() {
+        for good in ["order.created", "*", "order.*", "a.b.*", "v1:order.*"] {
+            assert!(validate_subscription(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "order*",
+            "*.created",
+            "a.*.b",
+            "**",
+            ".*",
+            "*.*",
+            "order.**",
+            "",
+            "a b.*",
+        ] {
+            assert!(validate_subscription(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn what_a_pattern_covers() {
+        assert!(covers("*", "anything"));
+        assert!(covers("order.*", "order.created"));
+        assert!(covers("order.*", "order.line.added"));
+        assert!(
+            !covers("order.*", "order."),
+            "something must follow the dot"
+        );
+        assert!(!covers("order.*", "order"));
+        assert!(!covers("order.*", "orders.created"));
+        assert!(!covers("order.*", "x.order.created"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Any text: accepted or refused, never a panic; what is accepted
+        /// and holds `*` is `*` or ends in `.*` with no other `*`.
+        #[test]
+        fn any_text_is_a_subscription_or_refused(text in "[a-z.*]{0,12}|\\PC{0,20}") {
+            if validate_subscription(&text).is_ok() && text.contains('*') {
+                prop_assert!(text == "*" || (text.ends_with(".*") && text.matches('*').count() == 1 && text.len() > 2));
+            }
+        }
+
+        /// A prefix pattern covers exactly the names that extend `prefix.`.
+        #[test]
+        fn a_prefix_pattern_covers_what_extends_it(prefix in "[a-z]{1,5}", rest in "[a-z.]{0,6}") {
+            let name = format!("{prefix}.{rest}");
+            let pattern = format!("{prefix}.*");
+            prop_assert_eq!(covers(&pattern, &name), !rest.is_empty());
+            prop_assert!(covers("*", &name));
+        }
+    }
+}
