@@ -9,6 +9,16 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// A channel of [`Config::channels`](crate::Config::channels) is empty,
+    /// over 128 bytes, has a character other than letters, digits, `.`, `-`,
+    /// `_` and `:`, or there are more than 10.
+    #[error("invalid channel `{channel}`: {reason}")]
+    InvalidChannel {
+        /// The channel, with control characters escaped.
+        channel: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The URL cannot be parsed, is not http/https, or has no host.
     #[error("invalid url `{url}`: {reason}")]
     InvalidUrl {
@@ -174,6 +184,15 @@ pub enum EmitError {
     /// The caller's request id is empty, too long, or not visible ASCII.
     #[error("invalid request id: {reason}")]
     InvalidRequestId {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A channel is empty, over 128 bytes, has a character other than
+    /// letters, digits, `.`, `-`, `_` and `:`, or there are more than 10.
+    #[error("invalid channel `{channel}`: {reason}")]
+    InvalidChannel {
+        /// The channel, with control characters escaped.
+        channel: String,
         /// What is wrong with it.
         reason: &'static str,
     },

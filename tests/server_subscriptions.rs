@@ -84,3 +84,60 @@ async fn patterns_route_events_and_the_answer_counts_each_endpoint_once() {
     assert_eq!(names(&mut all, 1).await, ["order.paid"]);
     assert_eq!(names(&mut both, 1).await, ["order.paid"]);
 }
+
+#[actix_web::test]
+async fn events_with_channels_reach_only_endpoints_that_share_one() {
+    let dir = ScratchDir::new("channels");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    let (mut eu, mut none) = (Receiver::start(), Receiver::start());
+    let mut spec = endpoint("eu", &eu, json!(["order.*"]));
+    spec["channels"] = json!(["eu", "all"]);
+    let created = server.create(spec).await;
+    assert_eq!(created.json["channels"], json!(["eu", "all"]));
+    server
+        .create(endpoint("none", &none, json!(["order.created"])))
+        .await;
+
+    let send = |channels: Value, n: i64| {
+        let body = json!({"event": "order.created", "payload": n, "channels": channels});
+        server.api(Method::POST, "/api/v1/events", Some(body))
+    };
+    let to_eu = send(json!(["eu"]), 1).await;
+    assert_eq!((to_eu.status, &to_eu.json["endpoints"]), (202, &json!(1)));
+    let to_us = send(json!(["us"]), 2).await;
+    assert_eq!((to_us.status, &to_us.json["endpoints"]), (202, &json!(0)));
+    let to_all = send(json!([]), 3).await;
+    assert_eq!(to_all.json["endpoints"], 2);
+    let batch = json!({"events": [
+        {"event": "order.created", "payload": 4, "channels": ["all"]},
+        {"event": "order.created", "payload": 5, "channels": ["bad channel"]},
+    ]});
+    let batched = server
+        .api(Method::POST, "/api/v1/events/batch", Some(batch))
+        .await;
+    assert_eq!(batched.json["results"][0]["endpoints"], 1, "{batched:?}");
+    assert_eq!(batched.json["results"][1]["status"], 400, "{batched:?}");
+    let eu_got: Vec<Value> = eu.take(3).await.iter().map(|r| r.json()).collect();
+    assert_eq!(eu_got, [json!(1), json!(3), json!(4)]);
+    assert_eq!(none.next().await.json(), json!(3));
+
+    // Bad channels are refused, at create and at emit; a PATCH moves it.
+    let mut bad = endpoint("bad", &none, json!(["x"]));
+    bad["channels"] = json!(["no spaces allowed"]);
+    let refused = server
+        .api(Method::POST, "/api/v1/endpoints", Some(bad))
+        .await;
+    assert!(support::server::problem(&refused, 400).contains("invalid channel"));
+    let refused = send(json!(["a/b"]), 6).await;
+    assert!(support::server::problem(&refused, 400).contains("invalid channel"));
+    let moved = server
+        .api(
+            Method::PATCH,
+            "/api/v1/endpoints/eu",
+            Some(json!({"channels": ["us"]})),
+        )
+        .await;
+    assert_eq!(moved.json["channels"], json!(["us"]), "{moved:?}");
+    assert_eq!(send(json!(["us"]), 7).await.json["endpoints"], 1);
+    assert_eq!(eu.next().await.json(), json!(7));
+}

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::emitter::handle::{checked_channels, NO_CHANNELS};
 use crate::emitter::registry::{DiscardOrphans, Emit, Orphans};
 use crate::emitter::WebhooksEmitter;
 use crate::error::StoreError;
@@ -26,7 +27,20 @@ impl WebhooksEmitter {
         payload: &T,
         request_id: Option<String>,
     ) -> Result<RequestId, EmitError> {
-        let (request_id, stored) = self.route_durable(event, payload, request_id)?;
+        self.emit_durable_in(NO_CHANNELS, event, payload, request_id)
+            .await
+    }
+
+    /// [`emit_durable`](Self::emit_durable) to the emitters on one of
+    /// `channels` only, as [`emit_in`](Self::emit_in) chooses them.
+    pub async fn emit_durable_in<T: Serialize + ?Sized>(
+        &self,
+        channels: &[&str],
+        event: &str,
+        payload: &T,
+        request_id: Option<String>,
+    ) -> Result<RequestId, EmitError> {
+        let (request_id, stored) = self.route_durable(channels, event, payload, request_id)?;
         on_disk(request_id, stored).await
     }
 
@@ -41,9 +55,29 @@ impl WebhooksEmitter {
         T: Serialize + ?Sized + 'a,
         I: IntoIterator<Item = (&'a str, &'a T, Option<String>)>,
     {
+        self.emit_all_durable_in(
+            events
+                .into_iter()
+                .map(|(event, payload, request_id)| (NO_CHANNELS, event, payload, request_id)),
+        )
+        .await
+    }
+
+    /// [`emit_all_durable`](Self::emit_all_durable), each event with its
+    /// channels (as [`emit_in`](Self::emit_in)).
+    pub async fn emit_all_durable_in<'a, T, I>(
+        &self,
+        events: I,
+    ) -> Vec<Result<RequestId, EmitError>>
+    where
+        T: Serialize + ?Sized + 'a,
+        I: IntoIterator<Item = (&'a [&'a str], &'a str, &'a T, Option<String>)>,
+    {
         let routed: Vec<_> = events
             .into_iter()
-            .map(|(event, payload, request_id)| self.route_durable(event, payload, request_id))
+            .map(|(channels, event, payload, request_id)| {
+                self.route_durable(channels, event, payload, request_id)
+            })
             .collect();
         let mut results = Vec::with_capacity(routed.len());
         for routed in routed {
@@ -59,16 +93,19 @@ impl WebhooksEmitter {
     /// what answers once it is stored.
     fn route_durable<T: Serialize + ?Sized>(
         &self,
+        channels: &[&str],
         event: &str,
         payload: &T,
         request_id: Option<String>,
     ) -> Result<(RequestId, oneshot::Receiver<Result<(), StoreError>>), EmitError> {
+        let channels = checked_channels(channels)?;
         let event = self.new_event(event, payload, request_id)?;
         let request_id = event.request_id().clone();
         let (reply, stored) = oneshot::channel();
         self.route(Emit {
             event,
             durable: Some(reply),
+            channels,
         })?;
         Ok((request_id, stored))
     }

@@ -24,7 +24,7 @@ use crate::emitter::worker::{
     ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, WhenRecovered, Worker,
 };
 use crate::error::{AttachError, ControlError, EmitError};
-use crate::model::subscription::validate_subscription;
+use crate::model::subscription::{validate_channels, validate_subscription};
 use crate::model::DeadLetter;
 use crate::model::{validate_event_name, Event, RequestId};
 use crate::store::Store;
@@ -230,11 +230,28 @@ impl WebhooksEmitter {
         payload: &T,
         request_id: Option<String>,
     ) -> Result<RequestId, EmitError> {
+        self.emit_in(NO_CHANNELS, event, payload, request_id)
+    }
+
+    /// [`emit`](Self::emit) to the emitters on one of `channels` only (see
+    /// [`Config::channels`]): of the emitters its name reaches, those that
+    /// share a channel with it. No channels: as `emit`. At most 10 channels,
+    /// each 1 to 128 letters, digits, `.`, `-`, `_` or `:`
+    /// ([`EmitError::InvalidChannel`] otherwise).
+    pub fn emit_in<T: Serialize + ?Sized>(
+        &self,
+        channels: &[&str],
+        event: &str,
+        payload: &T,
+        request_id: Option<String>,
+    ) -> Result<RequestId, EmitError> {
+        let channels = checked_channels(channels)?;
         let event = self.new_event(event, payload, request_id)?;
         let request_id = event.request_id().clone();
         self.route(Emit {
             event,
             durable: None,
+            channels,
         })?;
         Ok(request_id)
     }
@@ -464,4 +481,17 @@ impl fmt::Debug for WebhooksEmitter {
 fn payload_bytes(mut body: Vec<u8>) -> Bytes {
     body.shrink_to_fit();
     Bytes::from(body)
+}
+
+/// What `emit` sends to: no channel in particular.
+pub(crate) const NO_CHANNELS: &[&str] = &[];
+
+/// `channels` checked for an emit: `None` when there are none.
+pub(crate) fn checked_channels(channels: &[&str]) -> Result<Option<Arc<[Arc<str>]>>, EmitError> {
+    if channels.is_empty() {
+        return Ok(None);
+    }
+    validate_channels(channels)
+        .map(Some)
+        .map_err(|(channel, reason)| EmitError::InvalidChannel { channel, reason })
 }

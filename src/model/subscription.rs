@@ -1,9 +1,12 @@
-//! What an emitter is attached to: an event name, or a pattern of names.
+//! What an emitter is attached to: an event name, or a pattern of names;
+//! and the channels that narrow what reaches it.
 //! `*` stands for every event; `order.*` for every event whose name starts
 //! with `order.` (`order.created`, `order.line.added`; not `order` itself).
 //! No other use of `*` is a pattern, and none is allowed: an emitted name
 //! never holds `*`, so a subscription that looked like a pattern but matched
 //! only itself would be a silent mistake.
+
+use std::sync::Arc;
 
 use crate::error::EventNameError;
 
@@ -59,6 +62,53 @@ pub fn covers(subscription: &str, name: &str) -> bool {
     }
 }
 
+/// Most channels on one emitter or one event.
+pub const MAX_CHANNELS: usize = 10;
+/// Longest channel name, in bytes.
+const MAX_CHANNEL_LEN: usize = 128;
+
+/// A set of channels: 0 to [`MAX_CHANNELS`] names of 1 to 128 letters,
+/// digits, `.`, `-`, `_` or `:`, repeats dropped. On the refusal, the
+/// channel (escaped) and what is wrong with it.
+pub(crate) fn validate_channels<I, S>(
+    channels: I,
+) -> Result<Arc<[Arc<str>]>, (String, &'static str)>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut valid: Vec<Arc<str>> = Vec::new();
+    for channel in channels {
+        let channel = channel.as_ref();
+        let refused = |reason| (channel.escape_debug().to_string(), reason);
+        if channel.is_empty() || channel.len() > MAX_CHANNEL_LEN {
+            return Err(refused("a channel has 1 to 128 bytes"));
+        }
+        if !channel
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+        {
+            return Err(refused(
+                "a channel has only letters, digits, `.`, `-`, `_` and `:`",
+            ));
+        }
+        if !valid.iter().any(|v| &**v == channel) {
+            if valid.len() == MAX_CHANNELS {
+                return Err(refused("at most 10 channels"));
+            }
+            valid.push(Arc::from(channel));
+        }
+    }
+    Ok(valid.into())
+}
+
+/// Whether an emitter on `subscribed` channels gets an event sent to
+/// `sent`: an event without channels reaches every emitter its name
+/// reaches; one with channels only those that share one of them.
+pub(crate) fn channels_admit(subscribed: &[Arc<str>], sent: &[Arc<str>]) -> bool {
+    sent.is_empty() || sent.iter().any(|c| subscribed.contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +146,30 @@ mod tests {
         assert!(!covers("order.*", "order"));
         assert!(!covers("order.*", "orders.created"));
         assert!(!covers("order.*", "x.order.created"));
+    }
+
+    #[test]
+    fn channels_are_checked_and_deduplicated() {
+        let ok = validate_channels(["eu", "tenant:42", "eu"]).map_err(|e| e.1);
+        assert_eq!(ok.map(|c| c.len()), Ok(2));
+        for bad in ["", "a b", "é", "a/b", &"x".repeat(129)] {
+            assert!(validate_channels([bad]).is_err(), "{bad:?}");
+        }
+        let eleven: Vec<String> = (0..11).map(|n| format!("c{n}")).collect();
+        assert!(validate_channels(&eleven).is_err());
+        let none: [&str; 0] = [];
+        assert_eq!(validate_channels(none).map(|c| c.len()), Ok(0));
+    }
+
+    #[test]
+    fn an_event_with_channels_reaches_only_emitters_that_share_one() {
+        let eu: Vec<Arc<str>> = vec![Arc::from("eu")];
+        let us: Vec<Arc<str>> = vec![Arc::from("us")];
+        assert!(channels_admit(&eu, &[]));
+        assert!(channels_admit(&[], &[]));
+        assert!(channels_admit(&eu, &eu));
+        assert!(!channels_admit(&eu, &us));
+        assert!(!channels_admit(&[], &eu), "an emitter without channels");
     }
 
     proptest! {

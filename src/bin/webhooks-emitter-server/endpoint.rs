@@ -93,6 +93,12 @@ pub struct EndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub circuit_breaker: Option<u32>,
+    /// The channels it is on (at most 10; each 1 to 128 letters, digits,
+    /// `.`, `-`, `_` or `:`). An event sent with channels reaches it only if
+    /// they share one; an event without channels reaches it as any other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 10, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
+    pub channels: Vec<String>,
 }
 
 /// A change to an endpoint (`PATCH`): only the fields given change; `null`
@@ -133,6 +139,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>)]
     pub circuit_breaker: Option<Option<u32>>,
+    /// A new set of channels (`[]`: none).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(max_items = 10)]
+    pub channels: Option<Vec<String>>,
 }
 
 /// A required field: absent leaves it as it is, `null` is refused (it
@@ -227,6 +237,7 @@ impl EndpointPatch {
         set(&mut spec.envelope, self.envelope);
         set(&mut spec.rate_limit, self.rate_limit);
         set(&mut spec.circuit_breaker, self.circuit_breaker);
+        set(&mut spec.channels, self.channels);
         spec
     }
 }
@@ -272,7 +283,7 @@ impl EndpointRecord {
         if let Some(failures) = spec.circuit_breaker {
             config = config.circuit_breaker(failures);
         }
-        config
+        config.channels(spec.channels.iter().cloned())
     }
 
     /// Drops the retiring keys past their time; whether any was.
@@ -303,6 +314,7 @@ pub struct EndpointView {
     pub envelope: bool,
     pub rate_limit: Option<RateLimitSpec>,
     pub circuit_breaker: Option<u32>,
+    pub channels: Vec<String>,
     /// Rotated-out keys still signing: when each stops (RFC 3339).
     pub retiring_keys_until: Vec<String>,
     /// RFC 3339, like every time the API shows.
@@ -372,6 +384,7 @@ impl EndpointView {
             envelope: spec.envelope,
             rate_limit: spec.rate_limit,
             circuit_breaker: spec.circuit_breaker,
+            channels: spec.channels.clone(),
             retiring_keys_until: record
                 .retiring_keys
                 .iter()

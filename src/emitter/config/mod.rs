@@ -84,6 +84,7 @@ pub struct Config {
     /// Requests per second and burst, checked at attach.
     rate_limit: Option<(u32, u32)>,
     circuit_breaker: Option<u32>,
+    channels: Vec<String>,
 }
 
 /// What the whole [`WebhooksEmitter`](crate::WebhooksEmitter) adds to each
@@ -131,6 +132,7 @@ impl Config {
             ssrf_guard: None,
             rate_limit: None,
             circuit_breaker: None,
+            channels: Vec::new(),
         }
     }
 
@@ -177,6 +179,20 @@ impl Config {
     /// (`circuit_open`) and the `webhooks_circuit_open` gauge.
     pub fn circuit_breaker(mut self, failures: u32) -> Self {
         self.circuit_breaker = Some(failures);
+        self
+    }
+
+    /// The channels this emitter is on (none by default; at most 10, each 1
+    /// to 128 letters, digits, `.`, `-`, `_` or `:`, checked at attach). An
+    /// event emitted with channels ([`emit_in`](crate::WebhooksEmitter::emit_in))
+    /// reaches only the emitters its name reaches that share one of them; an
+    /// event without channels reaches them all, on channels or not.
+    pub fn channels<I, S>(mut self, channels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.channels = channels.into_iter().map(Into::into).collect();
         self
     }
 

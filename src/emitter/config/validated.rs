@@ -15,6 +15,7 @@ use crate::emitter::backoff::Backoff;
 use crate::emitter::rate_limit::RateLimit;
 use crate::emitter::retry_policy::{DeliveryOrder, RetryPolicy};
 use crate::error::ConfigError;
+use crate::model::subscription::validate_channels;
 use crate::redact::Redacted;
 use crate::signing::headers::{LegacyHeaders, STANDARD_HEADERS};
 use crate::signing::standard::parse_standard_secret;
@@ -31,6 +32,8 @@ pub(crate) struct ValidatedConfig {
     pub queue_capacity: usize,
     pub dead_letter_capacity: usize,
     pub pacing: Pacing,
+    /// The channels it is on (see `Config::channels`).
+    pub channels: Arc<[Arc<str>]>,
 }
 
 /// What holds requests back besides the retry policy: a rate limit, and a
@@ -66,14 +69,15 @@ impl ValidatedConfig {
             text(authorization.as_bytes());
         }
         let settings = format!(
-            "{:?} {:?} {:?} {:?} {} {} {}",
+            "{:?} {:?} {:?} {:?} {} {} {} {:?}",
             request.headers,
             request.timestamp_header,
             request.request_timeout,
             self.retry,
             request.envelope,
             self.queue_capacity,
-            self.dead_letter_capacity
+            self.dead_letter_capacity,
+            self.channels
         );
         text(settings.as_bytes());
         digest
@@ -154,6 +158,8 @@ impl Config {
                     .transpose()?,
                 circuit_breaker: self.circuit_breaker,
             },
+            channels: validate_channels(&self.channels)
+                .map_err(|(channel, reason)| ConfigError::InvalidChannel { channel, reason })?,
         })
     }
 

@@ -31,7 +31,7 @@ use crate::emitter::report::{DeliveryReport, DropReason, Outcome, Reporter};
 use crate::emitter::worker::{Enqueue, Inheritance, Stop, Worker};
 use crate::error::StoreError;
 use crate::error::{AttachError, ControlError};
-use crate::model::subscription::{covers, is_pattern};
+use crate::model::subscription::{channels_admit, covers, is_pattern};
 use crate::model::Event;
 #[cfg(feature = "sse")]
 use crate::sse::Publish;
@@ -57,6 +57,9 @@ struct Route {
     id: Arc<str>,
     worker: Addr<Worker>,
     reporter: Arc<Reporter>,
+    /// The emitter's channels: an event sent to channels reaches it only if
+    /// it shares one.
+    channels: Arc<[Arc<str>]>,
 }
 
 /// Maps names to workers; owns the workers' lifecycle.
@@ -129,6 +132,7 @@ impl Registry {
                 id: attached.reporter.emitter_id().clone(),
                 worker: attached.worker.clone(),
                 reporter: attached.reporter.clone(),
+                channels: attached.config.channels.clone(),
             });
         }
         self.emitters.insert(id, attached);
@@ -198,21 +202,34 @@ impl Handler<Attach> for Registry {
 pub(crate) struct Emit {
     pub event: Arc<Event>,
     pub durable: Option<oneshot::Sender<Result<(), StoreError>>>,
+    /// The channels it is sent to (`None`: every emitter its name reaches).
+    pub channels: Option<Arc<[Arc<str>]>>,
 }
 
 impl Handler<Emit> for Registry {
     type Result = ();
 
-    fn handle(&mut self, Emit { event, durable }: Emit, _: &mut Context<Self>) {
+    fn handle(
+        &mut self,
+        Emit {
+            event,
+            durable,
+            channels,
+        }: Emit,
+        _: &mut Context<Self>,
+    ) {
         let exact = self.routes.get(event.name());
         // Only names some emitter is attached to become a label: any caller
         // can emit any name, and label sets must stay bounded.
         let mut label = exact.map(|_| event.shared_name());
-        let routes: Vec<&Route> = if self.patterns.is_empty() {
+        let mut routes: Vec<&Route> = if self.patterns.is_empty() {
             exact.into_iter().flatten().collect()
         } else {
             covering(&self.routes, &self.patterns, &event, &mut label)
         };
+        if let Some(channels) = &channels {
+            routes.retain(|route| channels_admit(&route.channels, channels));
+        }
         crate::telemetry::emitted(label);
         let durable = durable.map(|answer| DurableAck::new(routes.len(), answer));
         for route in routes {

@@ -67,25 +67,28 @@ fn with_counters(
     stats
 }
 
-/// Which endpoints an event name reaches, for the answer to every event:
-/// endpoints attached to names only, counted per name; those with a pattern
-/// among their names (`*`, `order.*`), looked through one by one.
+/// Which endpoints an event reaches, for the answer to every event:
+/// endpoints attached to names only and on no channel, counted per name;
+/// the others (a pattern among their names, or channels), looked through
+/// one by one.
 #[derive(Default)]
 struct SubscriberIndex {
     by_name: HashMap<String, usize>,
-    with_patterns: Vec<Vec<String>>,
+    others: Vec<(Vec<String>, Vec<String>)>,
 }
 
 impl SubscriberIndex {
     fn new(records: &BTreeMap<String, EndpointRecord>) -> Self {
         let mut index = SubscriberIndex::default();
         for record in records.values() {
-            let events = &record.spec.events;
-            if events.iter().any(|e| e.contains('*')) {
-                index.with_patterns.push(events.clone());
+            let spec = &record.spec;
+            if !spec.channels.is_empty() || spec.events.iter().any(|e| e.contains('*')) {
+                index
+                    .others
+                    .push((spec.events.clone(), spec.channels.clone()));
                 continue;
             }
-            let names: std::collections::HashSet<&String> = events.iter().collect();
+            let names: std::collections::HashSet<&String> = spec.events.iter().collect();
             for name in names {
                 *index.by_name.entry(name.clone()).or_default() += 1;
             }
@@ -93,15 +96,24 @@ impl SubscriberIndex {
         index
     }
 
-    /// How many endpoints get an event named `event` (each once).
-    fn count(&self, event: &str) -> usize {
-        let by_name = self.by_name.get(event).copied().unwrap_or(0);
-        let by_pattern = self
-            .with_patterns
+    /// How many endpoints get an event named `event` sent to `channels`
+    /// (each once): as the library routes it.
+    fn count(&self, event: &str, channels: &[String]) -> usize {
+        // An event with channels skips the endpoints on none.
+        let by_name = if channels.is_empty() {
+            self.by_name.get(event).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        let others = self
+            .others
             .iter()
-            .filter(|names| names.iter().any(|n| subscription_covers(n, event)))
+            .filter(|(names, on)| {
+                names.iter().any(|n| subscription_covers(n, event))
+                    && (channels.is_empty() || channels.iter().any(|c| on.contains(c)))
+            })
             .count();
-        by_name + by_pattern
+        by_name + others
     }
 }
 
@@ -197,13 +209,13 @@ impl Catalog {
         Ok(self.view(record).await)
     }
 
-    /// How many endpoints are subscribed to `event`.
-    pub fn subscribers(&self, event: &str) -> usize {
+    /// How many endpoints an event named `event`, sent to `channels`, reaches.
+    pub fn subscribers(&self, event: &str, channels: &[String]) -> usize {
         let index = self
             .subscribers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        index.count(event)
+        index.count(event, channels)
     }
 
     /// After a change of `records`.

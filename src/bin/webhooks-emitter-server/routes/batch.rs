@@ -47,6 +47,10 @@ pub struct BatchEvent {
     /// nothing.
     #[schema(pattern = r"^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
+    /// Its channels, as in `POST /api/v1/events`.
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub channels: Vec<String>,
 }
 
 /// What became of each event, in the order sent.
@@ -157,7 +161,11 @@ pub async fn emit_batch(
         .collect();
     let endpoints: Vec<usize> = emitting
         .iter()
-        .map(|(_, event, _)| state.catalog.subscribers(&event.event))
+        .map(|(_, event, _)| state.catalog.subscribers(&event.event, &event.channels))
+        .collect();
+    let channels: Vec<Vec<&str>> = emitting
+        .iter()
+        .map(|(_, event, _)| event.channels.iter().map(String::as_str).collect())
         .collect();
     let promises = join_all(emitting.iter().map(|(_, event, reservation)| async move {
         match (reservation, &event.request_id) {
@@ -165,15 +173,19 @@ pub async fn emit_batch(
             _ => Ok(()),
         }
     }));
-    let emits = state
-        .emitter
-        .emit_all_durable(emitting.iter().map(|(_, event, _)| {
-            (
-                event.event.as_str(),
-                &*event.payload,
-                event.request_id.clone(),
-            )
-        }));
+    let emits =
+        state
+            .emitter
+            .emit_all_durable_in(emitting.iter().zip(&channels).map(
+                |((_, event, _), channels)| {
+                    (
+                        channels.as_slice(),
+                        event.event.as_str(),
+                        &*event.payload,
+                        event.request_id.clone(),
+                    )
+                },
+            ));
     let (promised, emitted) = futures_util::join!(promises, emits);
     for (item, promised) in emitting.iter_mut().zip(promised) {
         if let Err(problem) = promised {

@@ -30,6 +30,12 @@ pub struct NewEvent {
     /// 1 to 256 visible ASCII characters; a UUID is made without it.
     #[schema(pattern = r"^[!-~]{1,256}$")]
     pub request_id: Option<String>,
+    /// Send it only to the endpoints on one of these channels (at most 10;
+    /// each 1 to 128 letters, digits, `.`, `-`, `_` or `:`). None: to every
+    /// endpoint subscribed to its name.
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub channels: Vec<String>,
 }
 
 /// The event's request id (sent as `x-webhooks-delivery` and `webhook-id`).
@@ -148,10 +154,11 @@ pub(super) async fn emit_now(
     state: &AppState,
     event: NewEvent,
 ) -> Result<(String, usize), Problem> {
-    let endpoints = state.catalog.subscribers(&event.event);
+    let endpoints = state.catalog.subscribers(&event.event, &event.channels);
+    let channels: Vec<&str> = event.channels.iter().map(String::as_str).collect();
     let id = state
         .emitter
-        .emit_durable(&event.event, &event.payload, event.request_id)
+        .emit_durable_in(&channels, &event.event, &event.payload, event.request_id)
         .await?;
     Ok((id.to_string(), endpoints))
 }
