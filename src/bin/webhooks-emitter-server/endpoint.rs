@@ -97,7 +97,7 @@ pub struct EndpointSpec {
     /// `.`, `-`, `_` or `:`). An event sent with channels reaches it only if
     /// they share one; an event without channels reaches it as any other.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(max_items = 10, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
+    #[schema(max_items = 10)]
     pub channels: Vec<String>,
 }
 
