@@ -16,16 +16,6 @@ fn endpoint(id: &str, receiver: &Receiver, subscriptions: Value) -> Value {
     json!({"id": id, "url": receiver.url("/h"), "events": subscriptions, "max_retries": 1})
 }
 
-/// The event names of the next `n` requests at `receiver`.
-async fn names(receiver: &mut Receiver, n: usize) -> Vec<String> {
-    receiver
-        .take(n)
-        .await
-        .iter()
-        .map(|r| r.header("x-webhooks-event").unwrap().to_owned())
-        .collect()
-}
-
 /// Emits `event`; how many endpoints the 202 says it went to.
 async fn routed(server: &ServerProcess, event: &str) -> Value {
     let answer = server.emit_raw(event, json!({"e": event})).await;
@@ -53,15 +43,15 @@ async fn patterns_route_events_and_the_answer_counts_each_endpoint_once() {
     assert_eq!(routed(&server, "order").await, 1);
     assert_eq!(routed(&server, "user.deleted").await, 1);
     assert_eq!(
-        names(&mut orders, 1).await,
+        orders.event_names(1).await,
         ["order.created"],
         "`order` is not under `order.`"
     );
     assert_eq!(
-        names(&mut all, 3).await,
+        all.event_names(3).await,
         ["order.created", "order", "user.deleted"]
     );
-    assert_eq!(names(&mut both, 1).await, ["order.created"]);
+    assert_eq!(both.event_names(1).await, ["order.created"]);
 
     // A change of subscription, by PATCH (as `filter_types` too).
     let changed = server
@@ -73,16 +63,16 @@ async fn patterns_route_events_and_the_answer_counts_each_endpoint_once() {
         .await;
     assert_eq!(changed.status, 200, "{changed:?}");
     assert_eq!(routed(&server, "user.created").await, 2);
-    assert_eq!(names(&mut orders, 1).await, ["user.created"]);
-    assert_eq!(names(&mut all, 1).await, ["user.created"]);
+    assert_eq!(orders.event_names(1).await, ["user.created"]);
+    assert_eq!(all.event_names(1).await, ["user.created"]);
 
     // Kept across a restart (a graceful one: after a SIGKILL, the last
     // deliveries could come again, as at-least-once allows).
     assert!(server.terminate().success());
     let server = ServerProcess::start(&journal, &[]);
     assert_eq!(routed(&server, "order.paid").await, 2);
-    assert_eq!(names(&mut all, 1).await, ["order.paid"]);
-    assert_eq!(names(&mut both, 1).await, ["order.paid"]);
+    assert_eq!(all.event_names(1).await, ["order.paid"]);
+    assert_eq!(both.event_names(1).await, ["order.paid"]);
 }
 
 #[actix_web::test]

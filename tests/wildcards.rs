@@ -11,16 +11,6 @@ use serde_json::json;
 use support::{fast_config, Receiver, ScratchDir};
 use webhooks_emitter::{AttachError, Journal, WebhooksEmitter};
 
-/// The `x-webhooks-event` of the next `n` requests at `receiver`.
-async fn names(receiver: &mut Receiver, n: usize) -> Vec<String> {
-    receiver
-        .take(n)
-        .await
-        .iter()
-        .map(|r| r.header("x-webhooks-event").unwrap().to_owned())
-        .collect()
-}
-
 #[actix_web::test]
 async fn patterns_cover_their_names_and_an_event_reaches_each_emitter_once() {
     let (mut orders, mut all, mut both) = (Receiver::start(), Receiver::start(), Receiver::start());
@@ -46,16 +36,16 @@ async fn patterns_cover_their_names_and_an_event_reaches_each_emitter_once() {
         emitter.emit(name, &json!({"name": name}), None).unwrap();
     }
     assert_eq!(
-        names(&mut orders, 2).await,
+        orders.event_names(2).await,
         ["order.created", "order.line.added"]
     );
     let every = ["order.created", "order", "order.line.added", "user.deleted"];
-    assert_eq!(names(&mut all, 4).await, every);
-    assert_eq!(names(&mut both, 4).await, every);
+    assert_eq!(all.event_names(4).await, every);
+    assert_eq!(both.event_names(4).await, every);
     // Nothing more came: a second copy of any would arrive before this one.
     emitter.emit("order.paid", &json!({}), None).unwrap();
-    assert_eq!(names(&mut orders, 1).await, ["order.paid"]);
-    assert_eq!(names(&mut both, 1).await, ["order.paid"]);
+    assert_eq!(orders.event_names(1).await, ["order.paid"]);
+    assert_eq!(both.event_names(1).await, ["order.paid"]);
 }
 
 #[actix_web::test]
@@ -100,7 +90,7 @@ async fn detach_and_reconfigure_move_patterns_too() {
         .unwrap();
     emitter.detach("p").await.unwrap();
     emitter.emit("order.created", &json!(1), None).unwrap();
-    assert_eq!(names(&mut second, 1).await, ["order.created"]);
+    assert_eq!(second.event_names(1).await, ["order.created"]);
     // From a pattern to one name.
     emitter
         .reconfigure("q", ["order.paid"], fast_config(second.url("/")))
@@ -116,7 +106,7 @@ async fn detach_and_reconfigure_move_patterns_too() {
         .await
         .unwrap();
     emitter.emit("order.shipped", &json!(4), None).unwrap();
-    assert_eq!(names(&mut first, 1).await, ["order.shipped"]);
+    assert_eq!(first.event_names(1).await, ["order.shipped"]);
 }
 
 #[actix_web::test]

@@ -173,13 +173,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 512,
-            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::proptest_config())]
 
         /// Any text: accepted or refused, never a panic; what is accepted
         /// and holds `*` is `*` or ends in `.*` with no other `*`.

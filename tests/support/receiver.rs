@@ -188,6 +188,15 @@ impl Receiver {
         all
     }
 
+    /// The `x-webhooks-event` of the next `n` requests, in arrival order.
+    pub async fn event_names(&mut self, n: usize) -> Vec<String> {
+        self.take(n)
+            .await
+            .iter()
+            .map(|r| r.header("x-webhooks-event").unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// The `n` fields of the next `count` requests' payloads, in arrival order.
     pub async fn numbers(&mut self, count: usize) -> Vec<i64> {
         self.take(count).await.iter().map(Received::n).collect()

@@ -334,13 +334,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 512,
-            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::proptest_config())]
 
         /// Any text offered as a token: parsed or not, never a panic; what
         /// parses has a 16-hex-digit id.

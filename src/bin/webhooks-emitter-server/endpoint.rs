@@ -402,16 +402,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn config() -> ProptestConfig {
-        ProptestConfig {
-            cases: 512,
-            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        }
-    }
-
     #[test]
     fn dot_segments_are_refused_other_dotted_ids_are_not() {
         assert!(check_id(".").is_err());
@@ -422,7 +412,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(crate::proptest_config())]
 
         #[test]
         fn ids_are_accepted_exactly_when_they_are_short_safe_ascii(id in "\\PC{0,140}") {

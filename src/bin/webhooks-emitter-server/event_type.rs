@@ -257,13 +257,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 512,
-            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::proptest_config())]
 
         #[test]
         fn names_are_accepted_exactly_when_they_are_short_and_in_the_alphabet(name in "\\PC{0,260}") {

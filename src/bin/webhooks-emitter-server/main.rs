@@ -50,6 +50,23 @@ use crate::cli::Cli;
 use crate::idempotency::IdempotencyKeys;
 use crate::records::ServerStore;
 use crate::secrets::AdminToken;
+
+/// The bin's property tests: a fixed seed and 512 cases, so that CI runs are
+/// repeatable; `PROPTEST_CASES` raises the count for longer hunts.
+#[cfg(test)]
+pub(crate) fn proptest_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(512),
+        rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 use crate::state::AppState;
 
 /// Room for the JSON around a payload of the largest size.
