@@ -154,7 +154,7 @@ impl From<&ApiKeyRecord> for ApiKeyView {
             id: record.id.clone(),
             name: record.name.clone(),
             scopes: record.scopes.iter().copied().collect(),
-            created_at: crate::attempts::unix_rfc3339(record.created_at),
+            created_at: crate::clock::unix_rfc3339(record.created_at),
         }
     }
 }

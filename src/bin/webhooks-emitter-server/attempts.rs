@@ -11,14 +11,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use webhooks_emitter::{DeadLetterReason, DeliveryReport, Outcome, RecordChange, WebhooksEmitter};
 
-use crate::endpoint::unix_micros;
+use crate::clock::{rfc3339, unix_micros};
 use crate::problem::Problem;
 use crate::records::{numbered_key as key, ServerStore};
 
@@ -118,15 +117,6 @@ fn view(report: &DeliveryReport) -> Option<AttemptView> {
         error,
         at: rfc3339(report.at),
     })
-}
-
-pub fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
-/// Unix seconds (how records keep times) as RFC 3339.
-pub fn unix_rfc3339(secs: u64) -> String {
-    rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 impl Attempts {

@@ -3,7 +3,7 @@
 //! the library `Config` it becomes.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -177,21 +177,6 @@ pub struct EndpointRecord {
     pub retiring_keys: Vec<RetiringKey>,
     /// Unix seconds.
     pub created_at: u64,
-}
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Unix microseconds: where record numbers that must grow across restarts
-/// (and across nodes) start.
-pub fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Checks an id: it is a path segment and a metrics label.
@@ -388,9 +373,9 @@ impl EndpointView {
             retiring_keys_until: record
                 .retiring_keys
                 .iter()
-                .map(|k| crate::attempts::unix_rfc3339(k.until))
+                .map(|k| crate::clock::unix_rfc3339(k.until))
                 .collect(),
-            created_at: crate::attempts::unix_rfc3339(record.created_at),
+            created_at: crate::clock::unix_rfc3339(record.created_at),
             state,
             stats: stats.map(StatsView::from),
         }

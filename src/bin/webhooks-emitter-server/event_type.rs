@@ -105,8 +105,8 @@ impl From<&EventTypeRecord> for EventTypeView {
             schema: record.spec.schema.clone(),
             deprecated: record.spec.deprecated,
             archived: record.archived,
-            created_at: crate::attempts::unix_rfc3339(record.created_at),
-            updated_at: crate::attempts::unix_rfc3339(record.updated_at),
+            created_at: crate::clock::unix_rfc3339(record.created_at),
+            updated_at: crate::clock::unix_rfc3339(record.updated_at),
         }
     }
 }

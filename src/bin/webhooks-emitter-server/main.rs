@@ -14,7 +14,8 @@
 //!   requests; [`problem`]: errors as problem+json;
 //! - [`idempotency`]: `Idempotency-Key` on `POST /api/v1/events`, on the
 //!   journal or cluster-wide on PostgreSQL;
-//! - [`records`]: the server's store, the journal or PostgreSQL;
+//! - [`records`]: the server's store, the journal or PostgreSQL; [`clock`]:
+//!   times as stored and as shown;
 //! - [`attempts`]: recent attempts and the console's live feed;
 //! - [`console`]: the embedded web page; [`state`]: what handlers share.
 
@@ -23,6 +24,7 @@ mod attempts;
 mod auth;
 mod catalog;
 mod cli;
+mod clock;
 mod console;
 mod endpoint;
 mod event_type;

@@ -10,7 +10,7 @@ use std::sync::{PoisonError, RwLock};
 use tokio::sync::Mutex;
 
 use crate::api_key::{parse, ApiKeyRecord, ApiKeySpec, ApiKeyView, NewApiKey, Scope};
-use crate::endpoint::unix_now;
+use crate::clock::unix_now;
 use crate::problem::Problem;
 use crate::records::ServerStore;
 

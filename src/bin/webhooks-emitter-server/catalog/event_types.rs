@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::endpoint::unix_now;
+use crate::clock::unix_now;
 use crate::event_type::{
     check_payload, check_spec, compile, EventTypePatch, EventTypeRecord, EventTypeSpec,
     EventTypeView,

@@ -11,8 +11,9 @@ use webhooks_emitter::{
     subscription_covers, AttachError, EmitterStats, StoredCounters, WebhooksEmitter,
 };
 
+use crate::clock::unix_now;
 use crate::endpoint::{
-    check_id, unix_now, EndpointPatch, EndpointRecord, EndpointSpec, EndpointView, RetiringKey,
+    check_id, EndpointPatch, EndpointRecord, EndpointSpec, EndpointView, RetiringKey,
 };
 use crate::problem::Problem;
 use crate::records::ServerStore;

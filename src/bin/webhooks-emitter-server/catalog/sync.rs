@@ -22,7 +22,8 @@ use webhooks_emitter::AttachError;
 use webhooks_emitter::PgStore;
 
 use super::{Catalog, NAMESPACE};
-use crate::endpoint::{unix_now, EndpointRecord};
+use crate::clock::unix_now;
+use crate::endpoint::EndpointRecord;
 use crate::problem::Problem;
 use crate::records::ServerStore;
 

@@ -26,7 +26,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::{unix_micros, unix_now};
+use crate::clock::{unix_micros, unix_now};
 use crate::problem::Problem;
 use crate::records::{numbered_key, ServerStore};
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use webhooks_emitter::PgStore;
 
 use super::rules::{reused, KEY_TTL_SECS, NAMESPACE};
-use crate::endpoint::unix_now;
+use crate::clock::unix_now;
 use crate::problem::Problem;
 
 /// Longer than any request takes (the body has 10 s to arrive, the emit a

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use webhooks_emitter::DeadLetter;
 
-use crate::attempts::{rfc3339, unix_rfc3339, AttemptView};
+use crate::attempts::AttemptView;
+use crate::clock::{rfc3339, unix_rfc3339};
 use crate::endpoint::StatsView;
 use crate::problem::Problem;
 use crate::state::AppState;
