@@ -668,6 +668,8 @@ async fn live_updates_on_any_node_show_every_node_with_the_same_ids() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let from_node_1: Vec<i64> = seen.iter().copied().filter(|n| n % 2 == 1).collect();
     assert_eq!(from_node_1, [1, 3], "one node's order kept");
+    let from_node_2: Vec<i64> = seen.iter().copied().filter(|n| n % 2 == 0).collect();
+    assert_eq!(from_node_2, [2, 4], "the other node's order kept");
     seen.sort();
     assert_eq!(seen, [1, 2, 3, 4], "every event seen once");
 
@@ -928,4 +930,29 @@ async fn api_keys_made_and_revoked_on_any_node_hold_on_every_node_when_it_answer
 async fn read_with(node: &ServerProcess, key: &str) -> support::server::Answer {
     node.call(Method::GET, "/api/v1/endpoints", None, Some(key), &[])
         .await
+}
+
+/// An endpoint made on one node with a pattern and channels is routed the
+/// same by every node: an event sent to another node, to its channel,
+/// reaches it; one sent to another channel does not.
+#[actix_web::test]
+async fn patterns_and_channels_route_the_same_on_every_node() {
+    let db = Postgres::start();
+    let mut receiver = Receiver::start();
+    let nodes = nodes(&db, 2);
+    let mut spec = endpoint("eu", receiver.url("/h"));
+    spec["events"] = json!(["order.*"]);
+    spec["channels"] = json!(["eu"]);
+    nodes[0].create(spec).await;
+    let elsewhere = send_to_channel(&nodes[1], "us", 1).await;
+    assert_eq!(elsewhere.json["endpoints"], 0, "{elsewhere:?}");
+    let here = send_to_channel(&nodes[1], "eu", 2).await;
+    assert_eq!(here.json["endpoints"], 1, "{here:?}");
+    assert_eq!(receiver.next().await.json(), json!(2));
+}
+
+/// `order.paid` with payload `n`, sent to `channel` through `node`.
+async fn send_to_channel(node: &ServerProcess, channel: &str, n: i64) -> support::server::Answer {
+    let body = json!({"event": "order.paid", "payload": n, "channels": [channel]});
+    node.api(Method::POST, "/api/v1/events", Some(body)).await
 }
