@@ -273,7 +273,7 @@ impl WebhooksEmitter {
             None => RequestId::generate(),
         };
         let body = self.serialize(payload)?;
-        Ok(Arc::new(Event::new(Arc::from(event), body, request_id)))
+        Ok(Arc::new(Event::new(shared_name(event), body, request_id)))
     }
 
     /// Refuses new events once `shutdown` has begun.
@@ -494,4 +494,45 @@ pub(crate) fn checked_channels(channels: &[&str]) -> Result<Option<Arc<[Arc<str>
     validate_channels(channels)
         .map(Some)
         .map_err(|(channel, reason)| EmitError::InvalidChannel { channel, reason })
+}
+
+/// Most event names one thread keeps for sharing; past it, the cache starts
+/// again (any caller may emit any name: memory stays bounded).
+const MAX_SHARED_NAMES: usize = 1024;
+
+thread_local! {
+    /// The names this thread emitted lately, each shared by its events
+    /// rather than copied into every one: a million queued events of one
+    /// name then hold one copy of it, not a million (about 48 bytes each).
+    static SHARED_NAMES: std::cell::RefCell<std::collections::HashMap<Box<str>, Arc<str>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+    /// The name this thread emitted last.
+    static LAST_NAME: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `name`, shared with the other events of that name emitted on this thread.
+fn shared_name(name: &str) -> Arc<str> {
+    // Callers mostly emit the same name again: that one is compared first,
+    // without hashing.
+    let last = LAST_NAME.with(|last| {
+        let last = last.borrow();
+        last.as_ref().filter(|l| &***l == name).cloned()
+    });
+    if let Some(shared) = last {
+        return shared;
+    }
+    let shared = SHARED_NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(shared) = names.get(name) {
+            return shared.clone();
+        }
+        if names.len() >= MAX_SHARED_NAMES {
+            names.clear();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        names.insert(Box::from(name), shared.clone());
+        shared
+    });
+    LAST_NAME.with(|last| *last.borrow_mut() = Some(shared.clone()));
+    shared
 }
