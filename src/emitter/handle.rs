@@ -536,3 +536,23 @@ fn shared_name(name: &str) -> Arc<str> {
     LAST_NAME.with(|last| *last.borrow_mut() = Some(shared.clone()));
     shared
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_of_one_name_share_it_and_any_number_of_names_stays_correct() {
+        let a = shared_name("order.created");
+        let b = shared_name("order.created");
+        assert!(Arc::ptr_eq(&a, &b), "the same name is shared");
+        // Past the cache's bound it starts again; every name stays right.
+        for n in 0..(MAX_SHARED_NAMES * 3) {
+            let name = format!("event.{n}");
+            assert_eq!(&*shared_name(&name), name);
+        }
+        let size = SHARED_NAMES.with(|names| names.borrow().len());
+        assert!(size <= MAX_SHARED_NAMES, "{size}");
+        assert_eq!(&*shared_name("order.created"), "order.created");
+    }
+}
