@@ -20,7 +20,7 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// `per_second` and `burst` from 1 to [`MAX_RATE`].
+    /// `per_second` and `burst` from 1 to 1,000,000.
     pub fn new(per_second: u32, burst: u32) -> Result<Self, ConfigError> {
         for (setting, value) in [
             ("rate_limit per_second", per_second),

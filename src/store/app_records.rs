@@ -5,7 +5,7 @@
 /// A namespace's records: (key, value), by key.
 pub type Records = Vec<(String, Vec<u8>)>;
 
-/// One change in [`Journal::change_records`].
+/// One change in [`Journal::change_records`](crate::Journal::change_records).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordChange {
     /// Store `value` under (`namespace`, `key`), replacing what was there.
