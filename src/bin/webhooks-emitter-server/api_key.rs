@@ -48,6 +48,7 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The scope as keys and the API spell it, e.g. `events:write`.
     pub fn name(self) -> &'static str {
         match self {
             Scope::EventsWrite => "events:write",

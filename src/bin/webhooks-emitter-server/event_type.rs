@@ -138,6 +138,7 @@ pub fn check_spec(spec: &EventTypeSpec) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Refuses a description over 4,096 bytes.
 pub fn check_description(description: &str) -> Result<(), Problem> {
     if description.len() > MAX_DESCRIPTION {
         return Err(Problem::bad_request(format!(

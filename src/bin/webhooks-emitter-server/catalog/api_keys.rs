@@ -51,6 +51,7 @@ async fn read_all(store: &ServerStore) -> Result<HashMap<String, ApiKeyRecord>, 
 }
 
 impl ApiKeys {
+    /// Reads the stored keys.
     pub async fn load(store: ServerStore) -> Result<Self, String> {
         let keys = read_all(&store)
             .await

@@ -130,6 +130,7 @@ impl EventTypes {
         self.take_up(records, stored);
     }
 
+    /// Makes a type (409 if the name exists, on any node); in force at once.
     pub async fn create(&self, spec: EventTypeSpec) -> Result<EventTypeView, Problem> {
         check_spec(&spec)?;
         let mut records = self.records.lock().await;
@@ -169,6 +170,7 @@ impl EventTypes {
             .collect()
     }
 
+    /// One type, archived or not.
     pub async fn get(&self, name: &str) -> Result<EventTypeView, Problem> {
         let records = self.records.lock().await;
         records
@@ -177,6 +179,7 @@ impl EventTypes {
             .ok_or_else(|| unknown(name))
     }
 
+    /// Changes what the patch sends; a new schema is in force at once.
     pub async fn update(
         &self,
         name: &str,
