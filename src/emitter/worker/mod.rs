@@ -105,6 +105,8 @@ pub(crate) struct Worker {
     dead_letters: DeadLetters,
     counters: Counters,
     reporter: Reporter,
+    /// Its metric handles, looked up once (and again with every gauge refresh).
+    meters: crate::telemetry::Meters,
     /// Every log line of this worker carries the emitter id through it.
     span: tracing::Span,
     /// `Drain` callers waiting for an empty queue.
@@ -151,7 +153,9 @@ impl Worker {
         // At error level, so that the id shows with every event a subscriber
         // records, whatever its level.
         let span = tracing::error_span!("emitter", id = %reporter.emitter_id());
+        let meters = crate::telemetry::Meters::new(reporter.emitter_id());
         Worker {
+            meters,
             queue: Box::new(MemoryQueue::new(config.queue_capacity)),
             dead_letters: DeadLetters::new(config.dead_letter_capacity),
             config,
@@ -353,7 +357,8 @@ impl Worker {
             return;
         };
         active.attempts = active.attempts.saturating_add(1);
-        crate::telemetry::attempt(self.reporter.emitter_id(), &result, answer.latency);
+        self.meters
+            .attempt(self.reporter.emitter_id(), &result, answer.latency);
         let was_open = self.circuit_open();
         match result {
             Ok(status) => self.delivered(ticket, status, answer),
@@ -383,7 +388,7 @@ impl Worker {
         let lag = SystemTime::now()
             .duration_since(event.emitted_at())
             .unwrap_or_default();
-        crate::telemetry::delivered(self.reporter.emitter_id(), lag);
+        self.meters.delivered(lag);
         tracing::debug!(parent: &self.span, event = event.name(), request_id = %event.request_id(), status, attempts, "delivered");
         let outcome = Outcome::Delivered {
             status,
@@ -528,6 +533,7 @@ impl Actor for Worker {
             let gauges = |worker: &mut Worker| {
                 let depth = worker.queue.waiting() + worker.active.len();
                 crate::telemetry::emitter_state(worker.reporter.emitter_id(), depth, worker.paused);
+                worker.meters.refresh(worker.reporter.emitter_id());
             };
             gauges(self);
             ctx.run_interval(crate::telemetry::GAUGE_INTERVAL, move |worker, _| {
