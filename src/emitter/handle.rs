@@ -500,41 +500,42 @@ pub(crate) fn checked_channels(channels: &[&str]) -> Result<Option<Arc<[Arc<str>
 /// again (any caller may emit any name: memory stays bounded).
 const MAX_SHARED_NAMES: usize = 1024;
 
+/// The names one thread emitted lately, each shared by its events rather
+/// than copied into every one: a million queued events of one name then hold
+/// one copy of it, not a million (about 48 bytes each).
+#[derive(Default)]
+struct SharedNames {
+    /// The name emitted last: callers mostly emit it again, and it is
+    /// compared first, without hashing.
+    last: Option<Arc<str>>,
+    by_name: std::collections::HashMap<Box<str>, Arc<str>>,
+}
+
 thread_local! {
-    /// The names this thread emitted lately, each shared by its events
-    /// rather than copied into every one: a million queued events of one
-    /// name then hold one copy of it, not a million (about 48 bytes each).
-    static SHARED_NAMES: std::cell::RefCell<std::collections::HashMap<Box<str>, Arc<str>>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-    /// The name this thread emitted last.
-    static LAST_NAME: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
+    static SHARED_NAMES: std::cell::RefCell<SharedNames> = std::cell::RefCell::default();
 }
 
 /// `name`, shared with the other events of that name emitted on this thread.
 fn shared_name(name: &str) -> Arc<str> {
-    // Callers mostly emit the same name again: that one is compared first,
-    // without hashing.
-    let last = LAST_NAME.with(|last| {
-        let last = last.borrow();
-        last.as_ref().filter(|l| &***l == name).cloned()
-    });
-    if let Some(shared) = last {
-        return shared;
-    }
-    let shared = SHARED_NAMES.with(|names| {
+    SHARED_NAMES.with(|names| {
         let mut names = names.borrow_mut();
-        if let Some(shared) = names.get(name) {
-            return shared.clone();
+        if let Some(last) = names.last.as_ref().filter(|last| &***last == name) {
+            return last.clone();
         }
-        if names.len() >= MAX_SHARED_NAMES {
-            names.clear();
-        }
-        let shared: Arc<str> = Arc::from(name);
-        names.insert(Box::from(name), shared.clone());
+        let shared = match names.by_name.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                if names.by_name.len() >= MAX_SHARED_NAMES {
+                    names.by_name.clear();
+                }
+                let shared: Arc<str> = Arc::from(name);
+                names.by_name.insert(Box::from(name), shared.clone());
+                shared
+            }
+        };
+        names.last = Some(shared.clone());
         shared
-    });
-    LAST_NAME.with(|last| *last.borrow_mut() = Some(shared.clone()));
-    shared
+    })
 }
 
 #[cfg(test)]
@@ -551,7 +552,7 @@ mod tests {
             let name = format!("event.{n}");
             assert_eq!(&*shared_name(&name), name);
         }
-        let size = SHARED_NAMES.with(|names| names.borrow().len());
+        let size = SHARED_NAMES.with(|names| names.borrow().by_name.len());
         assert!(size <= MAX_SHARED_NAMES, "{size}");
         assert_eq!(&*shared_name("order.created"), "order.created");
     }
