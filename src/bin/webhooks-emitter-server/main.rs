@@ -52,6 +52,7 @@ use crate::cli::Cli;
 use crate::idempotency::IdempotencyKeys;
 use crate::records::ServerStore;
 use crate::secrets::AdminToken;
+use crate::state::AppState;
 
 /// The bin's property tests: a fixed seed and 512 cases, so that CI runs are
 /// repeatable; `PROPTEST_CASES` raises the count for longer hunts.
@@ -68,8 +69,6 @@ pub(crate) fn proptest_config() -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
-
-use crate::state::AppState;
 
 /// Room for the JSON around a payload of the largest size.
 const BODY_OVERHEAD: usize = 64 * 1024;
