@@ -470,33 +470,40 @@ async fn discard_removes_an_emitter_once_no_live_node_attaches_it() {
     assert_eq!(receiver.next().await.n(), 2);
 }
 
+/// A node named `name` on `db` with the shared live feed, and the URL of its
+/// SSE topic `news` (an actix-web server on loopback).
+async fn live_node(db: &Postgres, name: &str) -> (webhooks_emitter::WebhooksEmitter, String) {
+    let store = PgStore::options()
+        .node_name(name)
+        .shared_live_updates(true)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let emitter = webhooks_emitter::WebhooksEmitter::builder()
+        .store(store)
+        .start();
+    let for_server = emitter.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().service(for_server.sse_scope("/sse"))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let sse = format!("http://{}/sse/news", server.addrs()[0]);
+    actix_web::rt::spawn(server.run());
+    (emitter, sse)
+}
+
 /// With `shared_live_updates`, the SSE clients of every node see what every
 /// node publishes, with the same ids, so that a client moved to another node
 /// resumes there by its `Last-Event-ID`.
 #[actix_web::test]
 async fn shared_live_updates_show_every_node_with_the_same_ids() {
     use support::live::{next, subscribe};
-    use webhooks_emitter::WebhooksEmitter;
     let db = Postgres::start();
     let mut nodes = Vec::new();
     for name in ["live-a", "live-b"] {
-        let store = PgStore::options()
-            .node_name(name)
-            .shared_live_updates(true)
-            .connect(db.url())
-            .await
-            .unwrap();
-        let emitter = WebhooksEmitter::builder().store(store).start();
-        let for_server = emitter.clone();
-        let server = actix_web::HttpServer::new(move || {
-            actix_web::App::new().service(for_server.sse_scope("/sse"))
-        })
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let sse = format!("http://{}/sse/news", server.addrs()[0]);
-        actix_web::rt::spawn(server.run());
-        nodes.push((emitter, sse));
+        nodes.push(live_node(&db, name).await);
     }
     let (_, _, mut on_a) = subscribe(&nodes[0].1, &[]).await;
     let (_, _, mut on_b) = subscribe(&nodes[1].1, &[]).await;
@@ -621,27 +628,11 @@ async fn record_changes_keep_their_order() {
 async fn after_a_crash_of_postgres_the_feed_is_empty_and_its_ids_go_on() {
     use sqlx::Connection;
     use support::live::{next, subscribe};
-    use webhooks_emitter::WebhooksEmitter;
     let db = Postgres::start();
     if !db.is_local() {
         return; // crashing a server it did not start is not this test's to do
     }
-    let store = PgStore::options()
-        .node_name("crash-feed")
-        .shared_live_updates(true)
-        .connect(db.url())
-        .await
-        .unwrap();
-    let emitter = WebhooksEmitter::builder().store(store).start();
-    let for_server = emitter.clone();
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().service(for_server.sse_scope("/sse"))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let sse = format!("http://{}/sse/news", server.addrs()[0]);
-    actix_web::rt::spawn(server.run());
+    let (emitter, sse) = live_node(&db, "crash-feed").await;
     let (_, _, mut client) = subscribe(&sse, &[]).await;
     let mut before = Vec::new();
     for n in 0..2 {
