@@ -112,7 +112,7 @@ pub mod verify;
 pub use delivery::SsrfGuard;
 #[cfg(feature = "emitter")]
 pub use model::{
-    subscription_covers, DeadLetter, DeadLetterReason, Event, Failure, RequestId,
+    channels_admit, subscription_covers, DeadLetter, DeadLetterReason, Event, Failure, RequestId,
     MAX_REQUEST_ID_LEN,
 };
 

@@ -14,4 +14,4 @@ pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub(crate) use event::validate_event_name;
 pub use event::{Event, RequestId, MAX_REQUEST_ID_LEN};
 pub use failure::Failure;
-pub use subscription::covers as subscription_covers;
+pub use subscription::{channels_admit, covers as subscription_covers};

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use serde::de::DeserializeOwned;
+
 use webhooks_emitter::{Journal, RecordChange, Records, Store, StoreError, StoredCounters};
 
 /// The name of a record numbered `number`: zero-padded, so that the store
@@ -110,5 +112,24 @@ impl ServerStore {
 
     pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
         on_store!(self, s => s.records(namespace).await)
+    }
+
+    /// The records of `namespace` read as JSON `T`, in the store's order.
+    /// One that does not read is logged and skipped: the server writes only
+    /// readable ones, so it came from elsewhere.
+    pub async fn read_records<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let mut read = Vec::new();
+        for (key, bytes) in self.records(namespace).await? {
+            match serde_json::from_slice(&bytes) {
+                Ok(value) => read.push((key, value)),
+                Err(error) => {
+                    tracing::error!(namespace, %key, %error, "stored record unreadable; skipped")
+                }
+            }
+        }
+        Ok(read)
     }
 }

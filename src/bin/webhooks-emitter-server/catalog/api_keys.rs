@@ -36,18 +36,7 @@ pub enum Offered {
 }
 
 async fn read_all(store: &ServerStore) -> Result<HashMap<String, ApiKeyRecord>, Problem> {
-    let mut keys = HashMap::new();
-    for (id, bytes) in store.records(NAMESPACE).await? {
-        match serde_json::from_slice::<ApiKeyRecord>(&bytes) {
-            Ok(record) => {
-                keys.insert(id, record);
-            }
-            Err(error) => {
-                tracing::error!(api_key = %id, %error, "stored API key unreadable; refused")
-            }
-        }
-    }
-    Ok(keys)
+    Ok(store.read_records(NAMESPACE).await?.into_iter().collect())
 }
 
 impl ApiKeys {

@@ -36,21 +36,8 @@ fn unknown(name: &str) -> Problem {
     Problem::not_found(format!("no event type named `{name}`"))
 }
 
-/// The stored records of `store`; one that cannot be read is logged and
-/// skipped (it came from elsewhere; the API only writes readable ones).
 async fn read_all(store: &ServerStore) -> Result<BTreeMap<String, EventTypeRecord>, Problem> {
-    let mut records = BTreeMap::new();
-    for (name, bytes) in store.records(NAMESPACE).await? {
-        match serde_json::from_slice::<EventTypeRecord>(&bytes) {
-            Ok(record) => {
-                records.insert(name, record);
-            }
-            Err(error) => {
-                tracing::error!(event_type = %name, %error, "stored event type unreadable; skipped")
-            }
-        }
-    }
-    Ok(records)
+    Ok(store.read_records(NAMESPACE).await?.into_iter().collect())
 }
 
 fn encode(record: &EventTypeRecord) -> Result<Vec<u8>, Problem> {

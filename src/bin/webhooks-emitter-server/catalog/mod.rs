@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 use webhooks_emitter::{
-    subscription_covers, AttachError, EmitterStats, StoredCounters, WebhooksEmitter,
+    channels_admit, subscription_covers, AttachError, EmitterStats, StoredCounters, WebhooksEmitter,
 };
 
 use crate::clock::unix_now;
@@ -100,8 +100,9 @@ impl SubscriberIndex {
     /// How many endpoints get an event named `event` sent to `channels`
     /// (each once): as the library routes it.
     fn count(&self, event: &str, channels: &[String]) -> usize {
-        // An event with channels skips the endpoints on none.
-        let by_name = if channels.is_empty() {
+        // Those endpoints are on no channel.
+        let none: &[String] = &[];
+        let by_name = if channels_admit(none, channels) {
             self.by_name.get(event).copied().unwrap_or(0)
         } else {
             0
@@ -110,8 +111,7 @@ impl SubscriberIndex {
             .others
             .iter()
             .filter(|(names, on)| {
-                names.iter().any(|n| subscription_covers(n, event))
-                    && (channels.is_empty() || channels.iter().any(|c| on.contains(c)))
+                names.iter().any(|n| subscription_covers(n, event)) && channels_admit(on, channels)
             })
             .count();
         by_name + others
@@ -123,19 +123,12 @@ impl Catalog {
     /// attaches is kept, shown as `detached`, and logged.
     pub async fn load(emitter: WebhooksEmitter, store: ServerStore) -> Result<Self, String> {
         let stored = store
-            .records(NAMESPACE)
+            .read_records::<EndpointRecord>(NAMESPACE)
             .await
             .map_err(|e| format!("cannot read the endpoints: {e}"))?;
         let mut records = BTreeMap::new();
         let now = unix_now();
-        for (id, bytes) in stored {
-            let mut record: EndpointRecord = match serde_json::from_slice(&bytes) {
-                Ok(record) => record,
-                Err(error) => {
-                    tracing::error!(endpoint = %id, %error, "stored endpoint unreadable; skipped");
-                    continue;
-                }
-            };
+        for (id, mut record) in stored {
             // Keys past their grace period leave the file too.
             if record.retire_expired(now) {
                 if let Err(problem) = write_record(&store, &record).await {

@@ -60,15 +60,11 @@ impl Catalog {
         // lock until stored) must not be undone by a read from before it.
         let mut records = self.records.lock().await;
         let started = Instant::now();
-        let stored = self.store.records(NAMESPACE).await?;
+        let stored = self.store.read_records::<EndpointRecord>(NAMESPACE).await?;
         let now = unix_now();
         let mut present = HashSet::new();
         let mut changed = false;
-        for (id, bytes) in stored {
-            let Ok(record) = serde_json::from_slice::<EndpointRecord>(&bytes) else {
-                tracing::error!(endpoint = %id, "stored endpoint unreadable; skipped");
-                continue;
-            };
+        for (id, record) in stored {
             present.insert(id.clone());
             let same = records.get(&id).is_some_and(|local| {
                 serde_json::to_value(local).ok() == serde_json::to_value(&record).ok()
