@@ -11,7 +11,6 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::api_key::{needs, Needs};
-use crate::catalog::Offered;
 use crate::problem::Problem;
 use crate::secrets::AdminToken;
 use crate::state::AppState;
@@ -82,9 +81,8 @@ fn key_refusal(req: &ServiceRequest, offered: Option<&str>) -> Option<HttpRespon
     let (Some(state), Some(offered)) = (state, offered) else {
         return Some(unauthorized());
     };
-    let scopes = match state.catalog.api_keys.check(offered) {
-        Offered::Key(scopes) => scopes,
-        Offered::Unknown | Offered::NotAKey => return Some(unauthorized()),
+    let Some(scopes) = state.catalog.api_keys.scopes(offered) else {
+        return Some(unauthorized());
     };
     // A node that cannot read the store may not know of a revocation.
     if !state.catalog.current() {

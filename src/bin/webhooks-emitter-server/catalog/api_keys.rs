@@ -25,16 +25,6 @@ pub struct ApiKeys {
     keys: RwLock<HashMap<String, ApiKeyRecord>>,
 }
 
-/// What a key offered with a request turns out to be.
-pub enum Offered {
-    /// A key of ours, with its scopes.
-    Key(Vec<Scope>),
-    /// Shaped like a key, but none of ours (revoked, or made up).
-    Unknown,
-    /// Not a key at all.
-    NotAKey,
-}
-
 async fn read_all(store: &ServerStore) -> Result<HashMap<String, ApiKeyRecord>, Problem> {
     Ok(store.read_records(NAMESPACE).await?.into_iter().collect())
 }
@@ -109,17 +99,14 @@ impl ApiKeys {
         Ok(())
     }
 
-    /// What `offered` (a bearer token that is not the admin token) is.
-    pub fn check(&self, offered: &str) -> Offered {
-        let Some((id, secret)) = parse(offered) else {
-            return Offered::NotAKey;
-        };
+    /// The scopes of `offered` (a bearer token that is not the admin
+    /// token), if it is one of our keys; `None` for anything else (revoked,
+    /// made up, or not shaped like a key).
+    pub fn scopes(&self, offered: &str) -> Option<Vec<Scope>> {
+        let (id, secret) = parse(offered)?;
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        match keys.get(id) {
-            Some(record) if record.matches(secret) => {
-                Offered::Key(record.scopes.iter().copied().collect())
-            }
-            _ => Offered::Unknown,
-        }
+        keys.get(id)
+            .filter(|record| record.matches(secret))
+            .map(|record| record.scopes.iter().copied().collect())
     }
 }

@@ -22,7 +22,7 @@ use crate::secrets::new_standard_key;
 mod api_keys;
 mod event_types;
 mod sync;
-pub use api_keys::{ApiKeys, Offered};
+pub use api_keys::ApiKeys;
 pub use event_types::EventTypes;
 pub use sync::follow;
 
