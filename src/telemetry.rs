@@ -40,6 +40,10 @@ fn shared(value: &Arc<str>) -> SharedString {
     SharedString::from_shared(value.clone())
 }
 
+/// The `outcome` label of an attempt answered 2xx (kept in [`Meters`]).
+#[cfg(feature = "metrics")]
+const SUCCESS: &str = "success";
+
 /// The `event` label of an event no emitter is attached to.
 #[cfg(feature = "metrics")]
 pub(crate) const UNROUTED: &str = "_unrouted";
@@ -64,7 +68,7 @@ pub(crate) fn attempt(emitter: &Arc<str>, result: &Result<u16, Failure>, latency
     #[cfg(feature = "metrics")]
     {
         let outcome = match result {
-            Ok(_) => "success",
+            Ok(_) => SUCCESS,
             Err(Failure::Status { .. }) => "http_error",
             Err(Failure::Timeout(_)) => "timeout",
             Err(Failure::Connect(_)) => "connect_error",
@@ -106,7 +110,7 @@ impl Meters {
         Meters {
             #[cfg(feature = "metrics")]
             handles: Handles {
-                successes: metrics::counter!("webhooks_attempts_total", "emitter" => shared(emitter), "outcome" => "success"),
+                successes: metrics::counter!("webhooks_attempts_total", "emitter" => shared(emitter), "outcome" => SUCCESS),
                 attempt_duration: metrics::histogram!("webhooks_attempt_duration_seconds", "emitter" => shared(emitter)),
                 deliveries: metrics::counter!("webhooks_deliveries_total", "emitter" => shared(emitter)),
                 lag: metrics::histogram!("webhooks_delivery_lag_seconds", "emitter" => shared(emitter)),
