@@ -141,6 +141,32 @@ async fn deliveries_attempts_and_lag_are_counted() {
     assert_eq!(total("webhooks_delivery_lag_seconds:count", &emitter), 3.0);
 }
 
+/// An event that only a pattern covers is counted under the pattern, not
+/// under its own name: label sets stay as small as the subscriptions.
+#[actix_web::test]
+async fn events_only_a_pattern_covers_are_labelled_with_the_pattern() {
+    recorded();
+    let mut h = Harness::start();
+    h.attach("metrics-pattern", "metrics.pattern.*", h.config())
+        .await;
+    h.emit_numbers("metrics.pattern.a", [1]);
+    h.emit_numbers("metrics.pattern.b", [2]);
+    for _ in 0..2 {
+        h.next_final().await;
+    }
+    assert!(h.emitter.flush(DEADLINE).await);
+    let by_pattern = [("event", "metrics.pattern.*")];
+    assert_eq!(total("webhooks_events_emitted_total", &by_pattern), 2.0);
+    for name in ["metrics.pattern.a", "metrics.pattern.b"] {
+        let by_name = [("event", name)];
+        assert_eq!(
+            total("webhooks_events_emitted_total", &by_name),
+            0.0,
+            "{name}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn failed_attempts_and_dead_letters_are_counted_by_kind() {
     recorded();

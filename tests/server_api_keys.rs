@@ -220,6 +220,7 @@ async fn each_route_needs_its_scope_and_says_which() {
         (Method::POST, KEYS),
         (Method::GET, "/metrics"),
         (Method::GET, "/sse/order.created"),
+        (Method::GET, "/ws"),
     ] {
         let body =
             (method == Method::POST).then(|| json!({"name": "x", "scopes": ["events:write"]}));

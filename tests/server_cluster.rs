@@ -325,6 +325,14 @@ async fn while_the_database_is_down_events_get_503_and_nothing_acknowledged_is_l
     nodes[0].create(endpoint("crm", receiver.url("/d"))).await;
     nodes[1].emit("order.created", json!({"n": 1})).await;
     assert_eq!(receiver.next().await.n(), 1);
+    let made = post(
+        &nodes[0],
+        "/api/v1/api-keys",
+        Some(json!({"name": "reader", "scopes": ["endpoints:read"]})),
+    )
+    .await;
+    let key = made.json["key"].as_str().unwrap().to_owned();
+    assert_eq!(read_with(&nodes[1], &key).await.status, 200);
 
     db.stop();
     for node in &nodes {
@@ -335,6 +343,12 @@ async fn while_the_database_is_down_events_get_503_and_nothing_acknowledged_is_l
             "answered in time"
         );
         assert!(!problem(&refused, 503).is_empty(), "{refused:?}");
+        // A node that cannot read the database might not know of a
+        // revocation: keys are refused; the admin token still reads.
+        let keyed = read_with(node, &key).await;
+        assert!(problem(&keyed, 503).contains("API keys"), "{keyed:?}");
+        let admin = node.api(Method::GET, "/api/v1/endpoints", None).await;
+        assert_eq!(admin.status, 200, "{admin:?}");
         eventually("/ready says 503", || async {
             node.api(Method::GET, "/ready", None).await.status == 503
         })
