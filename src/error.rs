@@ -19,6 +19,15 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A tenant is empty, over 128 bytes, or has a character other than
+    /// letters, digits, `.`, `-`, `_` and `:`.
+    #[error("invalid tenant `{tenant}`: {reason}")]
+    InvalidTenant {
+        /// The tenant, with control characters escaped.
+        tenant: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The URL cannot be parsed, is not http/https, or has no host.
     #[error("invalid url `{url}`: {reason}")]
     InvalidUrl {
@@ -193,6 +202,15 @@ pub enum EmitError {
     InvalidChannel {
         /// The channel, with control characters escaped.
         channel: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A tenant is empty, over 128 bytes, or has a character other than
+    /// letters, digits, `.`, `-`, `_` and `:`.
+    #[error("invalid tenant `{tenant}`: {reason}")]
+    InvalidTenant {
+        /// The tenant, with control characters escaped.
+        tenant: String,
         /// What is wrong with it.
         reason: &'static str,
     },

@@ -224,6 +224,7 @@ impl WebhooksEmitterBuilder {
         );
         WebhooksEmitter {
             inner: Arc::new(inner),
+            tenant: None,
         }
     }
 }

@@ -106,6 +106,7 @@ impl WebhooksEmitter {
             event,
             durable: Some(reply),
             channels,
+            tenant: self.tenant.clone(),
         })?;
         Ok((request_id, stored))
     }

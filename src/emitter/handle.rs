@@ -24,7 +24,7 @@ use crate::emitter::worker::{
     ListDeadLetters, Redeliver, SendTest, SetPaused, Stats, WhenRecovered, Worker,
 };
 use crate::error::{AttachError, ControlError, EmitError};
-use crate::model::subscription::{validate_channels, validate_subscription};
+use crate::model::subscription::{validate_channels, validate_subscription, validate_tenant};
 use crate::model::DeadLetter;
 use crate::model::{validate_event_name, Event, RequestId};
 use crate::store::Store;
@@ -51,6 +51,8 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct WebhooksEmitter {
     pub(crate) inner: Arc<Inner>,
+    /// The tenant this handle emits for (see [`for_tenant`](Self::for_tenant)).
+    pub(crate) tenant: Option<Arc<str>>,
 }
 
 /// The actors of one handle.
@@ -123,6 +125,33 @@ impl WebhooksEmitter {
     /// See [`WebhooksEmitterBuilder::start_in_background`].
     pub fn start_in_background() -> Self {
         Self::builder().start_in_background()
+    }
+
+    /// A handle whose emits are for `tenant` (1 to 128 letters, digits, `.`,
+    /// `-`, `_` or `:`): they reach only the emitters of that tenant (see
+    /// [`Config::tenant`]), never one of another tenant or of none, whatever
+    /// their names and channels. It shares everything else with `self`:
+    /// `attach`, `detach` and the other calls act on every emitter, as on
+    /// any handle. Events emitted for a tenant are not published to SSE
+    /// clients, whose topics are event names shared by every tenant.
+    ///
+    /// ```no_run
+    /// # use webhooks_emitter::{Config, WebhooksEmitter};
+    /// # async fn run(emitter: WebhooksEmitter) -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::new("https://acme.example/hooks").tenant("acme");
+    /// emitter.attach("acme-crm", "order.created", config).await?;
+    /// let acme = emitter.for_tenant("acme")?;
+    /// acme.emit("order.created", &serde_json::json!({"order": 42}), None)?; // reaches acme-crm
+    /// emitter.emit("order.created", &serde_json::json!({"order": 43}), None)?; // does not
+    /// # Ok(()) }
+    /// ```
+    pub fn for_tenant(&self, tenant: &str) -> Result<WebhooksEmitter, EmitError> {
+        let tenant = validate_tenant(tenant)
+            .map_err(|(tenant, reason)| EmitError::InvalidTenant { tenant, reason })?;
+        Ok(WebhooksEmitter {
+            inner: self.inner.clone(),
+            tenant: Some(tenant),
+        })
     }
 
     fn registry(&self) -> &actix::Addr<Registry> {
@@ -252,6 +281,7 @@ impl WebhooksEmitter {
             event,
             durable: None,
             channels,
+            tenant: self.tenant.clone(),
         })?;
         Ok(request_id)
     }
@@ -472,6 +502,7 @@ impl fmt::Debug for WebhooksEmitter {
             .field("accepting", &self.inner.accepting.load(Ordering::Relaxed))
             .field("max_payload_bytes", &self.inner.max_payload_bytes)
             .field("background", &self.inner.background.is_some())
+            .field("tenant", &self.tenant)
             .finish()
     }
 }

@@ -84,10 +84,7 @@ where
         if channel.is_empty() || channel.len() > MAX_CHANNEL_LEN {
             return Err(refused("a channel has 1 to 128 bytes"));
         }
-        if !channel
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
-        {
+        if !label_safe(channel) {
             return Err(refused(
                 "a channel has only letters, digits, `.`, `-`, `_` and `:`",
             ));
@@ -100,6 +97,32 @@ where
         }
     }
     Ok(valid.into())
+}
+
+/// Letters, digits, `.`, `-`, `_` and `:` only: what channels and tenants
+/// are made of (safe in a URL path, a metrics label and a key).
+fn label_safe(label: &str) -> bool {
+    label
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+}
+
+/// Longest tenant name, in bytes.
+const MAX_TENANT_LEN: usize = 128;
+
+/// Checks a tenant name: 1 to 128 letters, digits, `.`, `-`, `_` or `:`. On
+/// the refusal, the name (escaped) and what is wrong with it.
+pub(crate) fn validate_tenant(tenant: &str) -> Result<Arc<str>, (String, &'static str)> {
+    let refused = |reason| (tenant.escape_debug().to_string(), reason);
+    if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN {
+        return Err(refused("a tenant has 1 to 128 bytes"));
+    }
+    if !label_safe(tenant) {
+        return Err(refused(
+            "a tenant has only letters, digits, `.`, `-`, `_` and `:`",
+        ));
+    }
+    Ok(Arc::from(tenant))
 }
 
 /// Whether an emitter on `subscribed` channels gets an event sent to
@@ -170,6 +193,16 @@ mod tests {
         assert!(validate_channels(&eleven).is_err());
         let none: [&str; 0] = [];
         assert_eq!(validate_channels(none).map(|c| c.len()), Ok(0));
+    }
+
+    #[test]
+    fn tenants_are_short_safe_labels() {
+        for good in ["acme", "tenant:42", "a.b-c_d", &"t".repeat(128)] {
+            assert_eq!(validate_tenant(good).map(|t| t.len()), Ok(good.len()));
+        }
+        for bad in ["", "a~b", "a/b", "a b", "é", &"t".repeat(129)] {
+            assert!(validate_tenant(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

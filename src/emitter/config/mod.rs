@@ -85,6 +85,7 @@ pub struct Config {
     rate_limit: Option<(u32, u32)>,
     circuit_breaker: Option<u32>,
     channels: Vec<String>,
+    tenant: Option<String>,
 }
 
 /// What the whole [`WebhooksEmitter`](crate::WebhooksEmitter) adds to each
@@ -133,6 +134,7 @@ impl Config {
             rate_limit: None,
             circuit_breaker: None,
             channels: Vec::new(),
+            tenant: None,
         }
     }
 
@@ -193,6 +195,18 @@ impl Config {
         S: Into<String>,
     {
         self.channels = channels.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The tenant this emitter belongs to (none by default; 1 to 128
+    /// letters, digits, `.`, `-`, `_` or `:`, checked at attach). Tenants
+    /// never mix: an emitter of a tenant gets only the events emitted for
+    /// it, through a handle from
+    /// [`for_tenant`](crate::WebhooksEmitter::for_tenant), whatever their
+    /// names and channels; an emitter without a tenant gets only events
+    /// emitted without one.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
         self
     }
 

@@ -15,7 +15,7 @@ use crate::emitter::backoff::Backoff;
 use crate::emitter::rate_limit::RateLimit;
 use crate::emitter::retry_policy::{DeliveryOrder, RetryPolicy};
 use crate::error::ConfigError;
-use crate::model::subscription::validate_channels;
+use crate::model::subscription::{validate_channels, validate_tenant};
 use crate::redact::Redacted;
 use crate::signing::headers::{LegacyHeaders, STANDARD_HEADERS};
 use crate::signing::standard::parse_standard_secret;
@@ -34,6 +34,8 @@ pub(crate) struct ValidatedConfig {
     pub pacing: Pacing,
     /// The channels it is on (see `Config::channels`).
     pub channels: Arc<[Arc<str>]>,
+    /// The tenant it belongs to (see `Config::tenant`).
+    pub tenant: Option<Arc<str>>,
 }
 
 /// What holds requests back besides the retry policy: a rate limit, and a
@@ -69,7 +71,7 @@ impl ValidatedConfig {
             text(authorization.as_bytes());
         }
         let settings = format!(
-            "{:?} {:?} {:?} {:?} {} {} {} {:?}",
+            "{:?} {:?} {:?} {:?} {} {} {} {:?} {:?}",
             request.headers,
             request.timestamp_header,
             request.request_timeout,
@@ -77,7 +79,8 @@ impl ValidatedConfig {
             request.envelope,
             self.queue_capacity,
             self.dead_letter_capacity,
-            self.channels
+            self.channels,
+            self.tenant
         );
         text(settings.as_bytes());
         digest
@@ -160,6 +163,12 @@ impl Config {
             },
             channels: validate_channels(&self.channels)
                 .map_err(|(channel, reason)| ConfigError::InvalidChannel { channel, reason })?,
+            tenant: self
+                .tenant
+                .as_deref()
+                .map(validate_tenant)
+                .transpose()
+                .map_err(|(tenant, reason)| ConfigError::InvalidTenant { tenant, reason })?,
         })
     }
 

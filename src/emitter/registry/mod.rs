@@ -11,8 +11,9 @@
 mod control;
 mod reconfigure;
 mod supervision;
+mod table;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,13 +26,14 @@ pub(crate) use control::{
 pub(crate) use reconfigure::Reconfigure;
 #[cfg(feature = "sse")]
 pub(crate) use supervision::SseLink;
+use table::{Route, Table};
 
 use crate::emitter::config::ValidatedConfig;
 use crate::emitter::report::{DeliveryReport, DropReason, Outcome, Reporter};
 use crate::emitter::worker::{Enqueue, Inheritance, Stop, Worker};
 use crate::error::StoreError;
 use crate::error::{AttachError, ControlError};
-use crate::model::subscription::{channels_admit, covers, is_pattern};
+use crate::model::subscription::channels_admit;
 use crate::model::Event;
 #[cfg(feature = "sse")]
 use crate::sse::Publish;
@@ -52,24 +54,12 @@ struct Attached {
     pending: Vec<(Arc<Event>, Option<DurableAck>)>,
 }
 
-/// Where an event name leads.
-struct Route {
-    id: Arc<str>,
-    worker: Addr<Worker>,
-    reporter: Arc<Reporter>,
-    /// The emitter's channels: an event sent to channels reaches it only if
-    /// it shares one.
-    channels: Arc<[Arc<str>]>,
-}
-
 /// Maps names to workers; owns the workers' lifecycle.
 pub(crate) struct Registry {
     emitters: HashMap<String, Attached>,
-    /// By what each emitter is attached to: event names and patterns.
-    routes: HashMap<Arc<str>, Vec<Route>>,
-    /// The patterns among `routes`' keys (`*`, `order.*`), looked through on
-    /// every emit; usually none or few.
-    patterns: Vec<Arc<str>>,
+    /// Per tenant (`None`: emitters without one), by what each emitter is
+    /// attached to: event names and patterns.
+    tables: HashMap<Option<Arc<str>>, Table>,
     reports: broadcast::Sender<DeliveryReport>,
     /// Where the workers keep their queues.
     store: Store,
@@ -83,8 +73,7 @@ impl Registry {
     pub(crate) fn new(reports: broadcast::Sender<DeliveryReport>, store: Store) -> Self {
         Registry {
             emitters: HashMap::new(),
-            routes: HashMap::new(),
-            patterns: Vec::new(),
+            tables: HashMap::new(),
             reports,
             store,
             #[cfg(feature = "sse")]
@@ -124,16 +113,20 @@ impl Registry {
 
     /// Puts `attached` in the maps under `id`: its events are routed to it.
     fn insert(&mut self, id: String, attached: Attached) {
+        let table = self
+            .tables
+            .entry(attached.config.tenant.clone())
+            .or_default();
         for event in &attached.events {
-            if is_pattern(event) && !self.routes.contains_key(event) {
-                self.patterns.push(event.clone());
-            }
-            self.routes.entry(event.clone()).or_default().push(Route {
-                id: attached.reporter.emitter_id().clone(),
-                worker: attached.worker.clone(),
-                reporter: attached.reporter.clone(),
-                channels: attached.config.channels.clone(),
-            });
+            table.add(
+                event,
+                Route {
+                    id: attached.reporter.emitter_id().clone(),
+                    worker: attached.worker.clone(),
+                    reporter: attached.reporter.clone(),
+                    channels: attached.config.channels.clone(),
+                },
+            );
         }
         self.emitters.insert(id, attached);
     }
@@ -141,13 +134,13 @@ impl Registry {
     /// Removes `id` from the maps; the caller stops its worker.
     fn remove(&mut self, id: &str) -> Option<Attached> {
         let attached = self.emitters.remove(id)?;
-        for event in &attached.events {
-            if let Some(routes) = self.routes.get_mut(event) {
-                routes.retain(|r| *r.id != *id);
-                if routes.is_empty() {
-                    self.routes.remove(event);
-                    self.patterns.retain(|p| p != event);
-                }
+        let tenant = &attached.config.tenant;
+        if let Some(table) = self.tables.get_mut(tenant) {
+            for event in &attached.events {
+                table.remove(event, id);
+            }
+            if table.is_empty() {
+                self.tables.remove(tenant);
             }
         }
         Some(attached)
@@ -204,6 +197,8 @@ pub(crate) struct Emit {
     pub durable: Option<oneshot::Sender<Result<(), StoreError>>>,
     /// The channels it is sent to (`None`: every emitter its name reaches).
     pub channels: Option<Arc<[Arc<str>]>>,
+    /// The tenant it is emitted for: only that tenant's emitters get it.
+    pub tenant: Option<Arc<str>>,
 }
 
 impl Handler<Emit> for Registry {
@@ -215,17 +210,15 @@ impl Handler<Emit> for Registry {
             event,
             durable,
             channels,
+            tenant,
         }: Emit,
         _: &mut Context<Self>,
     ) {
-        let exact = self.routes.get(event.name());
         // Only names some emitter is attached to become a label: any caller
         // can emit any name, and label sets must stay bounded.
-        let mut label = exact.map(|_| event.shared_name());
-        let mut routes: Vec<&Route> = if self.patterns.is_empty() {
-            exact.into_iter().flatten().collect()
-        } else {
-            covering(&self.routes, &self.patterns, &event, &mut label)
+        let (mut routes, label) = match self.tables.get(&tenant) {
+            Some(table) => table.covering(&event),
+            None => (Vec::new(), None),
         };
         if let Some(channels) = &channels {
             routes.retain(|route| channels_admit(&route.channels, channels));
@@ -242,42 +235,19 @@ impl Handler<Emit> for Registry {
                 attached.pending.push((event.clone(), durable.clone()));
             }
         }
+        // SSE topics are event names, shared by every tenant: a tenant's
+        // events stay off them.
         #[cfg(feature = "sse")]
-        self.publish(Publish {
-            topic: event.shared_name(),
-            event: event.shared_name(),
-            data: event.payload_bytes(),
-            json: true,
-            numbered: None,
-        });
-    }
-}
-
-/// The routes of every emitter whose names or patterns cover `event`, each
-/// once. An event that only a pattern covers is labelled with the (first)
-/// pattern: patterns are as few as the emitters' subscriptions.
-fn covering<'a>(
-    routes: &'a HashMap<Arc<str>, Vec<Route>>,
-    patterns: &[Arc<str>],
-    event: &Event,
-    label: &mut Option<Arc<str>>,
-) -> Vec<&'a Route> {
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut covering = Vec::new();
-    let exact = routes.get(event.name()).into_iter().flatten();
-    let by_pattern = patterns
-        .iter()
-        .filter(|pattern| covers(pattern, event.name()))
-        .flat_map(|pattern| {
-            label.get_or_insert_with(|| pattern.clone());
-            routes.get(pattern).into_iter().flatten()
-        });
-    for route in exact.chain(by_pattern) {
-        if seen.insert(&route.id) {
-            covering.push(route);
+        if tenant.is_none() {
+            self.publish(Publish {
+                topic: event.shared_name(),
+                event: event.shared_name(),
+                data: event.payload_bytes(),
+                json: true,
+                numbered: None,
+            });
         }
     }
-    covering
 }
 
 /// Forward an app's own SSE publication. It passes through the registry, like

@@ -60,9 +60,9 @@ impl Handler<WorkerGone> for Registry {
             worker.do_send(Enqueue::new(event, durable, reporter.clone()));
         }
         tracing::error!(emitter = %gone.id, generation = attached.generation, "emitter restarted after a crash");
-        for event in &attached.events {
-            if let Some(routes) = self.routes.get_mut(event) {
-                for route in routes.iter_mut().filter(|r| r.id == gone.id) {
+        if let Some(table) = self.tables.get_mut(&attached.config.tenant) {
+            for event in &attached.events {
+                if let Some(route) = table.route_mut(event, &gone.id) {
                     route.worker = worker.clone();
                 }
             }
