@@ -970,3 +970,95 @@ async fn send_to_channel(node: &ServerProcess, channel: &str, n: i64) -> support
     let body = json!({"event": "order.paid", "payload": n, "channels": [channel]});
     node.api(Method::POST, "/api/v1/events", Some(body)).await
 }
+
+/// An application made on one node has its routes on every node when it
+/// answers; its events reach only its endpoints whichever node takes them;
+/// deleted on another node, it is gone everywhere, with its keys.
+#[actix_web::test]
+async fn applications_made_and_deleted_on_any_node_hold_on_every_node_when_it_answers() {
+    let db = Postgres::start();
+    let (mut acme, mut default) = (Receiver::start(), Receiver::start());
+    let nodes = nodes(&db, 2);
+    let made = post(
+        &nodes[0],
+        "/api/v1/apps",
+        Some(json!({"id": "acme", "name": "Acme"})),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let created = post(
+        &nodes[1],
+        "/api/v1/apps/acme/endpoints",
+        Some(endpoint("crm", acme.url("/h"))),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    nodes[0].create(endpoint("crm", default.url("/h"))).await;
+    let key = post(
+        &nodes[0],
+        "/api/v1/api-keys",
+        Some(json!({"name": "acme", "scopes": ["endpoints:read"], "app": "acme"})),
+    )
+    .await;
+    let key = key.json["key"].as_str().unwrap().to_owned();
+    assert_eq!(acme_endpoints(&nodes[1], &key).await.status, 200);
+
+    for (turn, node) in nodes.iter().enumerate() {
+        let n = turn as i64;
+        let to_acme = post(
+            node,
+            "/api/v1/apps/acme/events",
+            Some(json!({"event": "order.created", "payload": n})),
+        )
+        .await;
+        assert_eq!(to_acme.json["endpoints"], 1, "{to_acme:?}");
+        let to_default = post(
+            node,
+            "/api/v1/events",
+            Some(json!({"event": "order.created", "payload": -n - 1})),
+        )
+        .await;
+        assert_eq!(to_default.json["endpoints"], 1, "{to_default:?}");
+    }
+    // Each in order, none of the other's in between.
+    assert_eq!(acme.numbers(2).await, [0, 1]);
+    assert_eq!(default.numbers(2).await, [-1, -2]);
+
+    let deleted = nodes[1]
+        .api(Method::DELETE, "/api/v1/apps/acme", None)
+        .await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    problem(
+        &nodes[0].api(Method::GET, "/api/v1/apps/acme", None).await,
+        404,
+    );
+    let after = post(
+        &nodes[0],
+        "/api/v1/apps/acme/events",
+        Some(json!({"event": "order.created", "payload": 9})),
+    )
+    .await;
+    problem(&after, 404);
+    problem(&acme_endpoints(&nodes[0], &key).await, 401);
+    // `default`'s endpoint of the same id is untouched.
+    let still = post(
+        &nodes[0],
+        "/api/v1/events",
+        Some(json!({"event": "order.created", "payload": -3})),
+    )
+    .await;
+    assert_eq!(still.json["endpoints"], 1, "{still:?}");
+    assert_eq!(default.numbers(1).await, [-3]);
+}
+
+/// `GET /api/v1/apps/acme/endpoints` with `key` as the bearer token.
+async fn acme_endpoints(node: &ServerProcess, key: &str) -> support::server::Answer {
+    node.call(
+        Method::GET,
+        "/api/v1/apps/acme/endpoints",
+        None,
+        Some(key),
+        &[],
+    )
+    .await
+}

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+use crate::ids::check_id;
 use crate::problem::Problem;
 
 /// What every key starts with.
@@ -42,9 +43,15 @@ pub enum Scope {
     /// (with payloads).
     #[serde(rename = "messages:read")]
     MessagesRead,
-    /// Create, change and archive event types (any key may read them).
+    /// Create, change and archive event types (any key may read them;
+    /// a key bound to an application may not write them: every application
+    /// shares them).
     #[serde(rename = "event-types:write")]
     EventTypesWrite,
+    /// Create, list, read, change and delete applications (a key bound to
+    /// one: read, change and delete that one, create none).
+    #[serde(rename = "apps:admin")]
+    AppsAdmin,
 }
 
 impl Scope {
@@ -56,6 +63,7 @@ impl Scope {
             Scope::EndpointsWrite => "endpoints:write",
             Scope::MessagesRead => "messages:read",
             Scope::EventTypesWrite => "event-types:write",
+            Scope::AppsAdmin => "apps:admin",
         }
     }
 }
@@ -72,11 +80,27 @@ pub enum Needs {
 
 /// Which scope `method` on `path` (the path as the router matches it)
 /// needs. Anything not listed here needs the admin token: a path this does
-/// not recognise can only be refused to a key, never let through.
+/// not recognise can only be refused to a key, never let through. An
+/// application's endpoints and events (`/api/v1/apps/{app}/…`) need what
+/// the same routes of `default` need; which application a key may reach
+/// is checked by the route (see `routes::within`).
 pub fn needs(method: &Method, path: &str) -> Needs {
     let segments: Vec<&str> = path.split('/').collect();
-    let read = method == Method::GET;
     match segments.as_slice() {
+        ["", "api", "v1", "apps"] | ["", "api", "v1", "apps", _] => Needs::Scope(Scope::AppsAdmin),
+        ["", "api", "v1", "apps", _, rest @ ..]
+            if matches!(rest.first(), Some(&"endpoints" | &"events")) =>
+        {
+            needs_in_app(method, &[&["", "api", "v1"], rest].concat())
+        }
+        _ => needs_in_app(method, &segments),
+    }
+}
+
+/// [`needs`] of the routes every application has, spelled as `default`'s.
+fn needs_in_app(method: &Method, segments: &[&str]) -> Needs {
+    let read = method == Method::GET;
+    match segments {
         ["", "api", "v1", "openapi.json"] if read => Needs::AnyKey,
         ["", "api", "v1", "events"] | ["", "api", "v1", "events", "batch"]
             if method == Method::POST =>
@@ -114,6 +138,12 @@ pub struct ApiKeySpec {
     /// At least one.
     #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
+    /// Binds it to this application: it reaches that application's routes
+    /// only (`/api/v1/apps/{app}/…`, and the application itself with
+    /// `apps:admin`); any other application is 404 to it. Without: every
+    /// application.
+    #[serde(default)]
+    pub app: Option<String>,
 }
 
 /// What the store keeps: the secret's SHA-256, not the secret.
@@ -125,6 +155,9 @@ pub struct ApiKeyRecord {
     /// SHA-256 of the secret part, hex.
     pub secret_sha256: String,
     pub created_at: u64,
+    /// The application it is bound to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 /// A key as the API lists it (no secret).
@@ -135,6 +168,9 @@ pub struct ApiKeyView {
     pub id: String,
     pub name: String,
     pub scopes: Vec<Scope>,
+    /// The application it is bound to; absent: every application.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -155,6 +191,7 @@ impl From<&ApiKeyRecord> for ApiKeyView {
             id: record.id.clone(),
             name: record.name.clone(),
             scopes: record.scopes.iter().copied().collect(),
+            app: record.app.clone(),
             created_at: crate::clock::unix_rfc3339(record.created_at),
         }
     }
@@ -185,8 +222,11 @@ impl ApiKeySpec {
         }
         if self.scopes.is_empty() {
             return Err(Problem::bad_request(
-                "a key needs at least one scope: events:write, endpoints:read, endpoints:write, messages:read or event-types:write",
+                "a key needs at least one scope: events:write, endpoints:read, endpoints:write, messages:read, event-types:write or apps:admin",
             ));
+        }
+        if let Some(app) = &self.app {
+            check_id("application", app).map_err(Problem::bad_request)?;
         }
         let id: String = random(8)?.iter().map(|b| format!("{b:02x}")).collect();
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random(32)?);
@@ -196,6 +236,7 @@ impl ApiKeySpec {
             name: self.name,
             scopes: self.scopes.into_iter().collect(),
             created_at: now,
+            app: self.app,
         };
         Ok((record, format!("{PREFIX}{id}_{secret}")))
     }
@@ -287,6 +328,31 @@ mod tests {
                 Needs::Scope(Scope::EventTypesWrite),
             ),
             (Method::GET, "/api/v1/openapi.json", Needs::AnyKey),
+            (Method::GET, "/api/v1/apps", Needs::Scope(Scope::AppsAdmin)),
+            (Method::POST, "/api/v1/apps", Needs::Scope(Scope::AppsAdmin)),
+            (
+                Method::DELETE,
+                "/api/v1/apps/acme",
+                Needs::Scope(Scope::AppsAdmin),
+            ),
+            (
+                Method::POST,
+                "/api/v1/apps/acme/events",
+                Needs::Scope(Scope::EventsWrite),
+            ),
+            (
+                Method::GET,
+                "/api/v1/apps/acme/endpoints/a/attempts",
+                Needs::Scope(Scope::MessagesRead),
+            ),
+            (
+                Method::PATCH,
+                "/api/v1/apps/acme/endpoints/a",
+                Needs::Scope(Scope::EndpointsWrite),
+            ),
+            (Method::GET, "/api/v1/apps/acme/event-types", Needs::Admin),
+            (Method::GET, "/api/v1/apps/acme/api-keys", Needs::Admin),
+            (Method::GET, "/api/v1/apps/acme/apps/x", Needs::Admin),
             (Method::GET, "/api/v1/api-keys", Needs::Admin),
             (Method::POST, "/api/v1/api-keys", Needs::Admin),
             (Method::GET, "/api/v1/endpoints/a/attempts/x", Needs::Admin),
@@ -303,6 +369,7 @@ mod tests {
         let spec = ApiKeySpec {
             name: "billing".into(),
             scopes: vec![Scope::EventsWrite, Scope::EventsWrite],
+            app: None,
         };
         let Ok((record, key)) = spec.issue(0) else {
             panic!("refused");
@@ -325,13 +392,21 @@ mod tests {
         let no_scope = ApiKeySpec {
             name: "x".into(),
             scopes: vec![],
+            app: None,
         };
         assert!(no_scope.issue(0).is_err());
         let long = ApiKeySpec {
             name: "x".repeat(201),
             scopes: vec![Scope::EventsWrite],
+            app: None,
         };
         assert!(long.issue(0).is_err());
+        let bad_app = ApiKeySpec {
+            name: "x".into(),
+            scopes: vec![Scope::EventsWrite],
+            app: Some("a/b".into()),
+        };
+        assert!(bad_app.issue(0).is_err());
     }
 
     proptest! {

@@ -144,14 +144,19 @@ impl Attempts {
             .collect())
     }
 
-    /// The newest `limit` attempts of `endpoint`, newest first.
+    /// The newest `limit` attempts of `endpoint` (an emitter id), newest
+    /// first, each naming the endpoint by its id in its application.
     pub async fn recent(&self, endpoint: &str, limit: usize) -> Result<Vec<AttemptView>, Problem> {
         let stored = self.stored(endpoint).await?;
         Ok(stored
             .iter()
             .rev()
-            .filter_map(|(_, value)| serde_json::from_slice(value).ok())
+            .filter_map(|(_, value)| serde_json::from_slice::<AttemptView>(value).ok())
             .take(limit)
+            .map(|mut attempt| {
+                attempt.endpoint = crate::ids::endpoint_of(&attempt.endpoint).to_owned();
+                attempt
+            })
             .collect())
     }
 

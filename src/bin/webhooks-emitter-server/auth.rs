@@ -8,9 +8,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
-use crate::api_key::{needs, Needs};
+use crate::api_key::{needs, Needs, Scope};
 use crate::problem::Problem;
 use crate::secrets::AdminToken;
 use crate::state::AppState;
@@ -81,7 +81,7 @@ fn key_refusal(req: &ServiceRequest, offered: Option<&str>) -> Option<HttpRespon
     let (Some(state), Some(offered)) = (state, offered) else {
         return Some(unauthorized());
     };
-    let Some(scopes) = state.catalog.api_keys.scopes(offered) else {
+    let Some(grant) = state.catalog.api_keys.grant(offered) else {
         return Some(unauthorized());
     };
     // A node that cannot read the store may not know of a revocation.
@@ -94,9 +94,20 @@ fn key_refusal(req: &ServiceRequest, offered: Option<&str>) -> Option<HttpRespon
         );
     }
     let forbidden = |detail: String| Problem::new(StatusCode::FORBIDDEN, detail).error_response();
-    match needs(req.method(), req.match_info().as_str()) {
+    let needed = needs(req.method(), req.match_info().as_str());
+    if let Some(app) = grant.app {
+        if needed == Needs::Scope(Scope::EventTypesWrite) {
+            return Some(forbidden(
+                "a key bound to an application may not change the event types, which every application shares".into(),
+            ));
+        }
+        // Which application the route is in is for the route to say, once
+        // it has matched (`routes::within`): not a guess from the path here.
+        req.extensions_mut().insert(BoundTo(app));
+    }
+    match needed {
         Needs::AnyKey => None,
-        Needs::Scope(scope) if scopes.contains(&scope) => None,
+        Needs::Scope(scope) if grant.scopes.contains(&scope) => None,
         Needs::Scope(scope) => Some(forbidden(format!(
             "this API key lacks the scope `{}` that this route needs",
             scope.name()
@@ -106,6 +117,11 @@ fn key_refusal(req: &ServiceRequest, offered: Option<&str>) -> Option<HttpRespon
         )),
     }
 }
+
+/// Set on a request made with an API key bound to an application: the
+/// routes of any other application answer it 404, as if it did not exist.
+#[derive(Debug, Clone)]
+pub struct BoundTo(pub String);
 
 /// The token from the header, or from `?token=` (SSE and WebSocket).
 fn offered_token(req: &HttpRequest) -> Option<String> {

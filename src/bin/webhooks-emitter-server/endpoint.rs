@@ -9,6 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use webhooks_emitter::{Config, EmitterStats};
 
+use crate::ids::{emitter_id, DEFAULT_APP};
+use crate::problem::Problem;
+
 /// What a masked secret shows.
 pub const MASK: &str = "***";
 
@@ -169,9 +172,13 @@ pub struct RetiringKey {
     pub until: u64,
 }
 
-/// What the journal keeps per endpoint (JSON, in the `endpoints` records).
+/// What the journal keeps per endpoint (JSON, in the `endpoints` records,
+/// under its emitter id: see [`emitter_id`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndpointRecord {
+    /// Its application (records from before applications: `default`).
+    #[serde(default = "default_app")]
+    pub app: String,
     pub spec: EndpointSpec,
     #[serde(default)]
     pub retiring_keys: Vec<RetiringKey>,
@@ -179,23 +186,30 @@ pub struct EndpointRecord {
     pub created_at: u64,
 }
 
-/// Checks an id: it is a path segment and a metrics label.
-pub fn check_id(id: &str) -> Result<(), String> {
-    let valid = (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        // `.` and `..` are path segments, not names: a URL with them is
-        // rewritten by clients and proxies before it reaches the route.
-        && id != "."
-        && id != "..";
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid endpoint id `{}`: use 1 to 128 letters, digits, `-`, `_` or `.`, not `.` or `..`",
-            id.escape_debug()
-        ))
+fn default_app() -> String {
+    DEFAULT_APP.to_owned()
+}
+
+/// An endpoint as a route names it: its id, and its id in the emitter and
+/// the store, which holds its application's.
+#[derive(Debug, Clone)]
+pub struct EndpointAt {
+    pub id: String,
+    /// `emitter_id(app, id)`.
+    pub key: String,
+}
+
+impl EndpointAt {
+    pub fn new(app: &str, id: &str) -> Self {
+        EndpointAt {
+            id: id.to_owned(),
+            key: emitter_id(app, id),
+        }
+    }
+
+    /// The 404 for it: named as the client named it.
+    pub fn unknown(&self) -> Problem {
+        Problem::unknown_endpoint(&self.id)
     }
 }
 
@@ -228,10 +242,19 @@ impl EndpointPatch {
 }
 
 impl EndpointRecord {
-    /// The library config: every key still signing, current first.
+    /// Its id in the emitter and the store.
+    pub fn key(&self) -> String {
+        emitter_id(&self.app, &self.spec.id)
+    }
+
+    /// The library config: every key still signing, current first; in its
+    /// application's tenant (none for `default`).
     pub fn config(&self, now: u64) -> Config {
         let spec = &self.spec;
         let mut config = Config::new(spec.url.clone());
+        if self.app != DEFAULT_APP {
+            config = config.tenant(self.app.clone());
+        }
         if let Some(secret) = &spec.secret {
             config = config.secret(secret.clone());
         }
@@ -387,27 +410,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn dot_segments_are_refused_other_dotted_ids_are_not() {
-        assert!(check_id(".").is_err());
-        assert!(check_id("..").is_err());
-        assert!(check_id("...").is_ok());
-        assert!(check_id(".hidden").is_ok());
-        assert!(check_id("v1.2").is_ok());
-    }
-
     proptest! {
         #![proptest_config(crate::proptest_config())]
-
-        #[test]
-        fn ids_are_accepted_exactly_when_they_are_short_safe_ascii(id in "\\PC{0,140}") {
-            let safe = (1..=128).contains(&id.len())
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                && id != "."
-                && id != "..";
-            prop_assert_eq!(check_id(&id).is_ok(), safe);
-        }
-
 
         #[test]
         fn a_url_password_never_shows(password in "[^@/#?\\\\\\s]{1,40}", host in "[a-z]{1,10}") {

@@ -20,6 +20,7 @@
 //! - [`console`]: the embedded web page; [`state`]: what handlers share.
 
 mod api_key;
+mod app;
 mod attempts;
 mod auth;
 mod catalog;
@@ -29,6 +30,7 @@ mod console;
 mod endpoint;
 mod event_type;
 mod idempotency;
+mod ids;
 mod problem;
 mod records;
 mod routes;

@@ -9,7 +9,10 @@ use webhooks_emitter::WebhooksEmitter;
 
 use crate::attempts::Attempts;
 use crate::catalog::Catalog;
+use crate::endpoint::EndpointAt;
 use crate::idempotency::IdempotencyKeys;
+use crate::ids::DEFAULT_APP;
+use crate::problem::Problem;
 use crate::records::ServerStore;
 
 pub struct AppState {
@@ -25,4 +28,31 @@ pub struct AppState {
     pub body_limit: usize,
     /// Set on SIGTERM/SIGINT: `/ready` answers 503.
     pub draining: AtomicBool,
+}
+
+impl AppState {
+    /// The emitter's handle for the events of application `app`: its
+    /// tenant (`default` has none, as before applications).
+    pub fn emitter_for(&self, app: &str) -> Result<WebhooksEmitter, Problem> {
+        if app == DEFAULT_APP {
+            return Ok(self.emitter.clone());
+        }
+        Ok(self.emitter.for_tenant(app)?)
+    }
+
+    /// Removes endpoints: their records, attempts, queued events and dead
+    /// letters; gone on every node when this returns.
+    pub async fn remove_endpoints(&self, endpoints: &[EndpointAt]) -> Result<(), Problem> {
+        for at in endpoints {
+            self.catalog.delete(at).await?;
+            self.attempts.forget(&at.key).await?;
+        }
+        // Detached everywhere before their queues go: no node delivers
+        // from a queue being deleted.
+        self.catalog.propagated().await;
+        for at in endpoints {
+            self.store.discard(&at.key).await;
+        }
+        Ok(())
+    }
 }

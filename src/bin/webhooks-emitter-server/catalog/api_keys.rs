@@ -99,14 +99,45 @@ impl ApiKeys {
         Ok(())
     }
 
-    /// The scopes of `offered` (a bearer token that is not the admin
-    /// token), if it is one of our keys; `None` for anything else (revoked,
-    /// made up, or not shaped like a key).
-    pub fn scopes(&self, offered: &str) -> Option<Vec<Scope>> {
+    /// What `offered` (a bearer token that is not the admin token) may do,
+    /// if it is one of our keys; `None` for anything else (revoked, made
+    /// up, or not shaped like a key).
+    pub fn grant(&self, offered: &str) -> Option<Grant> {
         let (id, secret) = parse(offered)?;
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         keys.get(id)
             .filter(|record| record.matches(secret))
-            .map(|record| record.scopes.iter().copied().collect())
+            .map(|record| Grant {
+                scopes: record.scopes.iter().copied().collect(),
+                app: record.app.clone(),
+            })
     }
+
+    /// Revokes every key bound to application `app` (being deleted: an
+    /// application made again with its id must not inherit them).
+    pub async fn revoke_bound_to(&self, app: &str) -> Result<(), Problem> {
+        let bound: Vec<String> = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|record| record.app.as_deref() == Some(app))
+            .map(|record| record.id.clone())
+            .collect();
+        for id in bound {
+            match self.revoke(&id).await {
+                // Revoked meanwhile, here or on another node.
+                Ok(()) => {}
+                Err(problem) if problem.status == 404 => {}
+                Err(problem) => return Err(problem),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a key may do: its scopes, and the application it is bound to.
+pub struct Grant {
+    pub scopes: Vec<Scope>,
+    pub app: Option<String>,
 }

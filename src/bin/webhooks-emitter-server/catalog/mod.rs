@@ -13,16 +13,19 @@ use webhooks_emitter::{
 
 use crate::clock::unix_now;
 use crate::endpoint::{
-    check_id, EndpointPatch, EndpointRecord, EndpointSpec, EndpointView, RetiringKey,
+    EndpointAt, EndpointPatch, EndpointRecord, EndpointSpec, EndpointView, RetiringKey,
 };
+use crate::ids::check_id;
 use crate::problem::Problem;
 use crate::records::ServerStore;
 use crate::secrets::new_standard_key;
 
 mod api_keys;
+mod apps;
 mod event_types;
 mod sync;
 pub use api_keys::ApiKeys;
+use apps::Apps;
 pub use event_types::EventTypes;
 pub use sync::follow;
 
@@ -33,17 +36,19 @@ const NAMESPACE: &str = "endpoints";
 async fn write_record(store: &ServerStore, record: &EndpointRecord) -> Result<(), Problem> {
     let bytes = serde_json::to_vec(record)
         .map_err(|e| Problem::bad_request(format!("endpoint not storable: {e}")))?;
-    Ok(store.put_record(NAMESPACE, &record.spec.id, bytes).await?)
+    Ok(store.put_record(NAMESPACE, &record.key(), bytes).await?)
 }
 
 /// Every endpoint, in the emitter and in the store.
 pub struct Catalog {
     emitter: WebhooksEmitter,
     store: ServerStore,
+    /// By emitter id (see `ids::emitter_id`).
     records: Mutex<BTreeMap<String, EndpointRecord>>,
-    /// Who gets which event, for the answer to every event: read without
-    /// the records' lock, rebuilt when an endpoint changes.
-    subscribers: std::sync::RwLock<SubscriberIndex>,
+    /// Who gets which event, per application, for the answer to every
+    /// event: read without the records' lock, rebuilt when an endpoint
+    /// changes.
+    subscribers: std::sync::RwLock<HashMap<String, SubscriberIndex>>,
     /// When the last read of the stored endpoints started (see `sync`).
     synced_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// The event types, whose schemas check events, and the API keys; read
@@ -51,6 +56,7 @@ pub struct Catalog {
     /// knows every revocation.
     pub types: EventTypes,
     pub api_keys: ApiKeys,
+    pub apps: Apps,
 }
 
 /// `stats` with the counters a shared store keeps for its emitter, where
@@ -79,22 +85,26 @@ struct SubscriberIndex {
 }
 
 impl SubscriberIndex {
-    fn new(records: &BTreeMap<String, EndpointRecord>) -> Self {
-        let mut index = SubscriberIndex::default();
+    /// One index per application.
+    fn per_app(records: &BTreeMap<String, EndpointRecord>) -> HashMap<String, Self> {
+        let mut indexes: HashMap<String, SubscriberIndex> = HashMap::new();
         for record in records.values() {
-            let spec = &record.spec;
-            if !spec.channels.is_empty() || spec.events.iter().any(|e| e.contains('*')) {
-                index
-                    .others
-                    .push((spec.events.clone(), spec.channels.clone()));
-                continue;
-            }
-            let names: std::collections::HashSet<&String> = spec.events.iter().collect();
-            for name in names {
-                *index.by_name.entry(name.clone()).or_default() += 1;
-            }
+            indexes.entry(record.app.clone()).or_default().add(record);
         }
-        index
+        indexes
+    }
+
+    fn add(&mut self, record: &EndpointRecord) {
+        let spec = &record.spec;
+        if !spec.channels.is_empty() || spec.events.iter().any(|e| e.contains('*')) {
+            self.others
+                .push((spec.events.clone(), spec.channels.clone()));
+            return;
+        }
+        let names: std::collections::HashSet<&String> = spec.events.iter().collect();
+        for name in names {
+            *self.by_name.entry(name.clone()).or_default() += 1;
+        }
     }
 
     /// How many endpoints get an event named `event` sent to `channels`
@@ -149,12 +159,14 @@ impl Catalog {
         }
         let types = EventTypes::load(store.clone()).await?;
         let api_keys = ApiKeys::load(store.clone()).await?;
+        let apps = Apps::load(store.clone()).await?;
         Ok(Catalog {
             emitter,
             types,
             api_keys,
+            apps,
             store,
-            subscribers: std::sync::RwLock::new(SubscriberIndex::new(&records)),
+            subscribers: std::sync::RwLock::new(SubscriberIndex::per_app(&records)),
             records: Mutex::new(records),
             synced_at: std::sync::Mutex::new(Some(std::time::Instant::now())),
         })
@@ -166,20 +178,22 @@ impl Catalog {
 
     /// A view of one endpoint, with its live stats.
     async fn view(&self, record: &EndpointRecord) -> EndpointView {
-        let stats = self.stats(&record.spec.id).await.ok();
+        let stats = self.stats(&record.key()).await.ok();
         EndpointView::new(record, stats)
     }
 
-    /// One endpoint's stats: this node's, with the cluster's counters on a
-    /// shared store (the same on every node).
+    /// The stats of the endpoint whose emitter id is `id`: this node's,
+    /// with the cluster's counters on a shared store (the same on every
+    /// node).
     pub async fn stats(&self, id: &str) -> Result<EmitterStats, Problem> {
         let stats = self.emitter.stats(id).await?;
         let counters = self.store.counters().await;
         Ok(with_counters(stats, &counters))
     }
 
-    /// Every endpoint with its stats, asked of the emitter once for all.
-    pub async fn list(&self) -> Vec<EndpointView> {
+    /// Every endpoint of application `app` with its stats, asked of the
+    /// emitter once for all.
+    pub async fn list(&self, app: &str) -> Vec<EndpointView> {
         let counters = self.store.counters().await;
         let mut stats: HashMap<String, EmitterStats> = self
             .emitter
@@ -191,25 +205,27 @@ impl Catalog {
         let records = self.records.lock().await;
         records
             .values()
-            .map(|record| EndpointView::new(record, stats.remove(&record.spec.id)))
+            .filter(|record| record.app == app)
+            .map(|record| EndpointView::new(record, stats.remove(&record.key())))
             .collect()
     }
 
-    pub async fn get(&self, id: &str) -> Result<EndpointView, Problem> {
+    pub async fn get(&self, at: &EndpointAt) -> Result<EndpointView, Problem> {
         let records = self.records.lock().await;
-        let record = records
-            .get(id)
-            .ok_or_else(|| Problem::unknown_endpoint(id))?;
+        let record = records.get(&at.key).ok_or_else(|| at.unknown())?;
         Ok(self.view(record).await)
     }
 
-    /// How many endpoints an event named `event`, sent to `channels`, reaches.
-    pub fn subscribers(&self, event: &str, channels: &[String]) -> usize {
-        let index = self
+    /// How many endpoints of `app` an event named `event`, sent to
+    /// `channels`, reaches.
+    pub fn subscribers(&self, app: &str, event: &str, channels: &[String]) -> usize {
+        let indexes = self
             .subscribers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        index.count(event, channels)
+        indexes
+            .get(app)
+            .map_or(0, |index| index.count(event, channels))
     }
 
     /// After a change of `records`.
@@ -217,29 +233,40 @@ impl Catalog {
         *self
             .subscribers
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = SubscriberIndex::new(records);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = SubscriberIndex::per_app(records);
     }
 
-    /// Whether `id` is an endpoint (attached or not).
-    pub async fn contains(&self, id: &str) -> bool {
-        self.records.lock().await.contains_key(id)
+    /// Whether the endpoint exists (attached or not).
+    pub async fn contains(&self, at: &EndpointAt) -> bool {
+        self.records.lock().await.contains_key(&at.key)
     }
 
-    pub async fn create(&self, spec: EndpointSpec) -> Result<EndpointView, Problem> {
-        check_id(&spec.id).map_err(Problem::bad_request)?;
+    /// The endpoints of application `app`.
+    pub async fn endpoints_of(&self, app: &str) -> Vec<EndpointAt> {
+        let records = self.records.lock().await;
+        records
+            .values()
+            .filter(|record| record.app == app)
+            .map(|record| EndpointAt::new(app, &record.spec.id))
+            .collect()
+    }
+
+    pub async fn create(&self, app: &str, spec: EndpointSpec) -> Result<EndpointView, Problem> {
+        check_id("endpoint", &spec.id).map_err(Problem::bad_request)?;
         let mut records = self.records.lock().await;
-        if records.contains_key(&spec.id) {
-            return Err(Problem::conflict(format!(
-                "an endpoint with id `{}` already exists",
-                spec.id
-            )));
-        }
         let record = EndpointRecord {
+            app: app.to_owned(),
             spec,
             retiring_keys: Vec::new(),
             created_at: unix_now(),
         };
-        let id = record.spec.id.clone();
+        let id = record.key();
+        if records.contains_key(&id) {
+            return Err(Problem::conflict(format!(
+                "an endpoint with id `{}` already exists",
+                record.spec.id
+            )));
+        }
         self.emitter
             .attach_many(
                 id.clone(),
@@ -258,7 +285,8 @@ impl Catalog {
             Ok(false) => {
                 let _ = self.emitter.detach(&id).await;
                 return Err(Problem::conflict(format!(
-                    "an endpoint with id `{id}` already exists"
+                    "an endpoint with id `{}` already exists",
+                    record.spec.id
                 )));
             }
             Err(error) => {
@@ -272,11 +300,13 @@ impl Catalog {
         Ok(view)
     }
 
-    pub async fn update(&self, id: &str, patch: EndpointPatch) -> Result<EndpointView, Problem> {
+    pub async fn update(
+        &self,
+        at: &EndpointAt,
+        patch: EndpointPatch,
+    ) -> Result<EndpointView, Problem> {
         let mut records = self.records.lock().await;
-        let old = records
-            .get(id)
-            .ok_or_else(|| Problem::unknown_endpoint(id))?;
+        let old = records.get(&at.key).ok_or_else(|| at.unknown())?;
         let record = EndpointRecord {
             spec: patch.apply(old.spec.clone()),
             ..old.clone()
@@ -291,7 +321,7 @@ impl Catalog {
         records: &mut BTreeMap<String, EndpointRecord>,
         record: EndpointRecord,
     ) -> Result<EndpointView, Problem> {
-        let id = record.spec.id.clone();
+        let id = record.key();
         let now = unix_now();
         let events = record.spec.events.clone();
         match self
@@ -323,10 +353,11 @@ impl Catalog {
     }
 
     /// Removes the endpoint, its queued events and dead letters.
-    pub async fn delete(&self, id: &str) -> Result<(), Problem> {
+    pub async fn delete(&self, at: &EndpointAt) -> Result<(), Problem> {
+        let id = at.key.as_str();
         let mut records = self.records.lock().await;
         if !records.contains_key(id) {
-            return Err(Problem::unknown_endpoint(id));
+            return Err(at.unknown());
         }
         self.store.delete_record(NAMESPACE, id).await?;
         records.remove(id);
@@ -344,14 +375,11 @@ impl Catalog {
     /// Returns the key, and until when the previous one signs (if there was one).
     pub async fn rotate(
         &self,
-        id: &str,
+        at: &EndpointAt,
         grace: Duration,
     ) -> Result<(String, Option<u64>), Problem> {
         let mut records = self.records.lock().await;
-        let mut record = records
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Problem::unknown_endpoint(id))?;
+        let mut record = records.get(&at.key).cloned().ok_or_else(|| at.unknown())?;
         let key = new_standard_key()?;
         let until = unix_now().saturating_add(grace.as_secs());
         let old = record.spec.standard_webhooks_secret.replace(key.clone());
@@ -373,7 +401,7 @@ impl Catalog {
             .collect();
         for mut record in expired {
             record.retire_expired(now);
-            let id = record.spec.id.clone();
+            let id = record.key();
             match self.replace(&mut records, record).await {
                 Ok(_) => tracing::info!(endpoint = %id, "rotated-out signing key retired"),
                 Err(problem) => {

@@ -110,6 +110,7 @@ impl Catalog {
         }
         self.types.sync().await?;
         self.api_keys.sync().await?;
+        self.apps.sync().await?;
         *self
             .synced_at
             .lock()

@@ -34,7 +34,7 @@ mod rules;
 mod shared;
 
 pub use rules::{fingerprint, KEY_TTL_SECS};
-use rules::{reused, MAX_KEY_LEN, NAMESPACE};
+use rules::{in_app, reused, MAX_KEY_LEN, NAMESPACE};
 use shared::SharedClaim;
 
 /// The first answer to a key, and what it was for.
@@ -245,13 +245,20 @@ impl IdempotencyKeys {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves `key` for a request with this body fingerprint.
-    pub async fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim<'_>, Problem> {
+    /// Reserves `key` of application `app` for a request with this body
+    /// fingerprint.
+    pub async fn claim(
+        &self,
+        app: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Claim<'_>, Problem> {
         if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Problem::bad_request(format!(
                 "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
             )));
         }
+        let key = &in_app(app, key);
         if let ServerStore::Postgres(store) = &self.store {
             return Ok(match shared::claim(store, key, fingerprint).await? {
                 SharedClaim::Replay(request_id) => Claim::Replay(request_id),

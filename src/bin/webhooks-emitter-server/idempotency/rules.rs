@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::ids::DEFAULT_APP;
 use crate::problem::Problem;
 
 /// Where keys live in the store.
@@ -28,4 +29,15 @@ pub fn reused(first: &str, fingerprint: &str) -> Option<Problem> {
             "this Idempotency-Key was used with a different request body",
         )
     })
+}
+
+/// A key as it is kept: `default`'s as sent (as before applications),
+/// another application's after its id and a space, which no key holds, so
+/// that two applications never share a key.
+pub fn in_app(app: &str, key: &str) -> String {
+    if app == DEFAULT_APP {
+        key.to_owned()
+    } else {
+        format!("{app} {key}")
+    }
 }

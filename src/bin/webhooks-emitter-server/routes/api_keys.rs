@@ -17,7 +17,16 @@ pub async fn create_api_key(
     state: State,
     spec: web::Json<ApiKeySpec>,
 ) -> Result<HttpResponse, Problem> {
-    let made = state.catalog.api_keys.create(spec.into_inner()).await?;
+    let spec = spec.into_inner();
+    if let Some(app) = spec.app.as_deref() {
+        if !state.catalog.apps.contains(app) {
+            return Err(Problem::bad_request(format!(
+                "no application with id `{}` to bind the key to",
+                app.escape_debug()
+            )));
+        }
+    }
+    let made = state.catalog.api_keys.create(spec).await?;
     // Usable on every node once answered.
     state.catalog.propagated().await;
     Ok(HttpResponse::Created().json(made))

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::events::{accepting, keyed_request_id, read_json_body};
+use super::within::InApp;
 use crate::idempotency::{fingerprint, Claim, Reservation};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -110,11 +111,13 @@ enum Step<'a> {
 
 #[utoipa::path(request_body = NewBatch,
     responses((status = 200, body = BatchAccepted), (status = 400, body = Problem),
+        (status = 404, body = Problem),
         (status = 413, body = Problem), (status = 415, body = Problem),
         (status = 503, body = Problem)))]
 #[post("/events/batch")]
 pub async fn emit_batch(
     state: web::Data<AppState>,
+    InApp(app): InApp,
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
@@ -131,7 +134,7 @@ pub async fn emit_batch(
     }
     // Keys first (each may ask the store), then every event in order, so
     // that the events are routed, and stored, in the order sent.
-    let steps = join_all(batch.events.iter().map(|raw| claim(&state, raw))).await;
+    let steps = join_all(batch.events.iter().map(|raw| claim(&state, &app, raw))).await;
     let (mut results, mut emitting) = (Vec::new(), Vec::new());
     for (index, step) in steps.into_iter().enumerate() {
         match step {
@@ -161,7 +164,11 @@ pub async fn emit_batch(
         .collect();
     let endpoints: Vec<usize> = emitting
         .iter()
-        .map(|(_, event, _)| state.catalog.subscribers(&event.event, &event.channels))
+        .map(|(_, event, _)| {
+            state
+                .catalog
+                .subscribers(&app, &event.event, &event.channels)
+        })
         .collect();
     let channels: Vec<Vec<&str>> = emitting
         .iter()
@@ -173,19 +180,17 @@ pub async fn emit_batch(
             _ => Ok(()),
         }
     }));
-    let emits =
-        state
-            .emitter
-            .emit_all_durable_in(emitting.iter().zip(&channels).map(
-                |((_, event, _), channels)| {
-                    (
-                        channels.as_slice(),
-                        event.event.as_str(),
-                        &*event.payload,
-                        event.request_id.clone(),
-                    )
-                },
-            ));
+    let emitter = state.emitter_for(&app)?;
+    let emits = emitter.emit_all_durable_in(emitting.iter().zip(&channels).map(
+        |((_, event, _), channels)| {
+            (
+                channels.as_slice(),
+                event.event.as_str(),
+                &*event.payload,
+                event.request_id.clone(),
+            )
+        },
+    ));
     let (promised, emitted) = futures_util::join!(promises, emits);
     for (item, promised) in emitting.iter_mut().zip(promised) {
         if let Err(problem) = promised {
@@ -219,7 +224,7 @@ pub async fn emit_batch(
 }
 
 /// Parses one event and claims its key.
-async fn claim<'a>(state: &'a AppState, raw: &RawValue) -> Step<'a> {
+async fn claim<'a>(state: &'a AppState, app: &str, raw: &RawValue) -> Step<'a> {
     let event: BatchEvent = match serde_json::from_str(raw.get()) {
         Ok(event) => event,
         Err(e) => {
@@ -236,7 +241,7 @@ async fn claim<'a>(state: &'a AppState, raw: &RawValue) -> Step<'a> {
     };
     match state
         .keys
-        .claim(key, &fingerprint(raw.get().as_bytes()))
+        .claim(app, key, &fingerprint(raw.get().as_bytes()))
         .await
     {
         Ok(Claim::Replay(request_id)) => Step::Done(BatchResult::accepted(request_id, None)),

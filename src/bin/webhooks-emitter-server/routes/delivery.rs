@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use webhooks_emitter::DeadLetter;
 
+use super::endpoints::known;
+use super::within::AtEndpoint;
 use crate::attempts::AttemptView;
 use crate::clock::{rfc3339, unix_rfc3339};
 use crate::endpoint::StatsView;
@@ -23,19 +25,17 @@ pub struct Limit {
     pub limit: Option<usize>,
 }
 
-#[utoipa::path(params(Limit),
+#[utoipa::path(params(("id" = String, Path, description = "the endpoint's id"), Limit),
     responses((status = 200, body = Vec<AttemptView>), (status = 404, body = Problem)))]
 #[get("/endpoints/{id}/attempts")]
 pub async fn attempts(
     state: State,
-    id: web::Path<String>,
+    AtEndpoint(at): AtEndpoint,
     query: web::Query<Limit>,
 ) -> Result<HttpResponse, Problem> {
-    if !state.catalog.contains(&id).await {
-        return Err(Problem::unknown_endpoint(&id));
-    }
+    known(&state, &at).await?;
     let limit = query.limit.unwrap_or(50);
-    Ok(HttpResponse::Ok().json(state.attempts.recent(&id, limit).await?))
+    Ok(HttpResponse::Ok().json(state.attempts.recent(&at.key, limit).await?))
 }
 
 /// A dead letter as the API shows it.
@@ -71,22 +71,36 @@ impl From<DeadLetter> for DeadLetterView {
     }
 }
 
-#[utoipa::path(responses((status = 200, body = Vec<DeadLetterView>), (status = 404, body = Problem)))]
+#[utoipa::path(params(("id" = String, Path, description = "the endpoint's id")),
+    responses((status = 200, body = Vec<DeadLetterView>), (status = 404, body = Problem)))]
 #[get("/endpoints/{id}/dead-letters")]
-pub async fn dead_letters(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let letters = state.emitter.dead_letters(&id).await?;
+pub async fn dead_letters(
+    state: State,
+    AtEndpoint(at): AtEndpoint,
+) -> Result<HttpResponse, Problem> {
+    known(&state, &at).await?;
+    let letters = state.emitter.dead_letters(&at.key).await?;
     let views: Vec<DeadLetterView> = letters.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(views))
 }
 
-#[utoipa::path(responses((status = 202), (status = 404, body = Problem), (status = 409, body = Problem)))]
+/// `{n}` of a dead letter's route.
+#[derive(Debug, Deserialize)]
+pub struct Letter {
+    n: u64,
+}
+
+#[utoipa::path(params(("id" = String, Path, description = "the endpoint's id"),
+        ("n" = u64, Path, description = "the dead letter's id")),
+    responses((status = 202), (status = 404, body = Problem), (status = 409, body = Problem)))]
 #[post("/endpoints/{id}/dead-letters/{n}/redeliver")]
 pub async fn redeliver(
     state: State,
-    path: web::Path<(String, u64)>,
+    AtEndpoint(at): AtEndpoint,
+    letter: web::Path<Letter>,
 ) -> Result<HttpResponse, Problem> {
-    let (id, n) = path.into_inner();
-    state.emitter.redeliver(&id, n).await?;
+    known(&state, &at).await?;
+    state.emitter.redeliver(&at.key, letter.n).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "redelivered": 1 })))
 }
 
@@ -96,18 +110,25 @@ pub struct Redelivered {
     pub redelivered: usize,
 }
 
-#[utoipa::path(responses((status = 202, body = Redelivered), (status = 404, body = Problem),
+#[utoipa::path(params(("id" = String, Path, description = "the endpoint's id")),
+    responses((status = 202, body = Redelivered), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
 #[post("/endpoints/{id}/dead-letters/redeliver-all")]
-pub async fn redeliver_all(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let redelivered = state.emitter.redeliver_all(&id).await?;
+pub async fn redeliver_all(
+    state: State,
+    AtEndpoint(at): AtEndpoint,
+) -> Result<HttpResponse, Problem> {
+    known(&state, &at).await?;
+    let redelivered = state.emitter.redeliver_all(&at.key).await?;
     Ok(HttpResponse::Accepted().json(Redelivered { redelivered }))
 }
 
-#[utoipa::path(responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
+#[utoipa::path(params(("id" = String, Path, description = "the endpoint's id")),
+    responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
 #[get("/endpoints/{id}/stats")]
-pub async fn stats(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let stats = state.catalog.stats(&id).await?;
+pub async fn stats(state: State, AtEndpoint(at): AtEndpoint) -> Result<HttpResponse, Problem> {
+    known(&state, &at).await?;
+    let stats = state.catalog.stats(&at.key).await?;
     Ok(HttpResponse::Ok().json(StatsView::from(stats)))
 }
 
@@ -120,10 +141,11 @@ pub struct Rotated {
     pub previous_key_signs_until: Option<String>,
 }
 
-#[utoipa::path(responses((status = 200, body = Rotated), (status = 404, body = Problem)))]
+#[utoipa::path(params(("id" = String, Path, description = "the endpoint's id")),
+    responses((status = 200, body = Rotated), (status = 404, body = Problem)))]
 #[post("/endpoints/{id}/secret/rotate")]
-pub async fn rotate(state: State, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let (key, until) = state.catalog.rotate(&id, state.rotation_grace).await?;
+pub async fn rotate(state: State, AtEndpoint(at): AtEndpoint) -> Result<HttpResponse, Problem> {
+    let (key, until) = state.catalog.rotate(&at, state.rotation_grace).await?;
     state.catalog.propagated().await;
     let until = until.map(unix_rfc3339);
     Ok(HttpResponse::Ok().json(Rotated {

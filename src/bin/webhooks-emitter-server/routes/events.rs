@@ -1,5 +1,6 @@
-//! `POST /api/v1/events`: emit an event to every endpoint attached to its
-//! name; 202 once it is in the journal.
+//! `POST /api/v1/events` (application `default`) and
+//! `/api/v1/apps/{app}/events`: emit an event to every endpoint of the
+//! application attached to its name; 202 once it is in the journal.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use utoipa::ToSchema;
 
 use webhooks_emitter::RequestId;
 
+use super::within::InApp;
 use crate::idempotency::{fingerprint, Claim, Reservation};
 use crate::problem::{json_error, Problem};
 use crate::state::AppState;
@@ -63,11 +65,12 @@ fn accepted(request_id: String, endpoints: Option<usize>) -> HttpResponse {
     params(("Idempotency-Key" = Option<String>, Header,
         description = "A repeat within 24 h gets the first answer and emits nothing")),
     responses((status = 202, body = Accepted), (status = 400, body = Problem),
-        (status = 409, body = Problem), (status = 413, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem),
         (status = 422, body = Problem), (status = 503, body = Problem)))]
 #[post("/events")]
 pub async fn emit(
     state: web::Data<AppState>,
+    InApp(app): InApp,
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
@@ -89,13 +92,13 @@ pub async fn emit(
         ),
     };
     let Some(key) = key else {
-        let (id, endpoints) = emit_now(&state, event).await?;
+        let (id, endpoints) = emit_now(&state, &app, event).await?;
         return Ok(accepted(id, Some(endpoints)));
     };
-    match state.keys.claim(&key, &fingerprint(&body)).await? {
+    match state.keys.claim(&app, &key, &fingerprint(&body)).await? {
         Claim::Replay(request_id) => Ok(accepted(request_id, None)),
         Claim::Fresh(reservation) => {
-            let (id, endpoints) = emit_keyed(&state, event, &reservation).await?;
+            let (id, endpoints) = emit_keyed(&state, &app, event, &reservation).await?;
             reservation.finish(id.clone()).await;
             Ok(accepted(id, Some(endpoints)))
         }
@@ -108,13 +111,16 @@ pub async fn emit(
 /// reservation is dropped by the caller: the key is free again.
 async fn emit_keyed(
     state: &AppState,
+    app: &str,
     mut event: NewEvent,
     reservation: &Reservation<'_>,
 ) -> Result<(String, usize), Problem> {
     let request_id = keyed_request_id(reservation, event.request_id.as_deref())?;
     event.request_id = Some(request_id.clone());
-    let (promised, emitted) =
-        futures_util::join!(reservation.promise(&request_id), emit_now(state, event));
+    let (promised, emitted) = futures_util::join!(
+        reservation.promise(&request_id),
+        emit_now(state, app, event)
+    );
     promised?;
     emitted
 }
@@ -149,15 +155,19 @@ pub(super) fn accepting(state: &AppState) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Emits the event; its request id and how many endpoints it went to.
-pub(super) async fn emit_now(
+/// Emits the event to the endpoints of `app`; its request id and how many
+/// endpoints it went to.
+async fn emit_now(
     state: &AppState,
+    app: &str,
     event: NewEvent,
 ) -> Result<(String, usize), Problem> {
-    let endpoints = state.catalog.subscribers(&event.event, &event.channels);
+    let endpoints = state
+        .catalog
+        .subscribers(app, &event.event, &event.channels);
     let channels: Vec<&str> = event.channels.iter().map(String::as_str).collect();
     let id = state
-        .emitter
+        .emitter_for(app)?
         .emit_durable_in(&channels, &event.event, &event.payload, event.request_id)
         .await?;
     Ok((id.to_string(), endpoints))

@@ -5,6 +5,7 @@
 //! off it, so what is served and what is described cannot drift apart.
 
 mod api_keys;
+mod apps;
 mod batch;
 mod delivery;
 mod endpoints;
@@ -13,6 +14,7 @@ mod events;
 mod fallback;
 mod ops;
 mod spec;
+mod within;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -46,22 +48,17 @@ pub fn configure(cfg: &mut ServiceConfig, body_limit: usize) {
         scope::scope("/api/v1")
             .wrap(from_fn(require_token))
             .service(ops::openapi)
-            .service(events::emit)
-            .service(batch::emit_batch)
-            .service(endpoints::create)
-            .service(endpoints::list)
-            .service(endpoints::read)
-            .service(endpoints::change)
-            .service(endpoints::remove)
-            .service(endpoints::pause)
-            .service(endpoints::resume)
-            .service(endpoints::test)
-            .service(delivery::attempts)
-            .service(delivery::dead_letters)
-            .service(delivery::redeliver_all)
-            .service(delivery::redeliver)
-            .service(delivery::stats)
-            .service(delivery::rotate)
+            .configure(application_routes)
+            .service(apps::create_app)
+            .service(apps::list_apps)
+            .service(apps::read_app)
+            .service(apps::change_app)
+            .service(apps::delete_app)
+            .service(
+                scope::scope("/apps/{app}")
+                    .configure(application_routes)
+                    .default_service(web::to(no_route)),
+            )
             .service(event_types::create_event_type)
             .service(event_types::list_event_types)
             .service(event_types::read_event_type)
@@ -72,6 +69,27 @@ pub fn configure(cfg: &mut ServiceConfig, body_limit: usize) {
             .service(api_keys::revoke_api_key)
             .default_service(web::to(no_route)),
     );
+}
+
+/// The routes every application has: under `/api/v1` for `default`, under
+/// `/api/v1/apps/{app}` for each (see `within`).
+fn application_routes(cfg: &mut ServiceConfig) {
+    cfg.service(events::emit)
+        .service(batch::emit_batch)
+        .service(endpoints::create)
+        .service(endpoints::list)
+        .service(endpoints::read)
+        .service(endpoints::change)
+        .service(endpoints::remove)
+        .service(endpoints::pause)
+        .service(endpoints::resume)
+        .service(endpoints::test)
+        .service(delivery::attempts)
+        .service(delivery::dead_letters)
+        .service(delivery::redeliver_all)
+        .service(delivery::redeliver)
+        .service(delivery::stats)
+        .service(delivery::rotate);
 }
 
 /// The OpenAPI document of everything [`configure`] mounts (and of the live

@@ -20,6 +20,10 @@ use crate::problem::{Problem, Violation};
 /// The document as served, serialized once.
 pub struct ApiDocument(pub String);
 
+/// Where each application's routes are: the same handlers as `default`'s
+/// routes, without `/apps/{app}`.
+const IN_APP: &str = "/api/v1/apps/{app}/";
+
 /// Routes anyone may call.
 const PUBLIC: [&str; 2] = ["/health", "/ready"];
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -46,8 +50,12 @@ pub fn finish(mut api: OpenApi) -> (ApiDocument, super::KnownPaths) {
         .insert(Violation::name().into_owned(), Violation::schema());
     for (path, item) in api.paths.paths.iter_mut() {
         let public = PUBLIC.contains(&path.as_str());
+        let in_app = path.starts_with(IN_APP);
         for (method, operation) in operations(item) {
             complete(operation, method, public);
+            if in_app {
+                in_application(operation);
+            }
         }
     }
     // The library's live routes, described whole here (their refusals of a
@@ -137,6 +145,30 @@ fn complete(operation: &mut Operation, method: HttpMethod, public: bool) {
         add(responses, "413", "the request body is over the limit");
         add(responses, "415", "the body is not sent as JSON");
     }
+}
+
+/// An application's copy of a `default` route: an operation id of its
+/// own (ids are unique), and the `{app}` it is in.
+fn in_application(operation: &mut Operation) {
+    if let Some(id) = &mut operation.operation_id {
+        id.insert_str(0, "app_");
+    }
+    let app = ParameterBuilder::new()
+        .name("app")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some("the application's id"))
+        .schema(Some(String::schema()))
+        .build();
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .insert(0, app);
+    add(
+        &mut operation.responses,
+        "404",
+        "no such application (or one this API key may not see)",
+    );
 }
 
 fn add(responses: &mut Responses, status: &str, description: &str) {
