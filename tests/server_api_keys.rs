@@ -293,6 +293,14 @@ async fn bad_key_requests_are_refused_and_nothing_is_made() {
         (json!({"scopes": ["events:write"]}), "missing field `name`"),
         (
             json!({"name": "x", "scopes": ["events:write"], "app": "a"}),
+            "no application with id `a`",
+        ),
+        (
+            json!({"name": "x", "scopes": ["events:write"], "app": "a/b"}),
+            "invalid application id",
+        ),
+        (
+            json!({"name": "x", "scopes": ["events:write"], "other": 1}),
             "unknown field",
         ),
     ];

@@ -1008,14 +1008,14 @@ async fn applications_made_and_deleted_on_any_node_hold_on_every_node_when_it_an
         let to_acme = post(
             node,
             "/api/v1/apps/acme/events",
-            Some(json!({"event": "order.created", "payload": n})),
+            Some(json!({"event": "order.created", "payload": {"n": n}})),
         )
         .await;
         assert_eq!(to_acme.json["endpoints"], 1, "{to_acme:?}");
         let to_default = post(
             node,
             "/api/v1/events",
-            Some(json!({"event": "order.created", "payload": -n - 1})),
+            Some(json!({"event": "order.created", "payload": {"n": -n - 1}})),
         )
         .await;
         assert_eq!(to_default.json["endpoints"], 1, "{to_default:?}");
@@ -1044,7 +1044,7 @@ async fn applications_made_and_deleted_on_any_node_hold_on_every_node_when_it_an
     let still = post(
         &nodes[0],
         "/api/v1/events",
-        Some(json!({"event": "order.created", "payload": -3})),
+        Some(json!({"event": "order.created", "payload": {"n": -3}})),
     )
     .await;
     assert_eq!(still.json["endpoints"], 1, "{still:?}");

@@ -19,6 +19,7 @@ pub async fn create_api_key(
 ) -> Result<HttpResponse, Problem> {
     let spec = spec.into_inner();
     if let Some(app) = spec.app.as_deref() {
+        crate::ids::check_id("application", app).map_err(Problem::bad_request)?;
         if !state.catalog.apps.contains(app) {
             return Err(Problem::bad_request(format!(
                 "no application with id `{}` to bind the key to",
