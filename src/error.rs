@@ -214,6 +214,12 @@ pub enum EmitError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// `emit_all_durable_to` was given an emitter id that is not attached.
+    #[error("no emitter with id `{id}` is attached")]
+    UnknownEmitter {
+        /// The id that was asked for.
+        id: String,
+    },
     /// An SSE topic name is empty, too long, `*`, or has CR, LF, NUL or `/`.
     #[error("invalid SSE topic `{topic}`: {reason}")]
     InvalidTopic {

@@ -376,3 +376,45 @@ async fn a_record_put_soon_is_kept_once_the_journal_is_flushed() {
         [("k".to_owned(), b"answered".to_vec())]
     );
 }
+
+/// Keys whose byte order differs from a language's (punctuation, case),
+/// read back in pages of every size: each page continues where the last
+/// stopped, in byte order, and other namespaces never show.
+#[actix_web::test]
+async fn records_are_read_in_pages_in_byte_order() {
+    let dir = ScratchDir::new("journal-pages");
+    let journal = webhooks_emitter::Journal::open(dir.file("j.redb")).unwrap();
+    let keys = support::paging_keys();
+    for key in &keys {
+        journal
+            .put_record("pages", key, key.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    journal
+        .put_record("pages2", "0", b"x".to_vec())
+        .await
+        .unwrap();
+    journal
+        .put_record("page", "~", b"x".to_vec())
+        .await
+        .unwrap();
+    let got = journal.record("pages", "a-b").await.unwrap();
+    assert_eq!(got.as_deref(), Some(&b"a-b"[..]));
+    assert_eq!(journal.record("pages", "nope").await.unwrap(), None);
+    for limit in 1..=keys.len() + 1 {
+        let mut read = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = journal
+                .records_after("pages", after.as_deref(), limit)
+                .await
+                .unwrap();
+            assert!(page.len() <= limit);
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            read.extend(page.into_iter().map(|(key, _)| key));
+        }
+        assert_eq!(read, support::in_byte_order(&keys), "pages of {limit}");
+    }
+}

@@ -682,3 +682,45 @@ async fn after_a_crash_of_postgres_the_feed_is_empty_and_its_ids_go_on() {
     let id: u64 = after.id.parse().unwrap();
     assert!(id > before[1], "{id} after {before:?}");
 }
+
+/// As on the journal: pages of records in byte order, whatever the
+/// database's collation.
+#[actix_web::test]
+async fn records_are_read_in_pages_in_byte_order() {
+    let db = Postgres::start();
+    let (store, _) = db.node("pages").await;
+    // A language's collation on the keys, as a database made with one has
+    // (the throwaway cluster's is C, which would hide the difference).
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    sqlx::query(
+        "ALTER TABLE webhooks_emitter_records ALTER COLUMN key TYPE TEXT COLLATE \"en-US-x-icu\"",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let keys = support::paging_keys();
+    for key in &keys {
+        store
+            .put_record("pages", key, key.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    store
+        .put_record("pages2", "0", b"x".to_vec())
+        .await
+        .unwrap();
+    for limit in [1, 2, 3, keys.len()] {
+        let mut read = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .records_after("pages", after.as_deref(), limit)
+                .await
+                .unwrap();
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            read.extend(page.into_iter().map(|(key, _)| key));
+        }
+        assert_eq!(read, support::in_byte_order(&keys), "pages of {limit}");
+    }
+}

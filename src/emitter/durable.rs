@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::emitter::handle::{checked_channels, NO_CHANNELS};
-use crate::emitter::registry::{DiscardOrphans, Emit, Orphans};
+use crate::emitter::registry::{DiscardOrphans, Emit, EmitTo, Orphans};
 use crate::emitter::WebhooksEmitter;
 use crate::error::StoreError;
 use crate::error::{ControlError, EmitError};
@@ -89,6 +89,46 @@ impl WebhooksEmitter {
         results
     }
 
+    /// Emits `events` to emitter `id` alone, whatever its names, channels and
+    /// tenant: in the order given, after everything emitted before; returns
+    /// once every one is on disk (or queued, in memory), with their request
+    /// ids. For sending an emitter again what it was sent before (the
+    /// server's `recover`). Each event is checked as by
+    /// [`emit`](Self::emit); one that is refused refuses them all, and
+    /// nothing is sent. [`EmitError::UnknownEmitter`] if `id` is not
+    /// attached.
+    pub async fn emit_all_durable_to<'a, T, I>(
+        &self,
+        id: &str,
+        events: I,
+    ) -> Result<Vec<RequestId>, EmitError>
+    where
+        T: Serialize + ?Sized + 'a,
+        I: IntoIterator<Item = (&'a str, &'a T, Option<String>)>,
+    {
+        let events = events
+            .into_iter()
+            .map(|(event, payload, request_id)| self.new_event(event, payload, request_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = events.iter().map(|e| e.request_id().clone()).collect();
+        let (reply, stored) = oneshot::channel();
+        let routed = self
+            .inner
+            .actors
+            .registry
+            .send(EmitTo {
+                id: id.to_owned(),
+                events,
+                durable: reply,
+            })
+            .await
+            .map_err(|_| EmitError::NotRunning)?;
+        if let Err(ControlError::UnknownEmitter { id }) = routed {
+            return Err(EmitError::UnknownEmitter { id });
+        }
+        on_disk(ids, stored).await
+    }
+
     /// Checks an event and hands it to the registry; its request id, and
     /// what answers once it is stored.
     fn route_durable<T: Serialize + ?Sized>(
@@ -145,12 +185,12 @@ impl From<StoreError> for ControlError {
 }
 
 /// `request_id` once `stored` says the event is on disk.
-async fn on_disk(
-    request_id: RequestId,
+async fn on_disk<T>(
+    request_ids: T,
     stored: oneshot::Receiver<Result<(), StoreError>>,
-) -> Result<RequestId, EmitError> {
+) -> Result<T, EmitError> {
     match stored.await {
-        Ok(Ok(())) => Ok(request_id),
+        Ok(Ok(())) => Ok(request_ids),
         Ok(Err(error)) => Err(EmitError::Store(error)),
         Err(_) => Err(EmitError::NotRunning),
     }

@@ -68,3 +68,20 @@ pub mod live;
 pub mod postgres;
 #[cfg(feature = "server")]
 pub mod server;
+
+/// Record keys whose byte order differs from a language's collation
+/// (punctuation, case, digits), for the stores' paging tests.
+pub fn paging_keys() -> Vec<String> {
+    [
+        "a-b", "ab", "a.b", "A", "a_b", "~x", "0-9", "00", "a", "B", "a b", "Z~",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `keys` sorted byte by byte.
+pub fn in_byte_order(keys: &[String]) -> Vec<String> {
+    let mut sorted = keys.to_vec();
+    sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    sorted
+}

@@ -146,6 +146,9 @@ impl From<EmitError> for Problem {
             }
             EmitError::Store(store) => store.into(),
             EmitError::ShuttingDown | EmitError::NotRunning => Self::unavailable(error.to_string()),
+            EmitError::UnknownEmitter { id } => {
+                Self::unknown_endpoint(crate::ids::endpoint_of(&id))
+            }
             other => Self::bad_request(other.to_string()),
         }
     }

@@ -250,6 +250,37 @@ impl Handler<Emit> for Registry {
     }
 }
 
+/// Route events to one emitter only, whatever its names, channels and tenant
+/// (`emit_all_durable_to`): answered `UnknownEmitter` if it is not attached;
+/// `durable` once every event is safe.
+#[derive(Message)]
+#[rtype(result = "Result<(), ControlError>")]
+pub(crate) struct EmitTo {
+    pub id: String,
+    pub events: Vec<Arc<Event>>,
+    pub durable: oneshot::Sender<Result<(), StoreError>>,
+}
+
+impl Handler<EmitTo> for Registry {
+    type Result = Result<(), ControlError>;
+
+    fn handle(&mut self, msg: EmitTo, _: &mut Context<Self>) -> Self::Result {
+        let Some(attached) = self.emitters.get_mut(&msg.id) else {
+            return Err(ControlError::UnknownEmitter { id: msg.id });
+        };
+        let durable = DurableAck::new(msg.events.len(), msg.durable);
+        for event in msg.events {
+            if attached.worker.connected() {
+                let enqueue = Enqueue::new(event, Some(durable.clone()), attached.reporter.clone());
+                attached.worker.do_send(enqueue);
+            } else {
+                attached.pending.push((event, Some(durable.clone())));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Forward an app's own SSE publication. It passes through the registry, like
 /// `Emit`, so that a caller's emits and broadcasts reach SSE clients in call order.
 #[cfg(feature = "sse")]

@@ -38,7 +38,14 @@ pub(crate) enum AppOp {
     },
     List {
         namespace: String,
+        after: Option<String>,
+        limit: usize,
         reply: oneshot::Sender<Result<Records, StoreError>>,
+    },
+    Get {
+        namespace: String,
+        key: String,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, StoreError>>,
     },
     Change {
         changes: Vec<RecordChange>,
@@ -49,7 +56,7 @@ pub(crate) enum AppOp {
 impl AppOp {
     /// Reads only: no fsync needed before the answer.
     pub(super) fn reads_only(&self) -> bool {
-        matches!(self, AppOp::List { .. })
+        matches!(self, AppOp::List { .. } | AppOp::Get { .. })
     }
 
     /// Written whenever the next commit comes: no caller waits on it.
@@ -95,8 +102,21 @@ impl AppOp {
                 let existed = tables.delete_app(namespace, key)?;
                 answer_after_commit(replies, reply, existed);
             }
-            AppOp::List { namespace, reply } => {
-                let found = tables.list_app(namespace)?;
+            AppOp::List {
+                namespace,
+                after,
+                limit,
+                reply,
+            } => {
+                let found = tables.list_app(namespace, after.as_deref(), *limit)?;
+                answer_after_commit(replies, reply, found);
+            }
+            AppOp::Get {
+                namespace,
+                key,
+                reply,
+            } => {
+                let found = tables.get_app(namespace, key)?;
                 answer_after_commit(replies, reply, found);
             }
             AppOp::Change { changes, reply } => {
@@ -212,6 +232,43 @@ impl Journal {
     /// before it.
     pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
         let namespace = namespace.to_owned();
-        ask(self, |reply| AppOp::List { namespace, reply }).await
+        ask(self, |reply| AppOp::List {
+            namespace,
+            after: None,
+            limit: usize::MAX,
+            reply,
+        })
+        .await
+    }
+
+    /// Up to `limit` records of `namespace` whose keys sort after `after`
+    /// (from the first without it), by key: a page of a namespace too large
+    /// to read whole. It sees every write sent before it.
+    pub async fn records_after(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Records, StoreError> {
+        let (namespace, after) = (namespace.to_owned(), after.map(str::to_owned));
+        ask(self, |reply| AppOp::List {
+            namespace,
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// The record under (`namespace`, `key`), if any; it sees every write
+    /// sent before it.
+    pub async fn record(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        ask(self, |reply| AppOp::Get {
+            namespace,
+            key,
+            reply,
+        })
+        .await
     }
 }

@@ -403,10 +403,24 @@ impl<'txn> Tables<'txn> {
         Ok(self.app.remove((namespace, key))?.is_some())
     }
 
-    /// A namespace's application records, by key.
-    pub(super) fn list_app(&self, namespace: &str) -> DbResult<Vec<(String, Vec<u8>)>> {
+    /// Up to `limit` of a namespace's application records, by key, those
+    /// after `after` only if given.
+    pub(super) fn list_app(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> DbResult<Vec<(String, Vec<u8>)>> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(after) => Bound::Excluded((namespace, after)),
+            None => Bound::Included((namespace, "")),
+        };
         let mut found = Vec::new();
-        for item in self.app.range((namespace, "")..)? {
+        for item in self.app.range::<(&str, &str)>((start, Bound::Unbounded))? {
+            if found.len() == limit {
+                break;
+            }
             let (key, value) = item?;
             let (space, key) = key.value();
             if space != namespace {
@@ -415,6 +429,11 @@ impl<'txn> Tables<'txn> {
             found.push((key.to_owned(), value.value().to_vec()));
         }
         Ok(found)
+    }
+
+    /// One application record.
+    pub(super) fn get_app(&self, namespace: &str, key: &str) -> DbResult<Option<Vec<u8>>> {
+        Ok(self.app.get((namespace, key))?.map(|v| v.value().to_vec()))
     }
 
     /// Records in all (for tests and the benchmark).

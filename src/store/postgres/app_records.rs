@@ -49,6 +49,8 @@ pub(crate) enum RecordsOp {
     },
     List {
         namespace: String,
+        after: Option<String>,
+        limit: usize,
         reply: oneshot::Sender<Result<Records, StoreError>>,
     },
     /// Delete everything stored for `emitter` unless a live node uses it.
@@ -156,7 +158,15 @@ pub(super) async fn perform(pool: PgPool, op: RecordsOp) {
             .map(|done| done.rows_affected());
             answer(reply, pruned);
         }
-        RecordsOp::List { namespace, reply } => answer(reply, list(&pool, &namespace).await),
+        RecordsOp::List {
+            namespace,
+            after,
+            limit,
+            reply,
+        } => answer(
+            reply,
+            list(&pool, &namespace, after.as_deref(), limit).await,
+        ),
         RecordsOp::Counters { reply } => answer(reply, counters(&pool).await),
         RecordsOp::Discard {
             emitter,
@@ -269,11 +279,22 @@ async fn counters(
         .collect()
 }
 
-async fn list(pool: &PgPool, namespace: &str) -> Result<Records, sqlx::Error> {
+/// Up to `limit` records of `namespace` after `after` (all without it), by
+/// key. Keys compare byte by byte (`COLLATE "C"`), as the journal's do.
+async fn list(
+    pool: &PgPool,
+    namespace: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Records, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT key, value FROM webhooks_emitter_records WHERE namespace = $1 ORDER BY key",
+        "SELECT key, value FROM webhooks_emitter_records \
+         WHERE namespace = $1 AND ($2::text IS NULL OR key COLLATE \"C\" > $2) \
+         ORDER BY key COLLATE \"C\" LIMIT $3",
     )
     .bind(namespace)
+    .bind(after)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -542,6 +563,31 @@ impl PgStore {
     /// Every record of `namespace`, by key, sorted.
     pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
         let namespace = namespace.to_owned();
-        self.ask(|reply| RecordsOp::List { namespace, reply }).await
+        self.ask(|reply| RecordsOp::List {
+            namespace,
+            after: None,
+            limit: usize::MAX,
+            reply,
+        })
+        .await
+    }
+
+    /// Up to `limit` records of `namespace` whose keys sort after `after`
+    /// (from the first without it), by key, compared byte by byte: a page
+    /// of a namespace too large to read whole.
+    pub async fn records_after(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Records, StoreError> {
+        let (namespace, after) = (namespace.to_owned(), after.map(str::to_owned));
+        self.ask(|reply| RecordsOp::List {
+            namespace,
+            after,
+            limit,
+            reply,
+        })
+        .await
     }
 }
