@@ -416,5 +416,19 @@ async fn records_are_read_in_pages_in_byte_order() {
             read.extend(page.into_iter().map(|(key, _)| key));
         }
         assert_eq!(read, support::in_byte_order(&keys), "pages of {limit}");
+        // And back, the greatest first, from past the last key.
+        let mut back = Vec::new();
+        let mut before = "\u{7f}".to_owned();
+        loop {
+            let page = journal
+                .records_before("pages", &before, limit)
+                .await
+                .unwrap();
+            let Some((last, _)) = page.last() else { break };
+            before = last.clone();
+            back.extend(page.into_iter().map(|(key, _)| key));
+        }
+        back.reverse();
+        assert_eq!(back, support::in_byte_order(&keys), "pages of {limit} back");
     }
 }

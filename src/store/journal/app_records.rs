@@ -9,7 +9,7 @@ use super::apply::{answer_after_commit, Reply};
 use super::tables::Tables;
 use super::{Journal, JournalOp};
 use crate::error::StoreError;
-use crate::store::app_records::{RecordChange, Records};
+use crate::store::app_records::{Page, RecordChange, Records, Start};
 
 /// An operation on application records, with the caller's answer.
 pub(crate) enum AppOp {
@@ -38,8 +38,7 @@ pub(crate) enum AppOp {
     },
     List {
         namespace: String,
-        after: Option<String>,
-        limit: usize,
+        page: Page,
         reply: oneshot::Sender<Result<Records, StoreError>>,
     },
     Get {
@@ -104,11 +103,10 @@ impl AppOp {
             }
             AppOp::List {
                 namespace,
-                after,
-                limit,
+                page,
                 reply,
             } => {
-                let found = tables.list_app(namespace, after.as_deref(), *limit)?;
+                let found = tables.list_app(namespace, page)?;
                 answer_after_commit(replies, reply, found);
             }
             AppOp::Get {
@@ -234,8 +232,7 @@ impl Journal {
         let namespace = namespace.to_owned();
         ask(self, |reply| AppOp::List {
             namespace,
-            after: None,
-            limit: usize::MAX,
+            page: Page::all(),
             reply,
         })
         .await
@@ -250,11 +247,36 @@ impl Journal {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Records, StoreError> {
-        let (namespace, after) = (namespace.to_owned(), after.map(str::to_owned));
+        let page = Page {
+            start: Start::After(after.map(str::to_owned)),
+            limit,
+        };
+        let namespace = namespace.to_owned();
         ask(self, |reply| AppOp::List {
             namespace,
-            after,
+            page,
+            reply,
+        })
+        .await
+    }
+
+    /// Up to `limit` records of `namespace` whose keys sort before
+    /// `before`, the greatest key first: a page of the newest, when keys
+    /// grow with time.
+    pub async fn records_before(
+        &self,
+        namespace: &str,
+        before: &str,
+        limit: usize,
+    ) -> Result<Records, StoreError> {
+        let page = Page {
+            start: Start::Before(before.to_owned()),
             limit,
+        };
+        let namespace = namespace.to_owned();
+        ask(self, |reply| AppOp::List {
+            namespace,
+            page,
             reply,
         })
         .await

@@ -24,6 +24,7 @@ use super::Recovery;
 use crate::error::StoreError;
 use crate::model::DeadLetter;
 use crate::model::Event;
+use crate::store::app_records::{Page, Start};
 use crate::store::records::{self, StoredCounters, StoredEvent};
 
 const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");
@@ -403,22 +404,34 @@ impl<'txn> Tables<'txn> {
         Ok(self.app.remove((namespace, key))?.is_some())
     }
 
-    /// Up to `limit` of a namespace's application records, by key, those
-    /// after `after` only if given.
+    /// Up to `limit` of a namespace's application records, by key: those
+    /// after `after` (from the first without it); or with `before`, those
+    /// before it, newest key first.
     pub(super) fn list_app(
         &self,
         namespace: &str,
-        after: Option<&str>,
-        limit: usize,
+        page: &Page,
     ) -> DbResult<Vec<(String, Vec<u8>)>> {
         use std::ops::Bound;
-        let start = match after {
-            Some(after) => Bound::Excluded((namespace, after)),
-            None => Bound::Included((namespace, "")),
+        let range = match &page.start {
+            Start::After(Some(after)) => (
+                Bound::Excluded((namespace, after.as_str())),
+                Bound::Unbounded,
+            ),
+            Start::After(None) => (Bound::Included((namespace, "")), Bound::Unbounded),
+            Start::Before(before) => (
+                Bound::Included((namespace, "")),
+                Bound::Excluded((namespace, before.as_str())),
+            ),
+        };
+        let items = self.app.range::<(&str, &str)>(range)?;
+        let items: Box<dyn Iterator<Item = _>> = match page.start {
+            Start::Before(_) => Box::new(items.rev()),
+            Start::After(_) => Box::new(items),
         };
         let mut found = Vec::new();
-        for item in self.app.range::<(&str, &str)>((start, Bound::Unbounded))? {
-            if found.len() == limit {
+        for item in items {
+            if found.len() == page.limit {
                 break;
             }
             let (key, value) = item?;

@@ -9,7 +9,7 @@ use super::errors::from_sqlx;
 use super::reads::unsigned;
 use super::{ClusterOp, PgStore};
 use crate::error::StoreError;
-use crate::store::app_records::{RecordChange, Records};
+use crate::store::app_records::{Page, RecordChange, Records, Start};
 use crate::store::records::StoredCounters;
 
 /// A call on application records, with the caller's answer.
@@ -49,8 +49,7 @@ pub(crate) enum RecordsOp {
     },
     List {
         namespace: String,
-        after: Option<String>,
-        limit: usize,
+        page: Page,
         reply: oneshot::Sender<Result<Records, StoreError>>,
     },
     /// Delete everything stored for `emitter` unless a live node uses it.
@@ -160,13 +159,9 @@ pub(super) async fn perform(pool: PgPool, op: RecordsOp) {
         }
         RecordsOp::List {
             namespace,
-            after,
-            limit,
+            page,
             reply,
-        } => answer(
-            reply,
-            list(&pool, &namespace, after.as_deref(), limit).await,
-        ),
+        } => answer(reply, list(&pool, &namespace, &page).await),
         RecordsOp::Counters { reply } => answer(reply, counters(&pool).await),
         RecordsOp::Discard {
             emitter,
@@ -279,24 +274,27 @@ async fn counters(
         .collect()
 }
 
-/// Up to `limit` records of `namespace` after `after` (all without it), by
-/// key. Keys compare byte by byte (`COLLATE "C"`), as the journal's do.
-async fn list(
-    pool: &PgPool,
-    namespace: &str,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<Records, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT key, value FROM webhooks_emitter_records \
-         WHERE namespace = $1 AND ($2::text IS NULL OR key COLLATE \"C\" > $2) \
-         ORDER BY key COLLATE \"C\" LIMIT $3",
-    )
-    .bind(namespace)
-    .bind(after)
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(pool)
-    .await?;
+/// A page of the records of `namespace` (see [`Page`]). Keys compare byte
+/// by byte (`COLLATE "C"`), as the journal's do.
+async fn list(pool: &PgPool, namespace: &str, page: &Page) -> Result<Records, sqlx::Error> {
+    let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+    let query = match &page.start {
+        Start::After(after) => sqlx::query(
+            "SELECT key, value FROM webhooks_emitter_records \
+             WHERE namespace = $1 AND ($2::text IS NULL OR key COLLATE \"C\" > $2) \
+             ORDER BY key COLLATE \"C\" LIMIT $3",
+        )
+        .bind(namespace)
+        .bind(after.as_deref()),
+        Start::Before(before) => sqlx::query(
+            "SELECT key, value FROM webhooks_emitter_records \
+             WHERE namespace = $1 AND key COLLATE \"C\" < $2 \
+             ORDER BY key COLLATE \"C\" DESC LIMIT $3",
+        )
+        .bind(namespace)
+        .bind(before.as_str()),
+    };
+    let rows = query.bind(limit).fetch_all(pool).await?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
@@ -565,8 +563,7 @@ impl PgStore {
         let namespace = namespace.to_owned();
         self.ask(|reply| RecordsOp::List {
             namespace,
-            after: None,
-            limit: usize::MAX,
+            page: Page::all(),
             reply,
         })
         .await
@@ -581,11 +578,35 @@ impl PgStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Records, StoreError> {
-        let (namespace, after) = (namespace.to_owned(), after.map(str::to_owned));
+        let page = Page {
+            start: Start::After(after.map(str::to_owned)),
+            limit,
+        };
+        let namespace = namespace.to_owned();
         self.ask(|reply| RecordsOp::List {
             namespace,
-            after,
+            page,
+            reply,
+        })
+        .await
+    }
+
+    /// Up to `limit` records of `namespace` whose keys sort before
+    /// `before`, the greatest key first (byte order).
+    pub async fn records_before(
+        &self,
+        namespace: &str,
+        before: &str,
+        limit: usize,
+    ) -> Result<Records, StoreError> {
+        let page = Page {
+            start: Start::Before(before.to_owned()),
             limit,
+        };
+        let namespace = namespace.to_owned();
+        self.ask(|reply| RecordsOp::List {
+            namespace,
+            page,
             reply,
         })
         .await
