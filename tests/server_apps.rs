@@ -320,6 +320,10 @@ async fn deleting_an_application_removes_its_endpoints_and_keys_for_good() {
         .api(Method::GET, "/api/v1/apps/acme/endpoints", None)
         .await;
     assert_eq!(endpoints.json, json!([]), "{endpoints:?}");
+    let messages = server
+        .api(Method::GET, "/api/v1/apps/acme/messages", None)
+        .await;
+    assert_eq!(messages.json["data"], json!([]), "its messages went too");
     let answer = emit_in(&server, "acme", json!(2)).await;
     assert_eq!(answer.json["endpoints"], 0, "{answer:?}");
     let old_key = server

@@ -1062,3 +1062,44 @@ async fn acme_endpoints(node: &ServerProcess, key: &str) -> support::server::Ans
     )
     .await
 }
+
+/// A message accepted by one node is read, with its attempts, on another,
+/// which can also send it again to an endpoint (`recover`).
+#[actix_web::test]
+async fn messages_accepted_on_one_node_are_read_and_recovered_on_another() {
+    let db = Postgres::start();
+    let (mut first, mut late) = (Receiver::start(), Receiver::start());
+    let nodes = nodes(&db, 2);
+    nodes[0].create(endpoint("first", first.url("/h"))).await;
+    let sent = post(
+        &nodes[0],
+        "/api/v1/events",
+        Some(json!({"event": "order.created", "payload": {"n": 1}, "request_id": "m-1"})),
+    )
+    .await;
+    assert_eq!(sent.status, 202, "{sent:?}");
+    assert_eq!(first.numbers(1).await, [1]);
+    let node = &nodes[1];
+    eventually("the attempt, read on the other node", || async {
+        let answer = node.api(Method::GET, "/api/v1/messages/m-1", None).await;
+        answer.json["attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let read = node.api(Method::GET, "/api/v1/messages/m-1", None).await;
+    assert_eq!(read.json["payload"], json!({"n": 1}));
+    assert_eq!(read.json["attempts"][0]["outcome"], "delivered");
+    let since = read.json["accepted_at"].as_str().unwrap().to_owned();
+    nodes[1].create(endpoint("late", late.url("/h"))).await;
+    let recovered = post(
+        &nodes[1],
+        "/api/v1/endpoints/late/recover",
+        Some(json!({"since": since})),
+    )
+    .await;
+    assert_eq!(recovered.json["recovered"], 1, "{recovered:?}");
+    let got = late.next().await;
+    assert_eq!(got.n(), 1);
+    assert_eq!(got.header("x-webhooks-delivery"), Some("m-1"));
+}

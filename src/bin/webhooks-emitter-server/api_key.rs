@@ -36,11 +36,11 @@ pub enum Scope {
     #[serde(rename = "endpoints:read")]
     EndpointsRead,
     /// Create, change, pause, resume, test, rotate, delete endpoints;
-    /// redeliver dead letters.
+    /// redeliver dead letters; recover a window of messages.
     #[serde(rename = "endpoints:write")]
     EndpointsWrite,
-    /// Read what was sent: attempts (with response bodies) and dead letters
-    /// (with payloads).
+    /// Read what was sent: messages (with payloads), attempts (with
+    /// response bodies) and dead letters (with payloads).
     #[serde(rename = "messages:read")]
     MessagesRead,
     /// Create, change and archive event types (any key may read them;
@@ -89,7 +89,7 @@ pub fn needs(method: &Method, path: &str) -> Needs {
     match segments.as_slice() {
         ["", "api", "v1", "apps"] | ["", "api", "v1", "apps", _] => Needs::Scope(Scope::AppsAdmin),
         ["", "api", "v1", "apps", _, rest @ ..]
-            if matches!(rest.first(), Some(&"endpoints" | &"events")) =>
+            if matches!(rest.first(), Some(&"endpoints" | &"events" | &"messages")) =>
         {
             needs_in_app(method, &[&["", "api", "v1"], rest].concat())
         }
@@ -120,7 +120,11 @@ fn needs_in_app(method: &Method, segments: &[&str]) -> Needs {
         {
             Needs::Scope(Scope::EndpointsRead)
         }
-        ["", "api", "v1", "endpoints", _, "attempts" | "dead-letters"] if read => {
+        ["", "api", "v1", "endpoints", _, "attempts" | "dead-letters"]
+        | ["", "api", "v1", "messages"]
+        | ["", "api", "v1", "messages", _]
+            if read =>
+        {
             Needs::Scope(Scope::MessagesRead)
         }
         ["", "api", "v1", "endpoints", ..] if !read => Needs::Scope(Scope::EndpointsWrite),
@@ -348,6 +352,22 @@ mod tests {
             (
                 Method::PATCH,
                 "/api/v1/apps/acme/endpoints/a",
+                Needs::Scope(Scope::EndpointsWrite),
+            ),
+            (
+                Method::GET,
+                "/api/v1/apps/acme/messages",
+                Needs::Scope(Scope::MessagesRead),
+            ),
+            (
+                Method::GET,
+                "/api/v1/messages/req-1",
+                Needs::Scope(Scope::MessagesRead),
+            ),
+            (Method::POST, "/api/v1/messages", Needs::Admin),
+            (
+                Method::POST,
+                "/api/v1/apps/acme/endpoints/a/recover",
                 Needs::Scope(Scope::EndpointsWrite),
             ),
             (Method::GET, "/api/v1/apps/acme/event-types", Needs::Admin),

@@ -160,6 +160,51 @@ impl Attempts {
             .collect())
     }
 
+    /// The stored attempts of `endpoint` (an emitter id) at sending the
+    /// event `request_id`, oldest first.
+    pub async fn of_request(
+        &self,
+        endpoint: &str,
+        request_id: &str,
+    ) -> Result<Vec<AttemptView>, Problem> {
+        let mut found: Vec<AttemptView> = self
+            .recent(endpoint, usize::MAX)
+            .await?
+            .into_iter()
+            .filter(|attempt| attempt.request_id == request_id)
+            .collect();
+        found.reverse();
+        Ok(found)
+    }
+
+    /// Deletes the attempts of `endpoint` (an emitter id) made before
+    /// `cutoff` (Unix µs: their numbers are at least the time they were
+    /// written); how many.
+    pub async fn expire(&self, endpoint: &str, cutoff: u64) -> Result<usize, Problem> {
+        let old: Vec<u64> = self
+            .stored(endpoint)
+            .await?
+            .into_iter()
+            .map(|(number, _)| number)
+            .take_while(|number| *number < cutoff)
+            .collect();
+        if old.is_empty() {
+            return Ok(0);
+        }
+        if let Some(numbers) = self.index().get_mut(endpoint) {
+            numbers.retain(|number| *number >= cutoff);
+        }
+        let changes = old
+            .iter()
+            .map(|number| RecordChange::Delete {
+                namespace: namespace(endpoint),
+                key: key(*number),
+            })
+            .collect();
+        self.store.change_records(changes).await?;
+        Ok(old.len())
+    }
+
     /// Deletes every stored attempt of `endpoint` (deleted, or created anew
     /// under an id that was used before).
     pub async fn forget(&self, endpoint: &str) -> Result<(), Problem> {

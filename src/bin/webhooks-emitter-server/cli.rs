@@ -80,6 +80,22 @@ pub struct Cli {
     #[arg(long, env = "WEBHOOKS_ATTEMPTS_KEPT", default_value_t = crate::attempts::DEFAULT_KEPT,
         value_parser = attempts_kept)]
     pub attempts_kept: usize,
+
+    /// How long messages keep their payloads, and attempts are kept, e.g.
+    /// `30d`; 1 s to 100 years. An expired message keeps its metadata.
+    #[arg(long, env = "WEBHOOKS_RETENTION", default_value = "30d", value_parser = retention)]
+    pub retention: Duration,
+}
+
+/// `--retention`: a duration from 1 s to 100 years.
+fn retention(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let most = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    if (Duration::from_secs(1)..=most).contains(&duration) {
+        Ok(duration)
+    } else {
+        Err(format!("`{text}` is not from 1s to 100 years"))
+    }
 }
 
 /// `--attempts-kept`: 1 to 1,000,000.

@@ -31,8 +31,11 @@ mod endpoint;
 mod event_type;
 mod idempotency;
 mod ids;
+mod message;
+mod messages;
 mod problem;
 mod records;
+mod retention;
 mod routes;
 mod secrets;
 mod state;
@@ -52,6 +55,7 @@ use crate::attempts::Attempts;
 use crate::catalog::Catalog;
 use crate::cli::Cli;
 use crate::idempotency::IdempotencyKeys;
+use crate::messages::Messages;
 use crate::records::ServerStore;
 use crate::secrets::AdminToken;
 use crate::state::AppState;
@@ -181,6 +185,8 @@ async fn open(cli: &Cli) -> Result<web::Data<AppState>, String> {
         catalog: Arc::new(Catalog::load(emitter.clone(), store.clone()).await?),
         keys: IdempotencyKeys::load(store.clone()).await?,
         attempts: Arc::new(Attempts::new(store.clone(), cli.attempts_kept)),
+        messages: Messages::new(store.clone()),
+        retention: cli.retention,
         emitter: emitter.clone(),
         store,
         metrics,
@@ -204,6 +210,7 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
     let (emitter, body_limit) = (state.emitter.clone(), state.body_limit);
     actix_web::rt::spawn(state.attempts.clone().follow(emitter.clone()));
     actix_web::rt::spawn(housekeeping(state.clone()));
+    actix_web::rt::spawn(retention::enforce(state.clone()));
     if state.store.shared() {
         actix_web::rt::spawn(catalog::follow(state.catalog.clone()));
     }

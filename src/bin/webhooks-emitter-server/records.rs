@@ -1,6 +1,7 @@
-//! Where the server keeps its own state (endpoints, event types, idempotency keys,
-//! attempts): application records on the journal, or on PostgreSQL, behind
-//! one interface, so that every table the server adds exists on both.
+//! Where the server keeps its own state (applications, endpoints, event types,
+//! API keys, idempotency keys, messages, attempts): application records on
+//! the journal, or on PostgreSQL, behind one interface, so that every table
+//! the server adds exists on both.
 
 use std::collections::HashMap;
 
@@ -112,6 +113,30 @@ impl ServerStore {
 
     pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
         on_store!(self, s => s.records(namespace).await)
+    }
+
+    pub async fn record(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        on_store!(self, s => s.record(namespace, key).await)
+    }
+
+    /// Up to `limit` records after `after`, by key.
+    pub async fn records_after(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Records, StoreError> {
+        on_store!(self, s => s.records_after(namespace, after, limit).await)
+    }
+
+    /// Up to `limit` records before `before`, the greatest key first.
+    pub async fn records_before(
+        &self,
+        namespace: &str,
+        before: &str,
+        limit: usize,
+    ) -> Result<Records, StoreError> {
+        on_store!(self, s => s.records_before(namespace, before, limit).await)
     }
 
     /// The records of `namespace` read as JSON `T`, in the store's order.

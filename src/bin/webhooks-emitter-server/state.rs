@@ -12,6 +12,7 @@ use crate::catalog::Catalog;
 use crate::endpoint::EndpointAt;
 use crate::idempotency::IdempotencyKeys;
 use crate::ids::DEFAULT_APP;
+use crate::messages::Messages;
 use crate::problem::Problem;
 use crate::records::ServerStore;
 
@@ -22,8 +23,12 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub keys: IdempotencyKeys,
     pub attempts: Arc<Attempts>,
+    /// Every accepted event, per application.
+    pub messages: Messages,
     pub metrics: PrometheusHandle,
     pub rotation_grace: Duration,
+    /// How long messages keep their payloads (`--retention`).
+    pub retention: Duration,
     /// Largest request body.
     pub body_limit: usize,
     /// Set on SIGTERM/SIGINT: `/ready` answers 503.

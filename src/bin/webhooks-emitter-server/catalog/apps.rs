@@ -76,6 +76,16 @@ impl Apps {
         Ok(())
     }
 
+    /// Every application's id.
+    pub fn ids(&self) -> Vec<String> {
+        self.records
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Whether application `app` exists.
     pub fn contains(&self, app: &str) -> bool {
         self.records

@@ -216,6 +216,17 @@ impl Catalog {
         Ok(self.view(record).await)
     }
 
+    /// What the endpoint subscribes to: its names and patterns, and its
+    /// channels.
+    pub async fn subscription(
+        &self,
+        at: &EndpointAt,
+    ) -> Result<(Vec<String>, Vec<String>), Problem> {
+        let records = self.records.lock().await;
+        let record = records.get(&at.key).ok_or_else(|| at.unknown())?;
+        Ok((record.spec.events.clone(), record.spec.channels.clone()))
+    }
+
     /// How many endpoints of `app` an event named `event`, sent to
     /// `channels`, reaches.
     pub fn subscribers(&self, app: &str, event: &str, channels: &[String]) -> usize {
@@ -239,6 +250,11 @@ impl Catalog {
     /// Whether the endpoint exists (attached or not).
     pub async fn contains(&self, at: &EndpointAt) -> bool {
         self.records.lock().await.contains_key(&at.key)
+    }
+
+    /// Every endpoint's emitter id, in every application.
+    pub async fn keys(&self) -> Vec<String> {
+        self.records.lock().await.keys().cloned().collect()
     }
 
     /// The endpoints of application `app`.

@@ -117,11 +117,13 @@ pub async fn delete_app(state: State, InApp(app): InApp) -> Result<HttpResponse,
             "the application `default` holds the routes without /apps/{app}: it cannot be deleted",
         ));
     }
-    // What it holds first, the application last: a delete cut short leaves
-    // the application, to be deleted again, never endpoints without one.
+    // What it holds first (endpoints, keys, messages), the application
+    // last: a delete cut short leaves the application, to be deleted again,
+    // never endpoints without one.
     let endpoints = state.catalog.endpoints_of(&app).await;
     state.remove_endpoints(&endpoints).await?;
     state.catalog.api_keys.revoke_bound_to(&app).await?;
+    state.messages.forget(&app).await?;
     state.catalog.apps.remove(&app).await?;
     // One created here while the others went: gone with its application.
     let late = state.catalog.endpoints_of(&app).await;

@@ -8,10 +8,13 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
+use webhooks_emitter::RequestId;
 
 use super::events::{accepting, keyed_request_id, read_json_body};
 use super::within::InApp;
+use crate::clock::unix_micros;
 use crate::idempotency::{fingerprint, Claim, Reservation};
+use crate::message::MessageRecord;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -145,18 +148,25 @@ pub async fn emit_batch(
             }
         }
     }
-    // A keyed event's request id is decided now, so that its key's promise
-    // is written beside it, in the same group commit.
+    // Every request id is decided now, so that a key's promise and each
+    // message are written beside their event, in the same group commit.
     let mut emitting: Vec<_> = emitting
         .into_iter()
         .filter_map(|(index, mut event, reservation)| {
-            if let Some(reservation) = &reservation {
-                match keyed_request_id(reservation, event.request_id.as_deref()) {
-                    Ok(id) => event.request_id = Some(id),
-                    Err(problem) => {
-                        results[index] = Some(BatchResult::refused(problem));
-                        return None;
-                    }
+            let decided = match &reservation {
+                Some(reservation) => keyed_request_id(reservation, event.request_id.as_deref()),
+                None => match &event.request_id {
+                    Some(given) => RequestId::parse(given)
+                        .map(|id| id.to_string())
+                        .map_err(Problem::from),
+                    None => Ok(RequestId::generate().to_string()),
+                },
+            };
+            match decided {
+                Ok(id) => event.request_id = Some(id),
+                Err(problem) => {
+                    results[index] = Some(BatchResult::refused(problem));
+                    return None;
                 }
             }
             Some((index, event, reservation))
@@ -191,7 +201,33 @@ pub async fn emit_batch(
             )
         },
     ));
-    let (promised, emitted) = futures_util::join!(promises, emits);
+    let accepted_at = unix_micros();
+    let messages: Vec<MessageRecord> = emitting
+        .iter()
+        .zip(&endpoints)
+        .map(|((_, event, _), endpoints)| MessageRecord {
+            request_id: event.request_id.clone().unwrap_or_default(),
+            event: event.event.clone(),
+            channels: event.channels.clone(),
+            payload: Some(event.payload.clone()),
+            accepted_at,
+            endpoints: *endpoints,
+        })
+        .collect();
+    let (promised, emitted, logged) =
+        futures_util::join!(promises, emits, state.messages.log(&app, &messages));
+    if let Err(problem) = logged {
+        tracing::error!(%problem, "batch accepted, but missing from the message log");
+    }
+    let refused: Vec<MessageRecord> = messages
+        .into_iter()
+        .zip(&emitted)
+        .filter(|(_, outcome)| outcome.is_err())
+        .map(|(message, _)| message)
+        .collect();
+    if !refused.is_empty() {
+        state.messages.unlog(&app, &refused).await;
+    }
     for (item, promised) in emitting.iter_mut().zip(promised) {
         if let Err(problem) = promised {
             results[item.0] = Some(BatchResult::refused(problem));

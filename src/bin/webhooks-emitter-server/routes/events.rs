@@ -14,7 +14,9 @@ use utoipa::ToSchema;
 use webhooks_emitter::RequestId;
 
 use super::within::InApp;
+use crate::clock::unix_micros;
 use crate::idempotency::{fingerprint, Claim, Reservation};
+use crate::message::MessageRecord;
 use crate::problem::{json_error, Problem};
 use crate::state::AppState;
 
@@ -155,8 +157,8 @@ pub(super) fn accepting(state: &AppState) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Emits the event to the endpoints of `app`; its request id and how many
-/// endpoints it went to.
+/// Emits the event to the endpoints of `app`, and logs it as a message in
+/// the same group commit; its request id and how many endpoints it went to.
 async fn emit_now(
     state: &AppState,
     app: &str,
@@ -165,12 +167,38 @@ async fn emit_now(
     let endpoints = state
         .catalog
         .subscribers(app, &event.event, &event.channels);
+    // Decided here, not by the library: the message is keyed by it.
+    let request_id = match &event.request_id {
+        Some(given) => RequestId::parse(given)?.to_string(),
+        None => RequestId::generate().to_string(),
+    };
+    let message = MessageRecord {
+        request_id: request_id.clone(),
+        event: event.event.clone(),
+        channels: event.channels.clone(),
+        payload: Some(event.payload.clone()),
+        accepted_at: unix_micros(),
+        endpoints,
+    };
     let channels: Vec<&str> = event.channels.iter().map(String::as_str).collect();
-    let id = state
-        .emitter_for(app)?
-        .emit_durable_in(&channels, &event.event, &event.payload, event.request_id)
-        .await?;
-    Ok((id.to_string(), endpoints))
+    let emitter = state.emitter_for(app)?;
+    let logged = std::slice::from_ref(&message);
+    let (logged_ok, emitted) = futures_util::join!(
+        state.messages.log(app, logged),
+        emitter.emit_durable_in(&channels, &event.event, &event.payload, Some(request_id))
+    );
+    match emitted {
+        Err(error) => {
+            state.messages.unlog(app, logged).await;
+            Err(error.into())
+        }
+        Ok(id) => {
+            if let Err(problem) = logged_ok {
+                tracing::error!(%problem, request_id = %id, "event accepted, but missing from the message log");
+            }
+            Ok((id.to_string(), endpoints))
+        }
+    }
 }
 
 /// Longest a client may take to send a request body.

@@ -12,6 +12,7 @@ mod endpoints;
 mod event_types;
 mod events;
 mod fallback;
+mod messages;
 mod ops;
 mod spec;
 mod within;
@@ -89,7 +90,10 @@ fn application_routes(cfg: &mut ServiceConfig) {
         .service(delivery::redeliver_all)
         .service(delivery::redeliver)
         .service(delivery::stats)
-        .service(delivery::rotate);
+        .service(delivery::rotate)
+        .service(messages::list_messages)
+        .service(messages::read_message)
+        .service(messages::recover);
 }
 
 /// The OpenAPI document of everything [`configure`] mounts (and of the live
