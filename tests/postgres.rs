@@ -735,3 +735,49 @@ async fn records_are_read_in_pages_in_byte_order() {
         assert_eq!(back, support::in_byte_order(&keys), "pages of {limit} back");
     }
 }
+
+/// Records grouped with events are written in the commit of the events sent
+/// beside them, in order, and read back like any other; many callers at
+/// once, each answered.
+#[actix_web::test]
+async fn grouped_records_are_committed_with_the_events_in_order() {
+    use webhooks_emitter::RecordChange;
+    let db = Postgres::start();
+    let mut receiver = support::Receiver::start();
+    let (store, emitter) = db.node("grouped").await;
+    emitter
+        .attach("log", "e", support::fast_config(receiver.url("/")))
+        .await
+        .unwrap();
+    let put = |key: String, value: &str| RecordChange::Put {
+        namespace: "log".into(),
+        key,
+        value: value.as_bytes().to_vec(),
+    };
+    let writes = (0..50).map(|n| {
+        let (store, emitter) = (store.clone(), emitter.clone());
+        let changes = vec![
+            put(format!("{n:03}"), "first"),
+            RecordChange::Delete {
+                namespace: "log".into(),
+                key: format!("{n:03}"),
+            },
+            put(format!("{n:03}"), "last"),
+        ];
+        async move {
+            let payload = json!({"n": n});
+            let (grouped, emitted) = tokio::join!(
+                store.group_records(changes),
+                emitter.emit_durable("e", &payload, None)
+            );
+            grouped.unwrap();
+            emitted.unwrap();
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let read = store.records("log").await.unwrap();
+    assert_eq!(read.len(), 50);
+    assert!(read.iter().all(|(_, value)| value == b"last"), "{read:?}");
+    assert_eq!(receiver.take(50).await.len(), 50);
+    assert_eq!(store.group_records(Vec::new()).await, Ok(()));
+}

@@ -51,6 +51,11 @@ async fn send(server: &ServerProcess, app: &str, body: Value) -> Answer {
     sent
 }
 
+/// The version digit of a UUID, if `id` looks like one.
+fn uuid_version(id: &str) -> Option<char> {
+    (id.len() == 36).then(|| id.chars().nth(14)).flatten()
+}
+
 /// The request ids of a page, in its order.
 fn ids(page: &Answer) -> Vec<String> {
     page.json["data"]
@@ -165,6 +170,21 @@ async fn every_accepted_event_is_a_message_listed_newest_first_with_filters() {
     assert_eq!(first["expired"], false);
     assert_eq!(first["endpoints"], 1);
     assert_eq!(all.json["data"][3]["channels"], json!(["eu"]));
+
+    // Found by request id: those the server made (UUIDv7, found by their
+    // millisecond) and those given (found by an index record).
+    for (id, n) in [(&sent[0], 1), (&sent[2], 3), (&sent[3], 4), (&sent[4], 6)] {
+        let one = server
+            .api(
+                Method::GET,
+                &format!("/api/v1/apps/acme/messages/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(one.json["payload"], json!({"n": n}), "{id}: {one:?}");
+    }
+    let v7 = uuid_version(&sent[0]);
+    assert_eq!(v7, Some('7'), "{}", sent[0]);
 
     // Pages of two, each going on where the last stopped.
     let mut paged = Vec::new();

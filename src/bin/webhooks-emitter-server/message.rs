@@ -5,6 +5,11 @@
 //! Records are keyed `<unix µs, 20 digits>-<request id>`: keys sort by the
 //! time of acceptance (on every node: the clock, not a counter), and two
 //! messages of one microsecond differ by their request ids.
+//!
+//! The request ids the server makes are UUIDv7 holding the millisecond of
+//! acceptance, so a message is found by its id by reading that
+//! millisecond's keys: no index record, whose random keys would touch a page
+//! of the store each. Ids a client gives get an index record.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -37,6 +42,33 @@ pub fn key(accepted_at: u64, request_id: &str) -> String {
 /// a time window.
 pub fn time_bound(micros: u64) -> String {
     format!("{micros:020}")
+}
+
+/// A new request id for a message accepted at `accepted_at` (Unix µs): a
+/// UUIDv7 of that millisecond.
+pub fn fresh_id(accepted_at: u64) -> String {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        accepted_at / 1_000_000,
+        u32::try_from(accepted_at % 1_000_000 * 1_000).unwrap_or(0),
+    );
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+/// The millisecond (Unix) a UUIDv7 request id holds; `None` for any other id.
+pub fn millisecond_of(request_id: &str) -> Option<u64> {
+    let id = uuid::Uuid::parse_str(request_id).ok()?;
+    if id.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    Some(secs * 1_000 + u64::from(nanos) / 1_000_000)
+}
+
+/// Whether a message needs an index record to be found by its request id:
+/// unless its id holds its millisecond of acceptance.
+pub fn needs_index(accepted_at: u64, request_id: &str) -> bool {
+    millisecond_of(request_id) != Some(accepted_at / 1_000)
 }
 
 /// An event as the API shows it.
@@ -87,6 +119,18 @@ mod tests {
                 prop_assert!(key(a, &x) < time_bound(b));
             }
             prop_assert!(time_bound(a) < key(a, &x));
+        }
+
+        /// An id the server makes is found by its millisecond; any other
+        /// text (a client's id) needs an index, and never panics.
+        #[test]
+        fn fresh_ids_hold_their_millisecond(at in 0u64..253_402_300_799_000_000, other in "\\PC{0,60}") {
+            let id = fresh_id(at);
+            prop_assert_eq!(millisecond_of(&id), Some(at / 1_000));
+            prop_assert!(!needs_index(at, &id));
+            prop_assert!(needs_index(at + 1_000, &id));
+            let _ = millisecond_of(&other);
+            prop_assert!(needs_index(at, &uuid::Uuid::new_v4().to_string()));
         }
     }
 }

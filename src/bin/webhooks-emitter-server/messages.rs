@@ -7,7 +7,7 @@
 
 use webhooks_emitter::{subscription_covers, RecordChange};
 
-use crate::message::{key, time_bound, MessageRecord};
+use crate::message::{key, millisecond_of, needs_index, time_bound, MessageRecord};
 use crate::problem::Problem;
 use crate::records::ServerStore;
 
@@ -86,18 +86,22 @@ impl Messages {
             let key = key(message.accepted_at, &message.request_id);
             let value = serde_json::to_vec(message)
                 .map_err(|e| Problem::bad_request(format!("message not storable: {e}")))?;
-            changes.push(RecordChange::Put {
-                namespace: ids(app),
-                key: message.request_id.clone(),
-                value: key.clone().into_bytes(),
-            });
+            if needs_index(message.accepted_at, &message.request_id) {
+                changes.push(RecordChange::Put {
+                    namespace: ids(app),
+                    key: message.request_id.clone(),
+                    value: key.clone().into_bytes(),
+                });
+            }
             changes.push(RecordChange::Put {
                 namespace: messages(app),
                 key,
                 value,
             });
         }
-        Ok(self.store.change_records(changes).await?)
+        // In the commit of the events logged: no transaction of their own
+        // (one per event would cost a PostgreSQL server half its rate).
+        Ok(self.store.group_records(changes).await?)
     }
 
     /// Takes back messages logged for events that were then not emitted (the
@@ -125,12 +129,50 @@ impl Messages {
 
     /// The newest message of `app` with this request id.
     pub async fn get(&self, app: &str, request_id: &str) -> Result<Option<MessageRecord>, Problem> {
+        if let Some(ms) = millisecond_of(request_id) {
+            if let Some(found) = self.in_millisecond(app, ms, request_id).await? {
+                return Ok(Some(found));
+            }
+        }
         let Some(key) = self.store.record(&ids(app), request_id).await? else {
             return Ok(None);
         };
         let key = String::from_utf8_lossy(&key).into_owned();
         let found = self.store.record(&messages(app), &key).await?;
         Ok(found.and_then(|bytes| decode(&key, &bytes)))
+    }
+
+    /// The message with `request_id` among those of `app` accepted in the
+    /// millisecond `ms` (the newest first, as `get` promises).
+    async fn in_millisecond(
+        &self,
+        app: &str,
+        ms: u64,
+        request_id: &str,
+    ) -> Result<Option<MessageRecord>, Problem> {
+        let start = time_bound(ms.saturating_mul(1_000));
+        let mut before = time_bound(ms.saturating_add(1).saturating_mul(1_000));
+        loop {
+            let batch = self
+                .store
+                .records_before(&messages(app), &before, BATCH)
+                .await?;
+            let full = batch.len() == BATCH;
+            for (key, bytes) in batch {
+                if key < start {
+                    return Ok(None);
+                }
+                // `<20 digits>-<request id>`: the id whole, not a suffix of
+                // another.
+                if key.get(21..) == Some(request_id) {
+                    return Ok(decode(&key, &bytes));
+                }
+                before = key;
+            }
+            if !full {
+                return Ok(None);
+            }
+        }
     }
 
     /// Up to `limit` messages of `app` that `filter` admits, newest first,

@@ -111,6 +111,16 @@ impl ServerStore {
         on_store!(self, s => s.change_records(changes).await)
     }
 
+    /// `changes` in the store's next group commit, with the events sent
+    /// beside them: on PostgreSQL in their transaction (`group_records`),
+    /// on the journal as every write is.
+    pub async fn group_records(&self, changes: Vec<RecordChange>) -> Result<(), StoreError> {
+        match self {
+            ServerStore::Journal(journal) => journal.change_records(changes).await,
+            ServerStore::Postgres(store) => store.group_records(changes).await,
+        }
+    }
+
     pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
         on_store!(self, s => s.records(namespace).await)
     }

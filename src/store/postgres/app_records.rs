@@ -305,14 +305,26 @@ async fn list(pool: &PgPool, namespace: &str, page: &Page) -> Result<Records, sq
 /// another (a batch of attempt records is two round trips, not hundreds).
 async fn change(pool: &PgPool, changes: &[RecordChange]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    apply_changes(&mut tx, changes).await?;
+    tx.commit().await
+}
+
+/// `changes` in `tx`, with the effect of their order.
+pub(super) async fn apply_changes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    changes: &[RecordChange],
+) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(());
+    }
     if keys_distinct(changes) {
-        change_at_once(&mut tx, changes).await?;
+        change_at_once(tx, changes).await
     } else {
         for change in changes {
-            change_at_once(&mut tx, std::slice::from_ref(change)).await?;
+            change_at_once(tx, std::slice::from_ref(change)).await?;
         }
+        Ok(())
     }
-    tx.commit().await
 }
 
 fn keys_distinct(changes: &[RecordChange]) -> bool {
@@ -525,6 +537,20 @@ impl PgStore {
             return Ok(());
         }
         self.ask(|reply| RecordsOp::Change { changes, reply }).await
+    }
+
+    /// Applies `changes` in order in the writer's next group commit, in the
+    /// transaction that writes the queues' events sent with them; returns
+    /// once committed. Unlike [`change_records`](Self::change_records), no
+    /// transaction of its own: for records that go with events (a log of
+    /// them), which would otherwise cost a transaction per event.
+    pub async fn group_records(&self, changes: Vec<RecordChange>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(ClusterOp::GroupRecords { changes, reply })?;
+        answer.await.unwrap_or(Err(StoreError::Closed))
     }
 
     /// Deletes everything stored for `emitter` (queued events, dead letters,

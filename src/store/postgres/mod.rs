@@ -625,6 +625,12 @@ pub(crate) enum ClusterOp {
     },
     /// An application record call: done on its own, beside the batches.
     Records(app_records::RecordsOp),
+    /// Application records written in the next batch's transaction, with
+    /// the queues ([`PgStore::group_records`]); answered once committed.
+    GroupRecords {
+        changes: Vec<crate::store::app_records::RecordChange>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Stop: commit what was sent before, give the leases back and leave
     /// the live nodes; answered once that is done ([`PgStore::close`]).
     Close {

@@ -11,6 +11,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::plan::{arrange, Plan, Read, Rows, Wake};
 use super::ClusterOp;
+use crate::store::app_records::RecordChange;
 
 /// The channel every node listens on.
 pub(super) const CHANNEL: &str = "webhooks_emitter";
@@ -42,8 +43,22 @@ pub(super) async fn write(
     set_paused(tx, plan).await?;
     release(tx, node, &rows).await?;
     forget_configs(tx, node, plan).await?;
+    group_records(tx, batch).await?;
     notify(tx, &rows.wake).await?;
     Ok(rows)
+}
+
+/// The application records sent to ride with this batch, in order.
+async fn group_records(tx: &mut Tx<'_>, batch: &[ClusterOp]) -> Result<(), sqlx::Error> {
+    let changes: Vec<RecordChange> = batch
+        .iter()
+        .filter_map(|op| match op {
+            ClusterOp::GroupRecords { changes, .. } => Some(changes.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    super::app_records::apply_changes(tx, &changes).await
 }
 
 /// The rows of newly registered emitters (and of any emitter written to).

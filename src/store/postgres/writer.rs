@@ -231,6 +231,9 @@ fn settle(shared: &Arc<NodeState>, batch: Vec<ClusterOp>, outcome: Rows) -> Read
             ClusterOp::Flush { reply } => {
                 let _ = reply.send(Ok(()));
             }
+            ClusterOp::GroupRecords { reply, .. } => {
+                let _ = reply.send(Ok(()));
+            }
             ClusterOp::Register { emitter, .. } => reads.registered.push(emitter),
             ClusterOp::Unregister { emitter, token } => shared.unregistered(&emitter, token),
             ClusterOp::Release { emitter, epoch } => shared.released(&emitter, epoch),
@@ -293,6 +296,10 @@ fn failed(
                 refused.entry(emitter).or_default().push(event);
             }
             ClusterOp::Flush { reply } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            // Its caller is told, as a record call's is; not retried.
+            ClusterOp::GroupRecords { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             ClusterOp::DeadLetter {

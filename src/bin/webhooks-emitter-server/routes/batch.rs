@@ -8,9 +8,8 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
-use webhooks_emitter::RequestId;
 
-use super::events::{accepting, keyed_request_id, read_json_body};
+use super::events::{accepting, keyed_request_id, read_json_body, request_id_for};
 use super::within::InApp;
 use crate::clock::unix_micros;
 use crate::idempotency::{fingerprint, Claim, Reservation};
@@ -150,17 +149,14 @@ pub async fn emit_batch(
     }
     // Every request id is decided now, so that a key's promise and each
     // message are written beside their event, in the same group commit.
+    let accepted_at = unix_micros();
     let mut emitting: Vec<_> = emitting
         .into_iter()
         .filter_map(|(index, mut event, reservation)| {
+            let given = event.request_id.as_deref();
             let decided = match &reservation {
-                Some(reservation) => keyed_request_id(reservation, event.request_id.as_deref()),
-                None => match &event.request_id {
-                    Some(given) => RequestId::parse(given)
-                        .map(|id| id.to_string())
-                        .map_err(Problem::from),
-                    None => Ok(RequestId::generate().to_string()),
-                },
+                Some(reservation) => keyed_request_id(reservation, given, accepted_at),
+                None => request_id_for(given, accepted_at),
             };
             match decided {
                 Ok(id) => event.request_id = Some(id),
@@ -201,7 +197,6 @@ pub async fn emit_batch(
             )
         },
     ));
-    let accepted_at = unix_micros();
     let messages: Vec<MessageRecord> = emitting
         .iter()
         .zip(&endpoints)

@@ -16,7 +16,7 @@ use webhooks_emitter::RequestId;
 use super::within::InApp;
 use crate::clock::unix_micros;
 use crate::idempotency::{fingerprint, Claim, Reservation};
-use crate::message::MessageRecord;
+use crate::message::{fresh_id, MessageRecord};
 use crate::problem::{json_error, Problem};
 use crate::state::AppState;
 
@@ -93,14 +93,16 @@ pub async fn emit(
                 .to_owned(),
         ),
     };
+    let accepted_at = unix_micros();
     let Some(key) = key else {
-        let (id, endpoints) = emit_now(&state, &app, event).await?;
+        let (id, endpoints) = emit_now(&state, &app, event, accepted_at).await?;
         return Ok(accepted(id, Some(endpoints)));
     };
     match state.keys.claim(&app, &key, &fingerprint(&body)).await? {
         Claim::Replay(request_id) => Ok(accepted(request_id, None)),
         Claim::Fresh(reservation) => {
-            let (id, endpoints) = emit_keyed(&state, &app, event, &reservation).await?;
+            let (id, endpoints) =
+                emit_keyed(&state, &app, event, &reservation, accepted_at).await?;
             reservation.finish(id.clone()).await;
             Ok(accepted(id, Some(endpoints)))
         }
@@ -116,29 +118,38 @@ async fn emit_keyed(
     app: &str,
     mut event: NewEvent,
     reservation: &Reservation<'_>,
+    accepted_at: u64,
 ) -> Result<(String, usize), Problem> {
-    let request_id = keyed_request_id(reservation, event.request_id.as_deref())?;
+    let request_id = keyed_request_id(reservation, event.request_id.as_deref(), accepted_at)?;
     event.request_id = Some(request_id.clone());
     let (promised, emitted) = futures_util::join!(
         reservation.promise(&request_id),
-        emit_now(state, app, event)
+        emit_now(state, app, event, accepted_at)
     );
     promised?;
     emitted
 }
 
 /// The request id of an event with a key: a promised key's (the event is
-/// emitted again with it), the client's (checked before it is promised), or
-/// a new one.
+/// emitted again with it), else as [`request_id_for`].
 pub(super) fn keyed_request_id(
     reservation: &Reservation<'_>,
     given: Option<&str>,
+    accepted_at: u64,
 ) -> Result<String, Problem> {
-    Ok(match (reservation.request_id(), given) {
-        (Some(promised), _) => promised.to_owned(),
-        (None, Some(given)) => RequestId::parse(given)?.to_string(),
-        (None, None) => RequestId::generate().to_string(),
-    })
+    match reservation.request_id() {
+        Some(promised) => Ok(promised.to_owned()),
+        None => request_id_for(given, accepted_at),
+    }
+}
+
+/// The request id of an event accepted at `accepted_at` (Unix µs): the
+/// client's, checked, or a new UUIDv7 of that millisecond (see `message`).
+pub(super) fn request_id_for(given: Option<&str>, accepted_at: u64) -> Result<String, Problem> {
+    match given {
+        Some(given) => Ok(RequestId::parse(given)?.to_string()),
+        None => Ok(fresh_id(accepted_at)),
+    }
 }
 
 /// Whether this node takes events now: not while draining, nor while it
@@ -163,21 +174,19 @@ async fn emit_now(
     state: &AppState,
     app: &str,
     event: NewEvent,
+    accepted_at: u64,
 ) -> Result<(String, usize), Problem> {
     let endpoints = state
         .catalog
         .subscribers(app, &event.event, &event.channels);
     // Decided here, not by the library: the message is keyed by it.
-    let request_id = match &event.request_id {
-        Some(given) => RequestId::parse(given)?.to_string(),
-        None => RequestId::generate().to_string(),
-    };
+    let request_id = request_id_for(event.request_id.as_deref(), accepted_at)?;
     let message = MessageRecord {
         request_id: request_id.clone(),
         event: event.event.clone(),
         channels: event.channels.clone(),
         payload: Some(event.payload.clone()),
-        accepted_at: unix_micros(),
+        accepted_at,
         endpoints,
     };
     let channels: Vec<&str> = event.channels.iter().map(String::as_str).collect();
