@@ -12,32 +12,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use support::server::{ServerProcess, TOKEN};
 use support::{Receiver, ScratchDir};
 
-fn chromium() -> PathBuf {
-    let found = ["CHROMIUM", "CHROME_BIN"]
-        .iter()
-        .filter_map(|var| std::env::var_os(var).map(PathBuf::from))
-        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from))
-        .find(|path| path.exists());
-    found.unwrap_or_else(|| {
-        panic!("Chromium not found: install it (`apt-get install chromium`, as .ci/run does) or set CHROMIUM to its path")
-    })
-}
-
 #[actix_web::test]
 async fn a_person_creates_an_endpoint_watches_deliveries_and_redelivers_a_dead_letter() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let scripts = root.join("tests/console");
-    assert!(
-        scripts.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `npm ci --prefix tests/console` (.ci/run does)"
-    );
-    let browser = chromium();
+    let (scripts, browser) = support::browser();
     let shots = root.join("target/console-e2e");
     std::fs::create_dir_all(&shots).unwrap();
 

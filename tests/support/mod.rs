@@ -85,3 +85,23 @@ pub fn in_byte_order(keys: &[String]) -> Vec<String> {
     sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     sorted
 }
+
+/// What the browser tests need: the directory of their scripts, with
+/// playwright-core installed, and Chromium's path. Fails, saying how to get
+/// them, rather than let a test pass without a browser.
+pub fn browser() -> (std::path::PathBuf, std::path::PathBuf) {
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+    assert!(
+        scripts.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm ci --prefix tests/console` (.ci/run does)"
+    );
+    let chromium = ["CHROMIUM", "CHROME_BIN"]
+        .iter()
+        .filter_map(|var| std::env::var_os(var).map(std::path::PathBuf::from))
+        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(std::path::PathBuf::from))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!("Chromium not found: install it (`apt-get install chromium`, as .ci/run does) or set CHROMIUM to its path")
+        });
+    (scripts, chromium)
+}

@@ -74,6 +74,9 @@ pub enum Needs {
     /// Any valid key (the OpenAPI document, reading event types).
     AnyKey,
     Scope(Scope),
+    /// Any key bound to an application (the route shows it only its own),
+    /// or an unbound key with the scope.
+    BoundOr(Scope),
     /// The admin token only (API keys, and any path not listed).
     Admin,
 }
@@ -87,7 +90,13 @@ pub enum Needs {
 pub fn needs(method: &Method, path: &str) -> Needs {
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
-        ["", "api", "v1", "apps"] | ["", "api", "v1", "apps", _] => Needs::Scope(Scope::AppsAdmin),
+        // A key bound to an application may read it (and list: itself).
+        ["", "api", "v1", "apps"] | ["", "api", "v1", "apps", _] if method == Method::GET => {
+            Needs::BoundOr(Scope::AppsAdmin)
+        }
+        ["", "api", "v1", "apps"]
+        | ["", "api", "v1", "apps", _]
+        | ["", "api", "v1", "apps", _, "portal-links"] => Needs::Scope(Scope::AppsAdmin),
         ["", "api", "v1", "apps", _, rest @ ..]
             if matches!(rest.first(), Some(&"endpoints" | &"events" | &"messages")) =>
         {
@@ -332,7 +341,16 @@ mod tests {
                 Needs::Scope(Scope::EventTypesWrite),
             ),
             (Method::GET, "/api/v1/openapi.json", Needs::AnyKey),
-            (Method::GET, "/api/v1/apps", Needs::Scope(Scope::AppsAdmin)),
+            (
+                Method::GET,
+                "/api/v1/apps",
+                Needs::BoundOr(Scope::AppsAdmin),
+            ),
+            (
+                Method::GET,
+                "/api/v1/apps/acme",
+                Needs::BoundOr(Scope::AppsAdmin),
+            ),
             (Method::POST, "/api/v1/apps", Needs::Scope(Scope::AppsAdmin)),
             (
                 Method::DELETE,
@@ -368,6 +386,16 @@ mod tests {
             (
                 Method::POST,
                 "/api/v1/apps/acme/endpoints/a/recover",
+                Needs::Scope(Scope::EndpointsWrite),
+            ),
+            (
+                Method::POST,
+                "/api/v1/apps/acme/portal-links",
+                Needs::Scope(Scope::AppsAdmin),
+            ),
+            (
+                Method::POST,
+                "/api/v1/endpoints/a/messages/r/resend",
                 Needs::Scope(Scope::EndpointsWrite),
             ),
             (Method::GET, "/api/v1/apps/acme/event-types", Needs::Admin),

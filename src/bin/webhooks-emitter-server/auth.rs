@@ -11,6 +11,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use crate::api_key::{needs, Needs, Scope};
+use crate::catalog::Grant;
+use crate::portal_link;
 use crate::problem::Problem;
 use crate::secrets::AdminToken;
 use crate::state::AppState;
@@ -26,7 +28,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn unauthorized() -> HttpResponse {
     let problem = Problem::new(
         StatusCode::UNAUTHORIZED,
-        "send the admin token or an API key as `Authorization: Bearer <token>`",
+        "send the admin token, an API key or a portal link's token as `Authorization: Bearer <token>` (a portal link expires: ask for a new one)",
     );
     let mut response = problem.error_response();
     response.headers_mut().insert(
@@ -81,7 +83,19 @@ fn key_refusal(req: &ServiceRequest, offered: Option<&str>) -> Option<HttpRespon
     let (Some(state), Some(offered)) = (state, offered) else {
         return Some(unauthorized());
     };
-    let Some(grant) = state.catalog.api_keys.grant(offered) else {
+    let grant = if offered.starts_with(portal_link::PREFIX) {
+        state
+            .portal
+            .links
+            .check(offered, crate::clock::unix_now())
+            .map(|app| Grant {
+                scopes: portal_link::SCOPES.to_vec(),
+                app: Some(app),
+            })
+    } else {
+        state.catalog.api_keys.grant(offered)
+    };
+    let Some(grant) = grant else {
         return Some(unauthorized());
     };
     // A node that cannot read the store may not know of a revocation.
@@ -95,7 +109,7 @@ fn key_refusal(req: &ServiceRequest, offered: Option<&str>) -> Option<HttpRespon
     }
     let forbidden = |detail: String| Problem::new(StatusCode::FORBIDDEN, detail).error_response();
     let needed = needs(req.method(), req.match_info().as_str());
-    if let Some(app) = grant.app {
+    if let Some(app) = grant.app.clone() {
         if needed == Needs::Scope(Scope::EventTypesWrite) {
             return Some(forbidden(
                 "a key bound to an application may not change the event types, which every application shares".into(),
@@ -105,10 +119,12 @@ fn key_refusal(req: &ServiceRequest, offered: Option<&str>) -> Option<HttpRespon
         // it has matched (`routes::within`): not a guess from the path here.
         req.extensions_mut().insert(BoundTo(app));
     }
+    let bound = grant.app.is_some();
     match needed {
         Needs::AnyKey => None,
-        Needs::Scope(scope) if grant.scopes.contains(&scope) => None,
-        Needs::Scope(scope) => Some(forbidden(format!(
+        Needs::BoundOr(_) if bound => None,
+        Needs::Scope(scope) | Needs::BoundOr(scope) if grant.scopes.contains(&scope) => None,
+        Needs::Scope(scope) | Needs::BoundOr(scope) => Some(forbidden(format!(
             "this API key lacks the scope `{}` that this route needs",
             scope.name()
         ))),

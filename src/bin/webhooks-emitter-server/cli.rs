@@ -85,6 +85,58 @@ pub struct Cli {
     /// `30d`; 1 s to 100 years. An expired message keeps its metadata.
     #[arg(long, env = "WEBHOOKS_RETENTION", default_value = "30d", value_parser = retention)]
     pub retention: Duration,
+
+    /// The URL customers reach this server at, for portal links, e.g.
+    /// `https://hooks.example.com`; without it, the scheme and host of the
+    /// request that makes the link.
+    #[arg(long, env = "WEBHOOKS_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+
+    /// Who may show the customer portal in a frame: `'none'`, `'self'`, or
+    /// origins such as `https://app.example.com`, separated by spaces (the
+    /// CSP `frame-ancestors` directive).
+    #[arg(long, env = "WEBHOOKS_PORTAL_FRAME_ANCESTORS", default_value = "'none'",
+        value_parser = frame_ancestors)]
+    pub portal_frame_ancestors: String,
+}
+
+/// `--public-url`: http(s), no whitespace, no query or fragment; without a
+/// trailing `/`.
+fn public_url(text: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || text.chars().any(char::is_whitespace)
+    {
+        return Err(format!(
+            "`{text}` is not an http(s) URL without a query, like https://hooks.example.com"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+/// `--portal-frame-ancestors`: `'none'`, `'self'` or origins, as CSP takes
+/// them, and nothing that could end the directive (`;`, `,`, quotes).
+fn frame_ancestors(text: &str) -> Result<String, String> {
+    let sources: Vec<&str> = text.split_whitespace().collect();
+    let valid = !sources.is_empty()
+        && sources.iter().all(|source| {
+            matches!(*source, "'none'" | "'self'")
+                || ((source.starts_with("https://") || source.starts_with("http://"))
+                    && source.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'/' | b'*')
+                    }))
+        })
+        && (sources.len() == 1 || !sources.contains(&"'none'"));
+    if valid {
+        Ok(sources.join(" "))
+    } else {
+        Err(format!(
+            "`{text}` is not `'none'`, `'self'` or origins like https://app.example.com, separated by spaces"
+        ))
+    }
 }
 
 /// `--retention`: a duration from 1 s to 100 years.

@@ -17,7 +17,11 @@
 //! - [`records`]: the server's store, the journal or PostgreSQL; [`clock`]:
 //!   times as stored and as shown;
 //! - [`attempts`]: recent attempts and the console's live feed;
-//! - [`console`]: the embedded web page; [`state`]: what handlers share.
+//! - [`app`]: an application (a customer), with endpoints of its own;
+//!   [`message`], [`messages`]: every accepted event, per application;
+//!   [`retention`]: what is dropped when;
+//! - [`console`]: the embedded web page; [`portal`]: the customers' page,
+//!   opened by [`portal_link`]s; [`state`]: what handlers share.
 
 mod api_key;
 mod app;
@@ -33,6 +37,8 @@ mod idempotency;
 mod ids;
 mod message;
 mod messages;
+mod portal;
+mod portal_link;
 mod problem;
 mod records;
 mod retention;
@@ -56,9 +62,11 @@ use crate::catalog::Catalog;
 use crate::cli::Cli;
 use crate::idempotency::IdempotencyKeys;
 use crate::messages::Messages;
+use crate::portal_link::PortalLinks;
 use crate::records::ServerStore;
 use crate::secrets::AdminToken;
 use crate::state::AppState;
+use crate::state::Portal;
 
 /// The bin's property tests: a fixed seed and 512 cases, so that CI runs are
 /// repeatable; `PROPTEST_CASES` raises the count for longer hunts.
@@ -170,7 +178,7 @@ async fn open_store(cli: &Cli) -> Result<ServerStore, String> {
 }
 
 /// Opens the store, starts the emitter, re-attaches the stored endpoints.
-async fn open(cli: &Cli) -> Result<web::Data<AppState>, String> {
+async fn open(cli: &Cli, admin_token: Option<&str>) -> Result<web::Data<AppState>, String> {
     let metrics = recorder()?;
     let store = open_store(cli).await?;
     let mut builder = WebhooksEmitter::builder()
@@ -187,6 +195,11 @@ async fn open(cli: &Cli) -> Result<web::Data<AppState>, String> {
         attempts: Arc::new(Attempts::new(store.clone(), cli.attempts_kept)),
         messages: Messages::new(store.clone()),
         retention: cli.retention,
+        portal: Portal {
+            links: PortalLinks::new(admin_token),
+            public_url: cli.public_url.clone(),
+            frame_ancestors: cli.portal_frame_ancestors.clone(),
+        },
         emitter: emitter.clone(),
         store,
         metrics,
@@ -205,8 +218,8 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
             cli.listen
         );
     }
+    let state = open(&cli, token.as_deref()).await?;
     let token = AdminToken::new(token.as_deref());
-    let state = open(&cli).await?;
     let (emitter, body_limit) = (state.emitter.clone(), state.body_limit);
     actix_web::rt::spawn(state.attempts.clone().follow(emitter.clone()));
     actix_web::rt::spawn(housekeeping(state.clone()));
@@ -217,6 +230,7 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
 
     let (app_state, app_token, app_emitter) =
         (state.clone(), web::Data::new(token), emitter.clone());
+    let frame_ancestors = state.portal.frame_ancestors.clone();
     let (document, known_paths) = routes::document();
     let (document, known_paths) = (web::Data::new(document), web::Data::new(known_paths));
     let server = HttpServer::new(move || {
@@ -241,6 +255,7 @@ async fn run(cli: Cli, token: Option<String>) -> Result<(), String> {
                     .route(app_emitter.ws_route()),
             )
             .configure(console::configure)
+            .configure(|cfg| portal::configure(cfg, &frame_ancestors))
             .default_service(web::to(routes::no_route))
     })
     .disable_signals()

@@ -13,6 +13,7 @@ use crate::endpoint::EndpointAt;
 use crate::idempotency::IdempotencyKeys;
 use crate::ids::DEFAULT_APP;
 use crate::messages::Messages;
+use crate::portal_link::PortalLinks;
 use crate::problem::Problem;
 use crate::records::ServerStore;
 
@@ -29,10 +30,20 @@ pub struct AppState {
     pub rotation_grace: Duration,
     /// How long messages keep their payloads (`--retention`).
     pub retention: Duration,
+    pub portal: Portal,
     /// Largest request body.
     pub body_limit: usize,
     /// Set on SIGTERM/SIGINT: `/ready` answers 503.
     pub draining: AtomicBool,
+}
+
+/// The customer portal's settings.
+pub struct Portal {
+    pub links: PortalLinks,
+    /// `--public-url`, for the links' address.
+    pub public_url: Option<String>,
+    /// `--portal-frame-ancestors`.
+    pub frame_ancestors: String,
 }
 
 impl AppState {

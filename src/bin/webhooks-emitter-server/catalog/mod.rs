@@ -24,7 +24,7 @@ mod api_keys;
 mod apps;
 mod event_types;
 mod sync;
-pub use api_keys::ApiKeys;
+pub use api_keys::{ApiKeys, Grant};
 use apps::Apps;
 pub use event_types::EventTypes;
 pub use sync::follow;

@@ -133,3 +133,55 @@ pub async fn delete_app(state: State, InApp(app): InApp) -> Result<HttpResponse,
     state.catalog.propagated().await;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// The body of `POST /api/v1/apps/{app}/portal-links` (`{}` for the default).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortalLinkSpec {
+    /// Seconds the link opens the portal (1 to 604,800; default 3,600).
+    #[schema(minimum = 1, maximum = 604800)]
+    pub expires_in: Option<u64>,
+}
+
+/// A link to an application's portal: give it to the customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortalLink {
+    /// Opens the portal; the token is in the fragment (`#wpl_…`), which
+    /// browsers never send to a server.
+    pub url: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+#[utoipa::path(params(("app" = String, Path, description = "the application's id")),
+    request_body = PortalLinkSpec,
+    responses((status = 201, body = PortalLink), (status = 400, body = Problem),
+        (status = 404, body = Problem)))]
+#[post("/apps/{app}/portal-links")]
+pub async fn create_portal_link(
+    state: State,
+    InApp(app): InApp,
+    req: HttpRequest,
+    spec: web::Json<PortalLinkSpec>,
+) -> Result<HttpResponse, Problem> {
+    use crate::portal_link::{DEFAULT_LIFE, MAX_LIFE, MIN_LIFE};
+    let life = spec.expires_in.unwrap_or(DEFAULT_LIFE);
+    if !(MIN_LIFE..=MAX_LIFE).contains(&life) {
+        return Err(Problem::bad_request(format!(
+            "expires_in is {MIN_LIFE} to {MAX_LIFE} seconds, not {life}"
+        )));
+    }
+    let expires = crate::clock::unix_now().saturating_add(life);
+    let token = state.portal.links.issue(&app, expires);
+    let base = match &state.portal.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    };
+    Ok(HttpResponse::Created().json(PortalLink {
+        url: format!("{base}/portal#{token}"),
+        expires_at: crate::clock::unix_rfc3339(expires),
+    }))
+}

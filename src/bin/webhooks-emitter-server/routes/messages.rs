@@ -238,3 +238,44 @@ pub async fn recover(
     }
     Ok(HttpResponse::Accepted().json(Recovered { recovered, expired }))
 }
+
+#[utoipa::path(params(("id" = String, Path, description = "the endpoint's id"),
+        ("request_id" = String, Path, description = "the message's request id")),
+    responses((status = 202, body = Recovered), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 503, body = Problem)))]
+#[post("/endpoints/{id}/messages/{request_id}/resend")]
+pub async fn resend(
+    state: State,
+    InApp(app): InApp,
+    AtEndpoint(at): AtEndpoint,
+    request_id: web::Path<MessageId>,
+) -> Result<HttpResponse, Problem> {
+    known(&state, &at).await?;
+    let request_id = &request_id.request_id;
+    let message = state.messages.get(&app, request_id).await?.ok_or_else(|| {
+        Problem::not_found(format!(
+            "no message with request id `{}`",
+            request_id.escape_debug()
+        ))
+    })?;
+    let Some(payload) = message.payload.as_deref() else {
+        return Err(Problem::conflict(
+            "this message's payload has expired (--retention): it cannot be sent again",
+        ));
+    };
+    state
+        .emitter
+        .emit_all_durable_to(
+            &at.key,
+            [(
+                message.event.as_str(),
+                payload,
+                Some(message.request_id.clone()),
+            )],
+        )
+        .await?;
+    Ok(HttpResponse::Accepted().json(Recovered {
+        recovered: 1,
+        expired: 0,
+    }))
+}

@@ -55,6 +55,7 @@ pub fn configure(cfg: &mut ServiceConfig, body_limit: usize) {
             .service(apps::read_app)
             .service(apps::change_app)
             .service(apps::delete_app)
+            .service(apps::create_portal_link)
             .service(
                 scope::scope("/apps/{app}")
                     .configure(application_routes)
@@ -93,7 +94,8 @@ fn application_routes(cfg: &mut ServiceConfig) {
         .service(delivery::rotate)
         .service(messages::list_messages)
         .service(messages::read_message)
-        .service(messages::recover);
+        .service(messages::recover)
+        .service(messages::resend);
 }
 
 /// The OpenAPI document of everything [`configure`] mounts (and of the live
