@@ -86,11 +86,7 @@ async fn a_customer_manages_endpoints_and_messages_through_a_portal_link() {
             made.json["url"].as_str().unwrap().to_owned()
         }
     };
-    let (acme_link, short_link, globex_link) = (
-        link("acme", 600).await,
-        link("acme", 3).await,
-        link("globex", 600).await,
-    );
+    let (acme_link, globex_link) = (link("acme", 600).await, link("globex", 600).await);
 
     let url = server.url("");
     let (receiver_url, globex_url) = (receiver.url("/hooks"), globex_receiver.url("/globex"));
