@@ -414,6 +414,23 @@ async fn recover_sends_an_endpoint_again_what_it_subscribes_to_in_order_with_the
     // After the 6th, sent to every endpoint live meanwhile.
     assert_eq!(late.numbers(2).await, [6, 1]);
 
+    // One message, sent again to one endpoint, with its id.
+    let resend = format!(
+        "/api/v1/apps/acme/endpoints/late/messages/{}/resend",
+        sent[1]
+    );
+    let again = server.api(Method::POST, &resend, None).await;
+    assert_eq!(again.status, 202, "{again:?}");
+    let got = late.next().await;
+    assert_eq!(got.n(), 2, "sent whatever its subscription");
+    assert_eq!(got.header("x-webhooks-delivery"), Some(sent[1].as_str()));
+    for path in [
+        "/api/v1/apps/acme/endpoints/late/messages/nope/resend",
+        "/api/v1/apps/acme/endpoints/nope/messages/x/resend",
+    ] {
+        problem(&server.api(Method::POST, path, None).await, 404);
+    }
+
     for bad in [
         json!({}),
         json!({"since": "yesterday"}),
@@ -497,6 +514,14 @@ async fn past_the_retention_a_message_keeps_its_metadata_and_attempts_go() {
         json!({"recovered": 0, "expired": 1}),
         "{recovered:?}"
     );
+    let resend = server
+        .api(
+            Method::POST,
+            "/api/v1/apps/acme/endpoints/crm/messages/old/resend",
+            None,
+        )
+        .await;
+    problem(&resend, 409);
     // Nothing was sent: the next request is a new event.
     send(
         &server,

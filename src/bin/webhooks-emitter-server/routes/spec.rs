@@ -150,6 +150,14 @@ fn complete(operation: &mut Operation, method: HttpMethod, public: bool) {
 /// An application's copy of a `default` route: an operation id of its
 /// own (ids are unique), and the `{app}` it is in.
 fn in_application(operation: &mut Operation) {
+    // A route of applications alone (portal links) declares `{app}` itself.
+    let declared = operation
+        .parameters
+        .as_ref()
+        .is_some_and(|p| p.iter().any(|p| p.name == "app"));
+    if declared {
+        return;
+    }
     if let Some(id) = &mut operation.operation_id {
         id.insert_str(0, "app_");
     }
