@@ -1103,3 +1103,32 @@ async fn messages_accepted_on_one_node_are_read_and_recovered_on_another() {
     assert_eq!(got.n(), 1);
     assert_eq!(got.header("x-webhooks-delivery"), Some("m-1"));
 }
+
+/// A portal link made on one node opens its application on every node (one
+/// admin token, one key for the links), and never another application.
+#[actix_web::test]
+async fn a_portal_link_made_on_one_node_works_on_every_node() {
+    let db = Postgres::start();
+    let nodes = nodes(&db, 2);
+    for app in ["acme", "globex"] {
+        let made = post(
+            &nodes[0],
+            "/api/v1/apps",
+            Some(json!({"id": app, "name": app})),
+        )
+        .await;
+        assert_eq!(made.status, 201, "{made:?}");
+    }
+    let link = post(&nodes[1], "/api/v1/apps/acme/portal-links", Some(json!({}))).await;
+    let url = link.json["url"].as_str().unwrap();
+    let token = url.split_once('#').unwrap().1.to_owned();
+    for node in &nodes {
+        for (path, status) in [
+            ("/api/v1/apps/acme/endpoints", 200),
+            ("/api/v1/apps/globex/endpoints", 404),
+        ] {
+            let answer = node.call(Method::GET, path, None, Some(&token), &[]).await;
+            assert_eq!(answer.status, status, "{path}: {answer:?}");
+        }
+    }
+}
