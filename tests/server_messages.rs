@@ -15,17 +15,6 @@ use serde_json::{json, Value};
 use support::server::{problem, Answer, ServerProcess};
 use support::{Receiver, Reply, ScratchDir};
 
-async fn make_app(server: &ServerProcess, id: &str) {
-    let made = server
-        .api(
-            Method::POST,
-            "/api/v1/apps",
-            Some(json!({"id": id, "name": id})),
-        )
-        .await;
-    assert_eq!(made.status, 201, "{made:?}");
-}
-
 async fn make_endpoint(server: &ServerProcess, app: &str, id: &str, spec: Value) {
     let mut spec = spec;
     spec["id"] = json!(id);
@@ -102,8 +91,8 @@ async fn every_accepted_event_is_a_message_listed_newest_first_with_filters() {
     let journal = dir.file("j.redb");
     let mut server = ServerProcess::start(&journal, &[]);
     let receiver = Receiver::start();
-    make_app(&server, "acme").await;
-    make_app(&server, "globex").await;
+    server.make_app("acme", "acme").await;
+    server.make_app("globex", "globex").await;
     make_endpoint(
         &server,
         "acme",
@@ -264,7 +253,7 @@ async fn a_message_shows_its_attempts_at_each_endpoint() {
     let server = ServerProcess::start(&dir.file("j.redb"), &[]);
     let (mut failing, mut fine) = (Receiver::start(), Receiver::start());
     failing.script([Reply::Body(500, "out of cheese".into()), Reply::Status(200)]);
-    make_app(&server, "acme").await;
+    server.make_app("acme", "acme").await;
     let retry =
         json!({"events": ["order.*"], "max_retries": 3, "backoff_ms": {"start": 10, "limit": 20}});
     let mut spec = retry.clone();
@@ -314,7 +303,7 @@ async fn a_message_shows_its_attempts_at_each_endpoint() {
             .await,
         404,
     );
-    make_app(&server, "globex").await;
+    server.make_app("globex", "globex").await;
     problem(
         &server
             .api(Method::GET, "/api/v1/apps/globex/messages/req-1", None)
@@ -334,7 +323,7 @@ async fn recover_sends_an_endpoint_again_what_it_subscribes_to_in_order_with_the
     let dir = ScratchDir::new("messages-recover");
     let server = ServerProcess::start(&dir.file("j.redb"), &[]);
     let (mut first, mut late) = (Receiver::start(), Receiver::start());
-    make_app(&server, "acme").await;
+    server.make_app("acme", "acme").await;
     make_endpoint(
         &server,
         "acme",
@@ -455,7 +444,7 @@ async fn past_the_retention_a_message_keeps_its_metadata_and_attempts_go() {
     let dir = ScratchDir::new("messages-retention");
     let server = ServerProcess::start(&dir.file("j.redb"), &["--retention", "2s"]);
     let mut receiver = Receiver::start();
-    make_app(&server, "acme").await;
+    server.make_app("acme", "acme").await;
     make_endpoint(
         &server,
         "acme",

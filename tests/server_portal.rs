@@ -13,17 +13,6 @@ use serde_json::{json, Value};
 use support::server::{problem, Answer, ServerProcess};
 use support::ScratchDir;
 
-async fn make_app(server: &ServerProcess, id: &str) {
-    let made = server
-        .api(
-            Method::POST,
-            "/api/v1/apps",
-            Some(json!({"id": id, "name": id})),
-        )
-        .await;
-    assert_eq!(made.status, 201, "{made:?}");
-}
-
 async fn link(server: &ServerProcess, app: &str, body: Value) -> Answer {
     server
         .api(
@@ -46,8 +35,8 @@ fn token_of(answer: &Answer) -> String {
 async fn a_link_opens_one_application_with_a_customers_powers_only() {
     let dir = ScratchDir::new("portal-links");
     let server = ServerProcess::start(&dir.file("j.redb"), &[]);
-    make_app(&server, "acme").await;
-    make_app(&server, "globex").await;
+    server.make_app("acme", "acme").await;
+    server.make_app("globex", "globex").await;
     let made = link(&server, "acme", json!({})).await;
     assert_eq!(made.status, 201, "{made:?}");
     let url = made.json["url"].as_str().unwrap();
@@ -207,7 +196,7 @@ async fn the_portal_page_is_framed_only_where_allowed_and_links_use_the_public_u
         policy,
         "default-src 'self'; frame-ancestors https://app.example.com 'self'"
     );
-    make_app(&server, "acme").await;
+    server.make_app("acme", "acme").await;
     let made = link(&server, "acme", json!({})).await;
     let url = made.json["url"].as_str().unwrap();
     assert!(

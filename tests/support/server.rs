@@ -246,6 +246,18 @@ impl ServerProcess {
         })
     }
 
+    /// Creates application `id` named `name` (201).
+    pub async fn make_app(&self, id: &str, name: &str) {
+        let made = self
+            .api(
+                Method::POST,
+                "/api/v1/apps",
+                Some(serde_json::json!({"id": id, "name": name})),
+            )
+            .await;
+        assert_eq!(made.status, 201, "{made:?}");
+    }
+
     /// Creates an endpoint from `spec` (201); what the server showed of it.
     pub async fn create(&self, spec: Value) -> Answer {
         let created = self

@@ -6,6 +6,8 @@ use actix_web::{web, HttpResponse};
 
 const PAGE: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
+/// What the console and the customer portal share.
+const SHARED: &str = include_str!("console/ui.js");
 const STYLE: &str = include_str!("console/console.css");
 const ICON: &str = include_str!("console/favicon.svg");
 
@@ -25,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let files = [
         ("/", "text/html; charset=utf-8", PAGE),
         ("/console.js", "text/javascript; charset=utf-8", SCRIPT),
+        ("/ui.js", "text/javascript; charset=utf-8", SHARED),
         ("/console.css", "text/css; charset=utf-8", STYLE),
         ("/favicon.svg", "image/svg+xml", ICON),
     ];

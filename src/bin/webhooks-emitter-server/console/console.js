@@ -6,61 +6,14 @@
 const TOKEN_KEY = "webhooks-emitter-token";
 const FEED_TOPIC = "console deliveries";
 const FEED_KEPT = 200;
-const $ = (id) => document.getElementById(id);
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 let selected = null;
 let source = null;
 let refreshTimer = null;
 
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
 async function api(method, path, body) {
-  const headers = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(`/api/v1${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (response.status === 204) return null;
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    if (response.status === 401) signOut("The token was refused.");
-    throw new ApiError(response.status, (data && data.detail) || response.statusText);
-  }
-  return data;
-}
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-function row(cells) {
-  const tr = document.createElement("tr");
-  for (const cell of cells) {
-    tr.append(cell instanceof Node ? cell : el("td", cell));
-  }
-  return tr;
-}
-
-function button(label, ariaLabel, onClick, secondary) {
-  const b = el("button", label, secondary ? "secondary" : "");
-  b.type = "button";
-  b.setAttribute("aria-label", ariaLabel);
-  b.addEventListener("click", (event) => {
-    event.stopPropagation();
-    run(onClick);
-  });
-  return b;
+  return request(token, method, path, body, () => signOut("The token was refused."));
 }
 
 function ms(value) {

@@ -9,7 +9,6 @@
 const TOKEN_KEY = "webhooks-emitter-portal";
 const REFRESH_MS = 3000;
 const PAGE = 20;
-const $ = (id) => document.getElementById(id);
 
 let token = null;
 let base = "";
@@ -17,13 +16,6 @@ let endpoints = [];
 let editing = null;
 let openMessage = null;
 let olderCursor = null;
-
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
 
 function takeToken() {
   const fragment = decodeURIComponent(location.hash.slice(1));
@@ -35,7 +27,7 @@ function takeToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-function close(why) {
+function closePortal(why) {
   sessionStorage.removeItem(TOKEN_KEY);
   token = null;
   $("portal").hidden = true;
@@ -45,44 +37,7 @@ function close(why) {
 }
 
 async function api(method, path, body) {
-  const headers = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(`/api/v1${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (response.status === 204) return null;
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    if (response.status === 401) close("This link has expired, or is not valid.");
-    throw new ApiError(response.status, (data && data.detail) || response.statusText);
-  }
-  return data;
-}
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-function row(cells) {
-  const tr = document.createElement("tr");
-  for (const cell of cells) tr.append(cell instanceof Node ? cell : el("td", cell));
-  return tr;
-}
-
-function button(label, ariaLabel, onClick, secondary) {
-  const b = el("button", label, secondary ? "secondary" : "");
-  b.type = "button";
-  b.setAttribute("aria-label", ariaLabel);
-  b.addEventListener("click", (event) => {
-    event.stopPropagation();
-    run(onClick);
-  });
-  return b;
+  return request(token, method, path, body, () => closePortal("This link has expired, or is not valid."));
 }
 
 function say(text) {
@@ -304,7 +259,7 @@ async function refresh() {
 async function start() {
   token = takeToken();
   if (!token) {
-    close("This address holds no portal link.");
+    closePortal("This address holds no portal link.");
     return;
   }
   let app;
@@ -312,7 +267,7 @@ async function start() {
     const apps = await api("GET", "/apps");
     app = apps.data[0];
   } catch (error) {
-    if (token) close(`The portal cannot open: ${error.message}`);
+    if (token) closePortal(`The portal cannot open: ${error.message}`);
     return;
   }
   base = `/apps/${encodeURIComponent(app.id)}`;

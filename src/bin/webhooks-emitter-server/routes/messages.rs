@@ -137,12 +137,7 @@ pub async fn read_message(
     request_id: web::Path<MessageId>,
 ) -> Result<HttpResponse, Problem> {
     let request_id = &request_id.request_id;
-    let message = state.messages.get(&app, request_id).await?.ok_or_else(|| {
-        Problem::not_found(format!(
-            "no message with request id `{}`",
-            request_id.escape_debug()
-        ))
-    })?;
+    let message = message_of(&state, &app, request_id).await?;
     let mut attempts = Vec::new();
     for at in state.catalog.endpoints_of(&app).await {
         attempts.extend(state.attempts.of_request(&at.key, request_id).await?);
@@ -152,6 +147,20 @@ pub async fn read_message(
         message: MessageView::from(message),
         attempts,
     }))
+}
+
+/// The message of `app` with this request id, or the 404.
+async fn message_of(
+    state: &AppState,
+    app: &str,
+    request_id: &str,
+) -> Result<MessageRecord, Problem> {
+    state.messages.get(app, request_id).await?.ok_or_else(|| {
+        Problem::not_found(format!(
+            "no message with request id `{}`",
+            request_id.escape_debug()
+        ))
+    })
 }
 
 /// `{request_id}` of a message's route.
@@ -252,12 +261,7 @@ pub async fn resend(
 ) -> Result<HttpResponse, Problem> {
     known(&state, &at).await?;
     let request_id = &request_id.request_id;
-    let message = state.messages.get(&app, request_id).await?.ok_or_else(|| {
-        Problem::not_found(format!(
-            "no message with request id `{}`",
-            request_id.escape_debug()
-        ))
-    })?;
+    let message = message_of(&state, &app, request_id).await?;
     let Some(payload) = message.payload.as_deref() else {
         return Err(Problem::conflict(
             "this message's payload has expired (--retention): it cannot be sent again",
