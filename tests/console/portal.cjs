@@ -130,8 +130,11 @@ async function main() {
     await short.getByRole("heading", { name: "Webhooks · Acme Inc." }).waitFor(WAIT);
     const ends = Number(shortLink.split(".").at(-2)) * 1000;
     await short.waitForTimeout(Math.max(0, ends - Date.now()) + 1500); // past the link's end, by the clock
+    // The page's next read is refused and it says so; a reload says the same.
+    await short.getByText("This link has expired, or is not valid.").waitFor(WAIT);
     await short.reload();
     await short.getByText("This link has expired, or is not valid.").waitFor(WAIT);
+    if (await short.locator("#portal").isVisible()) problems.push("an expired link still shows the portal");
     await short.screenshot({ path: `${SHOTS}/portal-expired.png` });
     await late.close();
   } finally {

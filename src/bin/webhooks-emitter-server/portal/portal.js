@@ -7,6 +7,7 @@
 "use strict";
 
 const TOKEN_KEY = "webhooks-emitter-portal";
+const CLOSED_KEY = "webhooks-emitter-portal-closed";
 const REFRESH_MS = 3000;
 const PAGE = 20;
 
@@ -21,6 +22,7 @@ function takeToken() {
   const fragment = decodeURIComponent(location.hash.slice(1));
   if (fragment.startsWith("wpl_")) {
     sessionStorage.setItem(TOKEN_KEY, fragment);
+    sessionStorage.removeItem(CLOSED_KEY);
     // Out of the address bar, the history and any bookmark.
     history.replaceState(null, "", location.pathname);
   }
@@ -29,6 +31,8 @@ function takeToken() {
 
 function closePortal(why) {
   sessionStorage.removeItem(TOKEN_KEY);
+  // A reload says the same, not that there was never a link.
+  sessionStorage.setItem(CLOSED_KEY, why);
   token = null;
   $("portal").hidden = true;
   $("closed").hidden = false;
@@ -259,7 +263,7 @@ async function refresh() {
 async function start() {
   token = takeToken();
   if (!token) {
-    closePortal("This address holds no portal link.");
+    closePortal(sessionStorage.getItem(CLOSED_KEY) || "This address holds no portal link.");
     return;
   }
   let app;
