@@ -2,7 +2,8 @@
 //! `tests/console/portal.cjs` (playwright-core), against the server binary
 //! and loopback receivers. The operator makes a link; the customer opens
 //! it, adds an endpoint with two event types, receives a test, reads a
-//! failed attempt's response body, sends the message again; a link of one
+//! failed attempt's response body, sends the message again, recovers the
+//! last minute; a link of one
 //! application never shows another's; a link past its end is refused.
 //! Screenshots land in `target/console-e2e/`.
 //!
@@ -114,11 +115,11 @@ async fn a_customer_manages_endpoints_and_messages_through_a_portal_link() {
     );
 
     // What the customer's receiver saw: the test, the message failing then
-    // delivered, and the copy sent again, with the same id, all signed with
-    // the key the portal showed.
+    // delivered, the copy sent again and the one recovered, with the same
+    // id, all signed with the key the portal showed.
     let test = receiver.next().await;
     assert_eq!(test.header("x-webhooks-event"), Some("webhook_test"));
-    let copies = receiver.take(3).await;
+    let copies = receiver.take(4).await;
     assert!(copies.iter().all(|r| r.n() == 1));
     let ids: Vec<_> = copies
         .iter()

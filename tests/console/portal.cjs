@@ -96,6 +96,12 @@ async function main() {
     await page.locator("#attempts td.outcome-delivered").nth(1).waitFor(WAIT);
     await page.screenshot({ path: `${SHOTS}/portal.png`, fullPage: true });
 
+    // Recover everything since a minute ago: the one message, once more.
+    const minuteAgo = new Date(Date.now() - 60_000 - new Date().getTimezoneOffset() * 60_000);
+    await page.getByLabel("Since").fill(minuteAgo.toISOString().slice(0, 16));
+    await page.getByRole("button", { name: "Send them again" }).click();
+    await page.getByText("Sent again: 1 message(s).").waitFor(WAIT);
+
     // Nothing of another application shows, and its routes are 404 to
     // this link.
     const text = await page.locator("body").innerText();
