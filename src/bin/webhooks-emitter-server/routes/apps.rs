@@ -8,6 +8,7 @@ use actix_web::{delete, get, patch, post, web, HttpMessage, HttpRequest, HttpRes
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::paging::page_limit;
 use super::within::InApp;
 use crate::app::{AppPatch, AppSpec, AppView};
 use crate::auth::BoundTo;
@@ -16,10 +17,6 @@ use crate::problem::Problem;
 use crate::state::AppState;
 
 type State = web::Data<AppState>;
-
-/// Most applications in one page, and the default.
-const MAX_LIMIT: usize = 250;
-const DEFAULT_LIMIT: usize = 50;
 
 #[utoipa::path(request_body = AppSpec,
     responses((status = 201, body = AppView), (status = 400, body = Problem),
@@ -69,12 +66,7 @@ pub async fn list_apps(
     req: HttpRequest,
     query: web::Query<AppsQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Problem::bad_request(format!(
-            "limit is 1 to {MAX_LIMIT}, not {limit}"
-        )));
-    }
+    let limit = page_limit(query.limit)?;
     let bound = req.extensions().get::<BoundTo>().map(|b| b.0.clone());
     let page = state
         .catalog

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use webhooks_emitter::{channels_admit, subscription_covers};
 
 use super::endpoints::known;
+use super::paging::page_limit;
 use super::within::{AtEndpoint, InApp};
 use crate::attempts::AttemptView;
 use crate::clock::{parse_rfc3339_micros, unix_micros};
@@ -20,9 +21,6 @@ use crate::state::AppState;
 
 type State = web::Data<AppState>;
 
-/// Most messages in one page, and the default.
-const MAX_LIMIT: usize = 250;
-const DEFAULT_LIMIT: usize = 50;
 /// Records one page may read, in tens of pages: a rare filter answers a
 /// short page with a cursor rather than read the whole log.
 const SCAN_PAGES: usize = 10;
@@ -58,13 +56,8 @@ pub struct MessagePage {
     pub next_cursor: Option<String>,
 }
 
-/// A bound of `limit` and `cursor`'s shape, as a 400.
-fn check_page(limit: usize, cursor: Option<&str>) -> Result<(), Problem> {
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Problem::bad_request(format!(
-            "limit is 1 to {MAX_LIMIT}, not {limit}"
-        )));
-    }
+/// `cursor`'s shape, as a 400.
+fn check_cursor(cursor: Option<&str>) -> Result<(), Problem> {
     if cursor
         .is_some_and(|c| c.is_empty() || c.len() > 300 || !c.bytes().all(|b| b.is_ascii_graphic()))
     {
@@ -84,8 +77,8 @@ pub async fn list_messages(
     query: web::Query<MessagesQuery>,
 ) -> Result<HttpResponse, Problem> {
     let query = query.into_inner();
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    check_page(limit, query.cursor.as_deref())?;
+    let limit = page_limit(query.limit)?;
+    check_cursor(query.cursor.as_deref())?;
     let filter = Filter {
         event: query.event,
         channel: query.channel,

@@ -14,6 +14,7 @@ mod events;
 mod fallback;
 mod messages;
 mod ops;
+mod paging;
 mod spec;
 mod within;
 
