@@ -229,13 +229,7 @@ impl Journal {
     /// Every record of `namespace`, by key, sorted; it sees every write sent
     /// before it.
     pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
-        let namespace = namespace.to_owned();
-        ask(self, |reply| AppOp::List {
-            namespace,
-            page: Page::all(),
-            reply,
-        })
-        .await
+        self.page(namespace, Page::all()).await
     }
 
     /// Up to `limit` records of `namespace` whose keys sort after `after`
@@ -247,17 +241,8 @@ impl Journal {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Records, StoreError> {
-        let page = Page {
-            start: Start::After(after.map(str::to_owned)),
-            limit,
-        };
-        let namespace = namespace.to_owned();
-        ask(self, |reply| AppOp::List {
-            namespace,
-            page,
-            reply,
-        })
-        .await
+        let start = Start::After(after.map(str::to_owned));
+        self.page(namespace, Page { start, limit }).await
     }
 
     /// Up to `limit` records of `namespace` whose keys sort before
@@ -269,17 +254,8 @@ impl Journal {
         before: &str,
         limit: usize,
     ) -> Result<Records, StoreError> {
-        let page = Page {
-            start: Start::Before(before.to_owned()),
-            limit,
-        };
-        let namespace = namespace.to_owned();
-        ask(self, |reply| AppOp::List {
-            namespace,
-            page,
-            reply,
-        })
-        .await
+        let start = Start::Before(before.to_owned());
+        self.page(namespace, Page { start, limit }).await
     }
 
     /// The record under (`namespace`, `key`), if any; it sees every write
@@ -289,6 +265,18 @@ impl Journal {
         ask(self, |reply| AppOp::Get {
             namespace,
             key,
+            reply,
+        })
+        .await
+    }
+
+    /// One read of `namespace`'s records: `records`, `records_after` and
+    /// `records_before` are pages of it.
+    async fn page(&self, namespace: &str, page: Page) -> Result<Records, StoreError> {
+        let namespace = namespace.to_owned();
+        ask(self, |reply| AppOp::List {
+            namespace,
+            page,
             reply,
         })
         .await

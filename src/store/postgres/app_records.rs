@@ -305,14 +305,15 @@ async fn list(pool: &PgPool, namespace: &str, page: &Page) -> Result<Records, sq
 /// another (a batch of attempt records is two round trips, not hundreds).
 async fn change(pool: &PgPool, changes: &[RecordChange]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    apply_changes(&mut tx, changes).await?;
+    apply_changes(&mut tx, &changes.iter().collect::<Vec<_>>()).await?;
     tx.commit().await
 }
 
-/// `changes` in `tx`, with the effect of their order.
+/// `changes` in `tx`, with the effect of their order. Borrowed: the records
+/// grouped with a batch are bound from where they wait, not copied.
 pub(super) async fn apply_changes(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    changes: &[RecordChange],
+    changes: &[&RecordChange],
 ) -> Result<(), sqlx::Error> {
     if changes.is_empty() {
         return Ok(());
@@ -327,7 +328,7 @@ pub(super) async fn apply_changes(
     }
 }
 
-fn keys_distinct(changes: &[RecordChange]) -> bool {
+fn keys_distinct(changes: &[&RecordChange]) -> bool {
     let mut seen = std::collections::HashSet::new();
     changes.iter().all(|change| {
         let (RecordChange::Put { namespace, key, .. } | RecordChange::Delete { namespace, key }) =
@@ -339,7 +340,7 @@ fn keys_distinct(changes: &[RecordChange]) -> bool {
 /// `changes` (no key twice) in two statements: the puts, then the deletes.
 async fn change_at_once(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    changes: &[RecordChange],
+    changes: &[&RecordChange],
 ) -> Result<(), sqlx::Error> {
     let (mut put_ns, mut put_keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
     let (mut del_ns, mut del_keys) = (Vec::new(), Vec::new());
@@ -586,13 +587,7 @@ impl PgStore {
 
     /// Every record of `namespace`, by key, sorted.
     pub async fn records(&self, namespace: &str) -> Result<Records, StoreError> {
-        let namespace = namespace.to_owned();
-        self.ask(|reply| RecordsOp::List {
-            namespace,
-            page: Page::all(),
-            reply,
-        })
-        .await
+        self.page(namespace, Page::all()).await
     }
 
     /// Up to `limit` records of `namespace` whose keys sort after `after`
@@ -604,17 +599,8 @@ impl PgStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Records, StoreError> {
-        let page = Page {
-            start: Start::After(after.map(str::to_owned)),
-            limit,
-        };
-        let namespace = namespace.to_owned();
-        self.ask(|reply| RecordsOp::List {
-            namespace,
-            page,
-            reply,
-        })
-        .await
+        let start = Start::After(after.map(str::to_owned));
+        self.page(namespace, Page { start, limit }).await
     }
 
     /// Up to `limit` records of `namespace` whose keys sort before
@@ -625,10 +611,13 @@ impl PgStore {
         before: &str,
         limit: usize,
     ) -> Result<Records, StoreError> {
-        let page = Page {
-            start: Start::Before(before.to_owned()),
-            limit,
-        };
+        let start = Start::Before(before.to_owned());
+        self.page(namespace, Page { start, limit }).await
+    }
+
+    /// One read of `namespace`'s records: `records`, `records_after` and
+    /// `records_before` are pages of it.
+    async fn page(&self, namespace: &str, page: Page) -> Result<Records, StoreError> {
         let namespace = namespace.to_owned();
         self.ask(|reply| RecordsOp::List {
             namespace,

@@ -50,10 +50,10 @@ pub(super) async fn write(
 
 /// The application records sent to ride with this batch, in order.
 async fn group_records(tx: &mut Tx<'_>, batch: &[ClusterOp]) -> Result<(), sqlx::Error> {
-    let changes: Vec<RecordChange> = batch
+    let changes: Vec<&RecordChange> = batch
         .iter()
         .filter_map(|op| match op {
-            ClusterOp::GroupRecords { changes, .. } => Some(changes.iter().cloned()),
+            ClusterOp::GroupRecords { changes, .. } => Some(changes.iter()),
             _ => None,
         })
         .flatten()
