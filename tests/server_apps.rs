@@ -484,3 +484,65 @@ async fn applications_and_their_endpoints_survive_a_restart() {
     assert_eq!(acme.next().await.json(), json!("a2"));
     assert_eq!(default.next().await.json(), json!("d2"));
 }
+
+/// Run as a child process by the test below (it does nothing otherwise):
+/// with the library alone, writes a journal as the server wrote it before
+/// applications: an endpoint record without `app`, and an event queued for
+/// that endpoint's emitter id, not yet delivered (its emitter here points
+/// to a closed port).
+#[actix_web::test]
+async fn child_writes_a_journal_from_before_applications() {
+    let (Some(path), Some(url)) = (
+        std::env::var_os("OLD_JOURNAL"),
+        std::env::var("OLD_RECEIVER").ok(),
+    ) else {
+        return;
+    };
+    let journal = webhooks_emitter::Journal::open(&path).unwrap();
+    let record = json!({
+        "spec": {"id": "crm", "url": url, "events": ["order.created"]},
+        "retiring_keys": [],
+        "created_at": 1_700_000_000u64,
+    });
+    journal
+        .put_record("endpoints", "crm", serde_json::to_vec(&record).unwrap())
+        .await
+        .unwrap();
+    let emitter = webhooks_emitter::WebhooksEmitter::builder()
+        .store(journal)
+        .start();
+    let closed = format!("http://{}/h", support::refused_addr());
+    emitter
+        .attach("crm", "order.created", support::fast_config(closed))
+        .await
+        .unwrap();
+    emitter
+        .emit_durable("order.created", &json!({"n": 1}), None)
+        .await
+        .unwrap();
+    // The process exits here: the event stays queued in the file.
+}
+
+/// A journal from before applications loads unchanged: its endpoint is the
+/// application `default`'s under the same id, and the event queued for it
+/// then is delivered.
+#[actix_web::test]
+async fn a_journal_from_before_applications_loads_as_the_default_application() {
+    let dir = ScratchDir::new("apps-old-journal");
+    let journal = dir.file("j.redb");
+    let mut receiver = Receiver::start();
+    let written = support::this_test_binary("child_writes_a_journal_from_before_applications")
+        .env("OLD_JOURNAL", &journal)
+        .env("OLD_RECEIVER", receiver.url("/h"))
+        .status()
+        .unwrap();
+    assert!(written.success());
+    let server = ServerProcess::start(&journal, &[]);
+    assert_eq!(receiver.numbers(1).await, [1], "the event queued before");
+    let read = server
+        .api(Method::GET, "/api/v1/apps/default/endpoints/crm", None)
+        .await;
+    assert_eq!(read.status, 200, "{read:?}");
+    server.emit("order.created", json!({"n": 2})).await;
+    assert_eq!(receiver.numbers(1).await, [2]);
+}

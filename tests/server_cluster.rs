@@ -1024,6 +1024,18 @@ async fn applications_made_and_deleted_on_any_node_hold_on_every_node_when_it_an
     assert_eq!(acme.numbers(2).await, [0, 1]);
     assert_eq!(default.numbers(2).await, [-1, -2]);
 
+    // Changed on one node: read so on the other at once.
+    let renamed = nodes[0]
+        .api(
+            Method::PATCH,
+            "/api/v1/apps/acme",
+            Some(json!({"name": "Acme Inc."})),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{renamed:?}");
+    let read = nodes[1].api(Method::GET, "/api/v1/apps/acme", None).await;
+    assert_eq!(read.json["name"], "Acme Inc.", "{read:?}");
+
     let deleted = nodes[1]
         .api(Method::DELETE, "/api/v1/apps/acme", None)
         .await;

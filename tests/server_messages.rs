@@ -520,3 +520,33 @@ async fn past_the_retention_a_message_keeps_its_metadata_and_attempts_go() {
     .await;
     assert_eq!(receiver.numbers(1).await, [2]);
 }
+
+/// A page reads at most ten pages' worth of records: a filter that matches
+/// only old messages answers short pages with a cursor, and following the
+/// cursors finds them.
+#[actix_web::test]
+async fn a_rare_filter_answers_short_pages_with_a_cursor_until_it_finds() {
+    let dir = ScratchDir::new("messages-rare");
+    let server = ServerProcess::start(&dir.file("j.redb"), &[]);
+    server.make_app("acme", "acme").await;
+    send(&server, "acme", json!({"event": "rare", "payload": 0})).await;
+    for n in 1..=25 {
+        send(&server, "acme", json!({"event": "common", "payload": n})).await;
+    }
+    let mut query = "event=rare&limit=1".to_owned();
+    let mut pages = 0;
+    let found = loop {
+        let page = list(&server, "acme", &query).await;
+        pages += 1;
+        if let Some(message) = page.json["data"].as_array().and_then(|d| d.first()) {
+            break message.clone();
+        }
+        let cursor = page.json["next_cursor"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an empty last page: {page:?}"));
+        query = format!("event=rare&limit=1&cursor={cursor}");
+    };
+    assert_eq!(found["event"], "rare");
+    // 10 records read per page of 1: two empty pages, then the third.
+    assert_eq!(pages, 3);
+}

@@ -17,3 +17,25 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::proptest_config())]
+
+        /// Any `?limit=`: 50 without one, kept from 1 to 250, refused
+        /// otherwise.
+        #[test]
+        fn limits_are_kept_within_their_bounds(limit in proptest::option::of(0usize..1_000)) {
+            match (limit, page_limit(limit)) {
+                (None, Ok(50)) => {}
+                (Some(n), Ok(kept)) => prop_assert!((1..=250).contains(&n) && kept == n),
+                (Some(n), Err(_)) => prop_assert!(n == 0 || n > 250),
+                (given, got) => prop_assert!(false, "{:?} → {:?}", given, got.map_err(|p| p.detail)),
+            }
+        }
+    }
+}
